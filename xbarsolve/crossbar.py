@@ -1,0 +1,228 @@
+"""The circuit model: :class:`Crossbar`, a frozen specification of an m x n array.
+
+Topology (DESIGN.md section 1).  Row ``i`` is a wire of top nodes ``T(i, 0..n-1)`` joined by
+segments ``r_row[i, k]`` (between ``T(i, k)`` and ``T(i, k+1)``); it is driven by the ideal
+source ``V_i`` through ``r_in[i]`` at its left end (``T(i, 0)``), right end
+(``T(i, n-1)``) or both.  Column ``j`` is a wire of bottom nodes ``B(0..m-1, j)`` joined by
+segments ``r_col[k, j]`` (between ``B(k, j)`` and ``B(k+1, j)``); it is sensed through
+``r_out[j]`` into a virtual ground (0 V) at its bottom end (``B(m-1, j)``), top end
+(``B(0, j)``) or both.  The column current ``I_j`` is the total current flowing out of
+column ``j`` into the sense ground(s).  Cell ``(i, j)``: memristor from ``T(i, j)`` to the
+middle node ``M(i, j)``, access transistor from ``M(i, j)`` to ``B(i, j)``.
+
+All quantities are SI: siemens, ohms, volts, amperes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from .devices import Device, Linear
+from .transistors import Transistor, series_conductance
+
+__all__ = ["Crossbar", "Drive", "Sense"]
+
+Drive = Literal["left", "right", "both"]
+Sense = Literal["bottom", "top", "both"]
+
+_DRIVES = ("left", "right", "both")
+_SENSES = ("bottom", "top", "both")
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=np.float64, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+def _resistance(value, name: str, shape: tuple[int, ...]) -> float | np.ndarray:
+    """Validate a resistance given as a scalar or an array broadcastable to ``shape``."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        r = float(arr)
+        if not np.isfinite(r) or r < 0:
+            raise ValueError(f"{name} must be a finite resistance >= 0 ohm; got {value!r}")
+        return r
+    try:
+        arr = np.broadcast_to(arr, shape)
+    except ValueError:
+        raise ValueError(f"{name} must be a scalar or an array of shape {shape} (ohm); got shape {np.shape(value)}") from None
+    bad = ~np.isfinite(arr) | (arr < 0)
+    if bad.any():
+        idx = tuple(int(k) for k in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must be finite and >= 0 ohm; {name}{list(idx)} = {arr[idx]!r}")
+    return _frozen(arr)
+
+
+@dataclass(frozen=True, eq=False)
+class Crossbar:
+    """An m x n resistive crossbar with wire, driver and sense resistances.
+
+    Parameters
+    ----------
+    G : array_like, shape (m, n)
+        Memristor conductances (S), finite and >= 0 (a 0 S cell is an open cell).  For a
+        nonlinear device this is the state, the conductance at the device's ``v_read``.
+    r_row : float or array_like, shape (m, n-1)
+        Row wire segment resistances (ohm), >= 0.  Default 1 ohm (DESIGN.md section 5).
+    r_col : float or array_like, shape (m-1, n)
+        Column wire segment resistances (ohm), >= 0.
+    r_in : float or array_like, shape (m,)
+        Driver (input) resistance of each row (ohm), >= 0; with ``drive="both"`` each end
+        has its own ``r_in``.
+    r_out : float or array_like, shape (n,)
+        Sense (output) resistance of each column (ohm), >= 0; with ``sense="both"`` each
+        end has its own ``r_out``.
+    drive : {"left", "right", "both"}
+        Which end(s) of each row the source drives.
+    sense : {"bottom", "top", "both"}
+        Which end(s) of each column are sensed into the virtual ground.
+    transistor : Transistor or None
+        Access transistor: ``None`` for a 1R array, :class:`~xbarsolve.transistors.Switch`,
+        :class:`~xbarsolve.transistors.Resistor` or a nonlinear model.
+    device : Device
+        Memristor I-V model; :class:`~xbarsolve.devices.Linear` by default.
+
+    Notes
+    -----
+    Zero resistances are exact: the nodes they join are merged.  With finite, non-negative
+    resistances and finite conductances every node of a linear array has a path to a
+    source or to ground, and two different sources can never be shorted together (rows
+    meet columns only through cells of finite conductance), so the nodal system of a
+    valid ``Crossbar`` is never singular; the sparse path still checks this and raises
+    :class:`~xbarsolve.errors.SingularNetworkError` should it ever fail.
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsolve as xs
+    >>> G = np.full((4, 3), 50e-6)
+    >>> xbar = xs.Crossbar(G, r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0)
+    >>> xbar.shape
+    (4, 3)
+    """
+
+    G: np.ndarray
+    r_row: float | np.ndarray = 1.0
+    r_col: float | np.ndarray = 1.0
+    r_in: float | np.ndarray = 1.0
+    r_out: float | np.ndarray = 1.0
+    drive: Drive = "left"
+    sense: Sense = "bottom"
+    transistor: Transistor | None = None
+    device: Device = field(default_factory=Linear)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        G = np.asarray(self.G)
+        if G.ndim != 2 or G.shape[0] < 1 or G.shape[1] < 1:
+            raise ValueError(f"G must be a 2-D array of shape (m, n) with m, n >= 1 (siemens); got shape {G.shape}")
+        if not np.issubdtype(G.dtype, np.number) or np.iscomplexobj(G):
+            raise ValueError(f"G must hold real conductances in siemens; got dtype {G.dtype}")
+        G = np.asarray(G, dtype=np.float64)
+        bad = ~np.isfinite(G) | (G < 0)
+        if bad.any():
+            i, j = (int(k) for k in np.argwhere(bad)[0])
+            raise ValueError(
+                f"G must be finite and >= 0 S; G[{i}, {j}] = {G[i, j]!r} ({int(bad.sum())} bad cell(s))"
+            )
+        m, n = G.shape
+        object.__setattr__(self, "G", _frozen(G))
+        object.__setattr__(self, "r_row", _resistance(self.r_row, "r_row", (m, n - 1)))
+        object.__setattr__(self, "r_col", _resistance(self.r_col, "r_col", (m - 1, n)))
+        object.__setattr__(self, "r_in", _resistance(self.r_in, "r_in", (m,)))
+        object.__setattr__(self, "r_out", _resistance(self.r_out, "r_out", (n,)))
+        if self.drive not in _DRIVES:
+            raise ValueError(f"drive must be one of {_DRIVES}; got {self.drive!r}")
+        if self.sense not in _SENSES:
+            raise ValueError(f"sense must be one of {_SENSES}; got {self.sense!r}")
+        if self.transistor is not None and not isinstance(self.transistor, Transistor):
+            raise TypeError(f"transistor must be None or an xbarsolve.transistors model; got {self.transistor!r}")
+        if not isinstance(self.device, Device):
+            raise TypeError(f"device must be an xbarsolve.devices model; got {self.device!r}")
+
+    # ----------------------------------------------------------------- shape
+    @property
+    def m(self) -> int:
+        """Number of rows (inputs)."""
+        return self.G.shape[0]
+
+    @property
+    def n(self) -> int:
+        """Number of columns (outputs)."""
+        return self.G.shape[1]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(m, n)``."""
+        return self.G.shape
+
+    @property
+    def is_linear(self) -> bool:
+        """True when both the memristor and the transistor model are linear."""
+        return self.device.is_linear and (self.transistor is None or self.transistor.is_linear)
+
+    # ------------------------------------------------- broadcast resistances
+    @property
+    def r_row_segments(self) -> np.ndarray:
+        """Row wire resistances as an (m, n-1) array (ohm)."""
+        return np.broadcast_to(np.asarray(self.r_row, dtype=np.float64), (self.m, self.n - 1))
+
+    @property
+    def r_col_segments(self) -> np.ndarray:
+        """Column wire resistances as an (m-1, n) array (ohm)."""
+        return np.broadcast_to(np.asarray(self.r_col, dtype=np.float64), (self.m - 1, self.n))
+
+    @property
+    def r_in_rows(self) -> np.ndarray:
+        """Driver resistances as an (m,) array (ohm)."""
+        return np.broadcast_to(np.asarray(self.r_in, dtype=np.float64), (self.m,))
+
+    @property
+    def r_out_columns(self) -> np.ndarray:
+        """Sense resistances as an (n,) array (ohm)."""
+        return np.broadcast_to(np.asarray(self.r_out, dtype=np.float64), (self.n,))
+
+    @property
+    def drive_ends(self) -> tuple[bool, bool]:
+        """Whether the (left, right) end of every row is driven."""
+        return self.drive in ("left", "both"), self.drive in ("right", "both")
+
+    @property
+    def sense_ends(self) -> tuple[bool, bool]:
+        """Whether the (top, bottom) end of every column is sensed."""
+        return self.sense in ("top", "both"), self.sense in ("bottom", "both")
+
+    @property
+    def has_zero_resistance(self) -> bool:
+        """True when any wire, driver or sense resistance in use is exactly 0 ohm."""
+        return bool(
+            (self.r_row_segments == 0).any()
+            or (self.r_col_segments == 0).any()
+            or (self.r_in_rows == 0).any()
+            or (self.r_out_columns == 0).any()
+        )
+
+    def cell_conductance(self) -> np.ndarray:
+        """Conductance (S) of each linear cell, memristor in series with the transistor.
+
+        Raises
+        ------
+        TypeError
+            If the device or transistor model is nonlinear.
+        """
+        if not self.device.is_linear:
+            raise TypeError(f"cell_conductance needs a linear device; got {type(self.device).__name__}")
+        return series_conductance(self.G, self.transistor)
+
+    def ideal_currents(self, V: np.ndarray) -> np.ndarray:
+        """The ideal product ``V @ G`` (A): column currents with every resistance at zero
+        and an ideal (short) transistor, for inputs ``V`` of shape (m,) or (batch, m) in volts."""
+        return np.atleast_2d(np.asarray(V, dtype=np.float64)) @ self.G
+
+    def with_conductances(self, G: np.ndarray) -> "Crossbar":
+        """A copy with the same parasitics and models and new conductances ``G`` (S)."""
+        return dataclasses.replace(self, G=G)

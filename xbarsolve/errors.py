@@ -1,0 +1,40 @@
+"""Exceptions raised by xbarsolve.
+
+Every error names the offending argument and, where one exists, the allowed range.
+"""
+
+from __future__ import annotations
+
+__all__ = ["XbarsolveError", "SingularNetworkError", "ConvergenceError", "FormatError"]
+
+
+class XbarsolveError(Exception):
+    """Base class of all xbarsolve errors."""
+
+
+class SingularNetworkError(XbarsolveError, ValueError):
+    """The nodal system has no unique solution (a floating node or a short between sources)."""
+
+
+class ConvergenceError(XbarsolveError, RuntimeError):
+    """An iterative solve (Newton) did not reach its tolerance.
+
+    Attributes
+    ----------
+    vector : int
+        Index of the first input vector in the batch that did not converge.
+    iterations : int
+        Iterations spent on it.
+    residual : float
+        KCL residual reached (A, infinity norm).
+    """
+
+    def __init__(self, message: str, *, vector: int = -1, iterations: int = 0, residual: float = float("nan")):
+        super().__init__(message)
+        self.vector = vector
+        self.iterations = iterations
+        self.residual = residual
+
+
+class FormatError(XbarsolveError, ValueError):
+    """A file is corrupt, of an unknown format, or written by a newer xbarsolve."""

@@ -1,0 +1,103 @@
+"""Solvers: the exact linear path (block elimination, transfer matrix), the sparse path
+for zero resistances, and dispatch to Newton for nonlinear arrays."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from ..crossbar import Crossbar
+from ..results import SolveResult
+from .linear import Factorization, factorize
+from .sparse import solve_sparse
+
+__all__ = ["solve", "transfer_matrix", "factorize", "Factorization", "as_batch"]
+
+Method = Literal["auto", "transfer", "block", "sparse"]
+
+
+def as_batch(xbar: Crossbar, V, name: str = "V") -> np.ndarray:
+    """Validate inputs (V) and return them as a float64 (batch, m) array."""
+    arr = np.asarray(V, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != xbar.m:
+        raise ValueError(f"{name} must have shape ({xbar.m},) or (batch, {xbar.m}) volts for a {xbar.m}x{xbar.n} array; got shape {np.shape(V)}")
+    if not np.isfinite(arr).all():
+        idx = tuple(int(k) for k in np.argwhere(~np.isfinite(arr))[0])
+        raise ValueError(f"{name} must be finite; {name}{list(idx)} = {arr[idx]!r}")
+    return np.ascontiguousarray(arr)
+
+
+def transfer_matrix(xbar: Crossbar) -> np.ndarray:
+    """Transfer matrix ``T`` (S), shape (m, n), of a linear crossbar: ``I = V @ T``.
+
+    Exact to round-off; computed once per crossbar and cached on it.
+
+    Parameters
+    ----------
+    xbar : Crossbar
+        A linear crossbar.
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsolve as xs
+    >>> xbar = xs.Crossbar(np.full((8, 4), 20e-6), r_row=2.0, r_col=2.0)
+    >>> V = np.full(8, 0.2)
+    >>> bool(np.allclose(V @ xs.transfer_matrix(xbar), xs.solve(xbar, V).currents[0], rtol=1e-12))
+    True
+    """
+    T = xbar._cache.get("T")
+    if T is None:
+        if not xbar.is_linear:
+            raise TypeError("transfer_matrix needs a linear crossbar; a nonlinear array has no transfer matrix")
+        if xbar.has_zero_resistance:
+            T = solve_sparse(xbar, np.eye(xbar.m)).currents
+        else:
+            T = factorize(xbar).transfer_matrix()
+        T.setflags(write=False)
+        xbar._cache["T"] = T
+    return T
+
+
+def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **newton_options) -> SolveResult:
+    """Solve a crossbar for one or many input vectors.
+
+    Parameters
+    ----------
+    xbar : Crossbar
+        The array.
+    V : array_like, shape (m,) or (batch, m)
+        Source voltages (V).
+    full : bool
+        Also return node voltages and cell currents (always computed directly).
+    method : {"auto", "transfer", "block", "sparse"}
+        Linear arrays only.  ``"auto"`` uses the cached transfer matrix, or builds it when
+        the batch is at least as large as the block size (when ``V @ T`` costs less than
+        a direct block solve), else solves directly; zero resistances always take the
+        exact sparse path.
+    **newton_options
+        Passed to the Newton solver for nonlinear arrays.
+
+    Returns
+    -------
+    SolveResult
+        ``currents`` has shape (batch, n) in amperes.
+    """
+    V = as_batch(xbar, V)
+    if not xbar.is_linear:
+        from .newton import solve_newton
+
+        return solve_newton(xbar, V, full=full, **newton_options)
+    if newton_options:
+        raise TypeError(f"unexpected options for a linear array: {sorted(newton_options)}")
+    if method not in ("auto", "transfer", "block", "sparse"):
+        raise ValueError(f"method must be 'auto', 'transfer', 'block' or 'sparse'; got {method!r}")
+    if method == "sparse" or (xbar.has_zero_resistance and not (method == "transfer" and not full)):
+        return solve_sparse(xbar, V, full=full)
+    if not full and (
+        method == "transfer" or (method == "auto" and ("T" in xbar._cache or V.shape[0] >= min(xbar.shape)))
+    ):
+        return SolveResult(inputs=V, currents=V @ transfer_matrix(xbar), method="transfer")
+    return factorize(xbar).solve(V, full=full)

@@ -1,0 +1,216 @@
+"""Exact linear solver: block elimination of the crossbar's nodal system.
+
+A linear array is a "ladder" of two families of wire chains joined by cells.  We
+eliminate the chains of one family (each a tridiagonal system, inverted in O(q^2)),
+which leaves a symmetric block-tridiagonal system on the nodes of the other family with
+dense q x q diagonal blocks and diagonal couplings.  The blocks run along the longer side
+of the array, so q = min(m, n) and the cost is O(max(m, n) q^3) dense work
+(DESIGN.md section 2).
+
+Orientation "rows" eliminates the row chains (P = rows, S = columns); orientation
+"columns" eliminates the column chains (P = columns, S = rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..crossbar import Crossbar
+from ..results import SolveResult
+from . import _kernels
+
+__all__ = ["Factorization", "factorize"]
+
+
+@dataclass(frozen=True, eq=False)
+class _Ladder:
+    """The crossbar as a two-family ladder (see module docstring).  Conductances in S."""
+
+    rows_first: bool
+    g: np.ndarray  # (p, q) cell conductance between P chain a, position b and S chain b, position a
+    wp: np.ndarray  # (p, q-1) P chain wire conductances
+    tp0: np.ndarray  # (p,) P terminal conductance at position 0 (0 if open)
+    tp1: np.ndarray  # (p,) P terminal conductance at position q-1
+    c: np.ndarray  # (p-1, q) S chain wire conductances between blocks a and a+1
+    ts0: np.ndarray  # (q,) S terminal conductance at block 0
+    ts1: np.ndarray  # (q,) S terminal conductance at block p-1
+
+    @property
+    def p(self) -> int:
+        return self.g.shape[0]
+
+    @property
+    def q(self) -> int:
+        return self.g.shape[1]
+
+
+def _ladder(xbar: Crossbar, rows_first: bool) -> _Ladder:
+    g_cell = xbar.cell_conductance()
+    left, right = xbar.drive_ends
+    top, bottom = xbar.sense_ends
+    g_in = 1.0 / xbar.r_in_rows
+    g_out = 1.0 / xbar.r_out_columns
+    g_row = 1.0 / xbar.r_row_segments  # (m, n-1)
+    g_col = 1.0 / xbar.r_col_segments  # (m-1, n)
+    if rows_first:
+        return _Ladder(
+            True, np.ascontiguousarray(g_cell), np.ascontiguousarray(g_row),
+            g_in * left, g_in * right, np.ascontiguousarray(g_col), g_out * top, g_out * bottom,
+        )
+    return _Ladder(
+        False, np.ascontiguousarray(g_cell.T), np.ascontiguousarray(g_col.T),
+        g_out * top, g_out * bottom, np.ascontiguousarray(g_row.T), g_in * left, g_in * right,
+    )
+
+
+class Factorization:
+    """The factored nodal system of a linear crossbar, reusable for any number of inputs.
+
+    Build it with :func:`factorize`.  Holds O(max(m, n) min(m, n)^2) floats.
+
+    Parameters
+    ----------
+    xbar : Crossbar
+        A linear crossbar whose resistances are all > 0 (zero resistances use the sparse
+        path, :func:`xbarsolve.solve.sparse.solve_sparse`).
+    orientation : {"auto", "rows", "columns"}
+        Which chains to eliminate; ``"auto"`` makes the blocks run along the shorter side.
+    """
+
+    def __init__(self, xbar: Crossbar, orientation: str = "auto"):
+        if not xbar.is_linear:
+            raise TypeError("Factorization needs a linear crossbar; nonlinear arrays are solved by Newton")
+        if xbar.has_zero_resistance:
+            raise ValueError("the block solver needs every resistance > 0 ohm; use the sparse path for zero resistances")
+        if orientation == "auto":
+            rows_first = xbar.n <= xbar.m
+        elif orientation in ("rows", "columns"):
+            rows_first = orientation == "rows"
+        else:
+            raise ValueError(f"orientation must be 'auto', 'rows' or 'columns'; got {orientation!r}")
+        self.xbar = xbar
+        lad = self._ladder = _ladder(xbar, rows_first)
+        p, q = lad.p, lad.q
+        # P chains: tridiagonal with the cells (to S nodes, grounded for the Schur step) and terminals.
+        diag = lad.g.copy()
+        if q > 1:
+            diag[:, :-1] += lad.wp
+            diag[:, 1:] += lad.wp
+        diag[:, 0] += lad.tp0
+        diag[:, -1] += lad.tp1
+        self._W = _kernels.chain_inverses(diag, np.ascontiguousarray(lad.wp))
+        # S chains: their own wire and terminal conductances on the block diagonal.
+        s_diag = np.zeros((p, q))
+        if p > 1:
+            s_diag[:-1] += lad.c
+            s_diag[1:] += lad.c
+        s_diag[0] += lad.ts0
+        s_diag[-1] += lad.ts1
+        K = _kernels.schur_blocks(self._W, lad.g, s_diag)
+        self._Kinv = _kernels.block_factor(K, np.ascontiguousarray(lad.c))
+        # h[a] maps the P terminal potential of chain a to its injection into the S block.
+        self._h = lad.g * (lad.tp0[:, None] * self._W[:, :, 0] + lad.tp1[:, None] * self._W[:, :, -1])
+
+    @property
+    def rows_first(self) -> bool:
+        """True when the row chains are eliminated (blocks of size n)."""
+        return self._ladder.rows_first
+
+    @property
+    def block_size(self) -> int:
+        """Size q of the dense blocks."""
+        return self._ladder.q
+
+    # ------------------------------------------------------------------ solves
+    def transfer_matrix(self) -> np.ndarray:
+        """Transfer matrix ``T`` (S), shape (m, n): column currents are ``V @ T``.
+
+        Computed with one block solve whose q right-hand sides are the sense (or, in
+        the transposed orientation, the drive) terminals; by reciprocity the same
+        solve serves both orientations.
+        """
+        lad = self._ladder
+        if lad.ts0.any():
+            F = np.zeros((lad.p, lad.q, lad.q))
+            F[0] = np.diag(lad.ts0)
+            F[-1] += np.diag(lad.ts1)
+            Y = _kernels.block_solve(self._Kinv, lad.c, F)
+        else:
+            Y = _kernels.block_solve_last(self._Kinv, lad.c, np.diag(lad.ts1))
+        M = _kernels.project_blocks(self._h, Y)
+        return M if lad.rows_first else np.ascontiguousarray(M.T)
+
+    def solve(self, V: np.ndarray, full: bool = False) -> SolveResult:
+        """Solve for a batch of inputs ``V`` (volts), shape (batch, m).
+
+        Parameters
+        ----------
+        V : ndarray, shape (batch, m)
+            Source voltages (V).
+        full : bool
+            Also return node voltages and cell currents.
+        """
+        lad = self._ladder
+        xbar = self.xbar
+        V = np.asarray(V, dtype=np.float64)
+        k = V.shape[0]
+        p, q = lad.p, lad.q
+        F = np.zeros((p, q, k))
+        if lad.rows_first:
+            F += self._h[:, :, None] * V.T[:, None, :]
+        else:
+            F[0] += lad.ts0[:, None] * V.T
+            F[-1] += lad.ts1[:, None] * V.T
+        U = _kernels.block_solve(self._Kinv, lad.c, F)  # (p, q, k) S-node voltages
+        if lad.rows_first:
+            currents = (lad.ts0[:, None] * U[0] + lad.ts1[:, None] * U[-1]).T
+        else:
+            currents = np.einsum("aq,aqk->ka", self._h, U)
+        if not full:
+            return SolveResult(inputs=V, currents=np.ascontiguousarray(currents), method="block")
+        # P-node voltages: x[a] = W[a] (g[a] * U[a] + terminal injections).
+        X = np.einsum("apq,aqk->apk", self._W, lad.g[:, :, None] * U)
+        if lad.rows_first:
+            X += (lad.tp0[:, None] * self._W[:, :, 0] + lad.tp1[:, None] * self._W[:, :, -1])[:, :, None] * V.T[:, None, :]
+            v_top = np.moveaxis(X, 2, 0)  # (k, m, n)
+            v_bottom = np.moveaxis(U, 2, 0)
+        else:
+            v_top = np.moveaxis(U, 2, 0).transpose(0, 2, 1)
+            v_bottom = np.moveaxis(X, 2, 0).transpose(0, 2, 1)
+        return _with_cells(xbar, V, currents, np.ascontiguousarray(v_top), np.ascontiguousarray(v_bottom), "block")
+
+
+def _with_cells(xbar: Crossbar, V, currents, v_top, v_bottom, method: str) -> SolveResult:
+    """Attach cell currents and middle-node voltages of a linear array to node voltages."""
+    g_cell = xbar.cell_conductance()
+    cell = g_cell * (v_top - v_bottom)
+    v_mid = None
+    if xbar.transistor is not None:
+        G = xbar.G
+        with np.errstate(divide="ignore", invalid="ignore"):
+            drop = np.where(G > 0, cell / np.where(G > 0, G, 1.0), v_top - v_bottom)
+        v_mid = v_top - drop
+    return SolveResult(
+        inputs=V, currents=np.ascontiguousarray(currents), v_top=v_top, v_bottom=v_bottom,
+        v_mid=v_mid, cell_currents=cell, method=method,
+    )
+
+
+def factorize(xbar: Crossbar, orientation: str = "auto") -> Factorization:
+    """Factor the nodal system of a linear crossbar once, for many solves.
+
+    Parameters
+    ----------
+    xbar : Crossbar
+        Linear array with all resistances > 0 ohm.
+    orientation : {"auto", "rows", "columns"}
+        Elimination order; ``"auto"`` picks blocks along the shorter side.
+
+    Returns
+    -------
+    Factorization
+        Call ``.solve(V)`` or ``.transfer_matrix()`` on it.
+    """
+    return Factorization(xbar, orientation)
