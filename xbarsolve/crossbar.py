@@ -54,7 +54,7 @@ def _resistance(value, name: str, shape: tuple[int, ...]) -> float | np.ndarray:
     bad = ~np.isfinite(arr) | (arr < 0)
     if bad.any():
         idx = tuple(int(k) for k in np.argwhere(bad)[0])
-        raise ValueError(f"{name} must be finite and >= 0 ohm; {name}{list(idx)} = {arr[idx]!r}")
+        raise ValueError(f"{name} must be finite and >= 0 ohm; {name}{list(idx)} = {float(arr[idx])!r}")
     return _frozen(arr)
 
 
@@ -127,7 +127,7 @@ class Crossbar:
         if bad.any():
             i, j = (int(k) for k in np.argwhere(bad)[0])
             raise ValueError(
-                f"G must be finite and >= 0 S; G[{i}, {j}] = {G[i, j]!r} ({int(bad.sum())} bad cell(s))"
+                f"G must be finite and >= 0 S; G[{i}, {j}] = {float(G[i, j])!r} ({int(bad.sum())} bad cell(s))"
             )
         m, n = G.shape
         object.__setattr__(self, "G", _frozen(G))

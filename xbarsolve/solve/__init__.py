@@ -26,7 +26,7 @@ def as_batch(xbar: Crossbar, V, name: str = "V") -> np.ndarray:
         raise ValueError(f"{name} must have shape ({xbar.m},) or (batch, {xbar.m}) volts for a {xbar.m}x{xbar.n} array; got shape {np.shape(V)}")
     if not np.isfinite(arr).all():
         idx = tuple(int(k) for k in np.argwhere(~np.isfinite(arr))[0])
-        raise ValueError(f"{name} must be finite; {name}{list(idx)} = {arr[idx]!r}")
+        raise ValueError(f"{name} must be finite; {name}{list(idx)} = {float(arr[idx])!r}")
     return np.ascontiguousarray(arr)
 
 
