@@ -1,0 +1,532 @@
+"""Conversion ``G -> G'``: pre-compensate parasitic resistance (DESIGN.md section 3).
+
+The conversion (Hu et al., DAC 2016; Zhang & Hu 2022, Algorithm 1) finds conductances
+``G'`` such that, with the conversion signal ``v_conv`` applied to the rows, every cell
+passes its ideal current ``I_ij = v_conv_i * G_ij``.  The converted array then computes
+the ideal product ``V @ G`` exactly for ``V = v_conv`` and approximately for other inputs.
+
+Because every cell current is prescribed, the row and column wires decouple: each line
+is a resistive chain with known taps, so all node voltages follow from cumulative sums in
+O(mn) work, for single-ended *and* both-ended drive/sense (with both ends connected the
+split of a line's current between its two ends is one linear equation per line, solved
+in closed form).  Each cell is then inverted: the transistor's drain voltage that carries
+``I_ij`` (1-D Newton for a nonlinear transistor), and the memristor state ``G'`` that
+passes ``I_ij`` at the remaining voltage (secant in ``G``; exact for models affine in
+``G``).
+
+A target is infeasible when the required memristor voltage has the wrong sign (``<= 0``
+for a positive current: the wires drop more than the inputs supply) or when ``G'`` leaves
+``[g_min, g_max]``; such cells are clipped and reported.  ``refine=True`` then finds the
+in-range ``G'`` for which every unclipped cell passes its target exactly under the
+clipped neighbours (an active-set iteration of exact linear solves).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from . import _conversion_kernels as _k
+from .crossbar import Crossbar
+from .transistors import Resistor, Switch
+
+__all__ = [
+    "Conversion",
+    "convert",
+    "constant_signal",
+    "random_signal",
+    "input_derived_signal",
+    "SignalChoice",
+    "optimize_conversion_signal",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Conversion:
+    """Result of :func:`convert`.
+
+    Attributes
+    ----------
+    crossbar : Crossbar
+        The converted array: same parasitics and models, conductances :attr:`g_prime`.
+    original : Crossbar
+        The array that was converted (its ``G`` holds the target conductances).
+    v_conv : ndarray, shape (m,)
+        Conversion signal (V).
+    g_prime : ndarray, shape (m, n)
+        Converted conductances (S) after clipping (and refinement, if asked).
+    g_required : ndarray, shape (m, n)
+        Unclipped conductances (S) the exact conversion asks for; ``+inf`` where the
+        required memristor voltage has the wrong sign (no conductance can pass the target).
+    v_memristor : ndarray, shape (m, n)
+        Voltage (V) each memristor must see to pass its target current in the converted
+        state (``<= 0`` marks an infeasible positive target).
+    v_top, v_bottom : ndarray, shape (m, n)
+        Row-wire and column-wire node voltages (V) of the exact converted state.
+    clipped : ndarray of bool, shape (m, n)
+        Cells whose ``g_required`` was outside ``[g_min, g_max]`` (or infinite) and were
+        set to the nearest bound.
+    undetermined : ndarray of bool, shape (m, n)
+        Cells of rows with ``v_conv == 0``: they carry no current during conversion, so
+        the conversion says nothing about them; they keep their original ``G``.
+    g_min, g_max : float
+        Bounds (S) used for clipping (``0`` and ``inf`` when not given).
+    refined : bool
+        Whether the active-set refinement ran.
+    refine_iterations : int
+        Linear solves spent by the refinement.
+    """
+
+    crossbar: Crossbar
+    original: Crossbar
+    v_conv: np.ndarray
+    g_prime: np.ndarray
+    g_required: np.ndarray
+    v_memristor: np.ndarray
+    v_top: np.ndarray
+    v_bottom: np.ndarray
+    clipped: np.ndarray
+    undetermined: np.ndarray
+    g_min: float
+    g_max: float
+    refined: bool = False
+    refine_iterations: int = 0
+    _extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def n_clipped(self) -> int:
+        """Number of clipped cells."""
+        return int(self.clipped.sum())
+
+    @property
+    def clipped_fraction(self) -> float:
+        """Fraction of cells clipped."""
+        return self.n_clipped / self.clipped.size
+
+    @property
+    def n_nonpositive(self) -> int:
+        """Cells whose required memristor voltage cannot carry their target (``v * I <= 0``, ``I != 0``)."""
+        return int(np.isinf(self.g_required).sum())
+
+    @property
+    def target_currents(self) -> np.ndarray:
+        """Ideal cell currents ``v_conv_i * G_ij`` (A), shape (m, n)."""
+        return self.v_conv[:, None] * self.original.G
+
+    @property
+    def excess(self) -> np.ndarray:
+        """How far each required ``G'`` lies outside ``[g_min, g_max]`` (S), 0 inside, ``inf``
+        where no conductance is feasible; shape (m, n)."""
+        g = self.g_required
+        with np.errstate(invalid="ignore"):
+            out = np.maximum(g - self.g_max, 0.0) + np.maximum(self.g_min - g, 0.0)
+        out[np.isinf(g)] = np.inf
+        out[self.undetermined] = 0.0
+        return out
+
+    @property
+    def worst_excess(self) -> float:
+        """Largest :attr:`excess` (S); ``inf`` when some cell needs a memristor voltage of the
+        wrong sign, 0 when nothing clipped."""
+        return float(self.excess.max()) if self.excess.size else 0.0
+
+    @property
+    def worst_finite_ratio(self) -> float:
+        """Largest finite ``g_required / g_max`` (dimensionless; ``nan`` without ``g_max``)."""
+        g = self.g_required[np.isfinite(self.g_required)]
+        if not np.isfinite(self.g_max) or g.size == 0:
+            return float("nan")
+        return float(g.max() / self.g_max)
+
+    @property
+    def min_v_memristor(self) -> float:
+        """Smallest required memristor voltage (V) over determined cells with a current."""
+        sel = ~self.undetermined & (self.target_currents != 0)
+        return float(self.v_memristor[sel].min()) if sel.any() else float("nan")
+
+    def report(self) -> str:
+        """A one-paragraph plain-text summary of feasibility."""
+        m, n = self.g_prime.shape
+        lines = [
+            f"conversion of a {m}x{n} array: {self.n_clipped} of {m * n} cells clipped "
+            f"({100 * self.clipped_fraction:.1f} %), {self.n_nonpositive} need a memristor voltage <= 0",
+            f"smallest required memristor voltage {self.min_v_memristor:.4g} V",
+        ]
+        if np.isfinite(self.g_max):
+            lines.append(f"largest finite required G'/g_max = {self.worst_finite_ratio:.4g}")
+        if self.refined:
+            lines.append(f"refined with {self.refine_iterations} linear solve(s)")
+        return "; ".join(lines)
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_bounds(g_min, g_max) -> tuple[float, float]:
+    lo = 0.0 if g_min is None else float(g_min)
+    hi = np.inf if g_max is None else float(g_max)
+    if not np.isfinite(lo) or lo < 0:
+        raise ValueError(f"g_min must be a finite conductance >= 0 S; got {g_min!r}")
+    if np.isnan(hi) or hi <= 0:
+        raise ValueError(f"g_max must be a conductance > 0 S; got {g_max!r}")
+    if lo >= hi:
+        raise ValueError(f"g_min must be smaller than g_max; got g_min={lo!r} S >= g_max={hi!r} S")
+    return lo, hi
+
+
+def _check_signal(xbar: Crossbar, v_conv) -> np.ndarray:
+    v = np.asarray(v_conv, dtype=np.float64)
+    if v.ndim == 0:
+        v = np.full(xbar.m, float(v))
+    if v.shape != (xbar.m,):
+        raise ValueError(f"v_conv must be a scalar or an array of shape ({xbar.m},) volts for a {xbar.m}x{xbar.n} array; got shape {np.shape(v_conv)}")
+    if not np.isfinite(v).all():
+        i = int(np.argwhere(~np.isfinite(v))[0, 0])
+        raise ValueError(f"v_conv must be finite; v_conv[{i}] = {v[i]!r}")
+    if not (v != 0).any():
+        raise ValueError("v_conv must have at least one nonzero entry (V); an all-zero signal determines nothing")
+    return np.ascontiguousarray(v)
+
+
+def _node_voltages(xbar: Crossbar, I: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    left, right = xbar.drive_ends
+    top, bottom = xbar.sense_ends
+    r_in = np.ascontiguousarray(xbar.r_in_rows)
+    r_out = np.ascontiguousarray(xbar.r_out_columns)
+    return _k.line_voltages(
+        np.ascontiguousarray(I), v, np.ascontiguousarray(xbar.r_row_segments), r_in, r_in, left, right,
+        np.ascontiguousarray(xbar.r_col_segments), r_out, r_out, top, bottom,
+    )
+
+
+def _mid_voltages(xbar: Crossbar, I: np.ndarray, v_bottom: np.ndarray, tol: float, max_iter: int):
+    """Voltage (V) of the memristor's lower node and a mask of cells the transistor can serve."""
+    tr = xbar.transistor
+    if tr is None or isinstance(tr, Switch):
+        return v_bottom, np.ones(I.shape, dtype=bool)
+    if isinstance(tr, Resistor):
+        return v_bottom + I * tr.r_on, np.ones(I.shape, dtype=bool)
+    vg = tr.gate_voltages(xbar.m)
+    vg = np.zeros(xbar.m) if vg is None else np.ascontiguousarray(np.broadcast_to(np.asarray(vg, np.float64), (xbar.m,)))
+    return _k.invert_transistor(tr.kernel, np.ascontiguousarray(I), np.ascontiguousarray(v_bottom), vg,
+                                np.asarray(tr.parameters(), np.float64), 100.0, tol, max_iter)
+
+
+def _required_conductances(xbar: Crossbar, I: np.ndarray, v_mem: np.ndarray, tol: float, max_iter: int):
+    dev = xbar.device
+    if dev.is_linear:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = np.where(I * v_mem > 0, I / np.where(v_mem == 0, 1.0, v_mem), np.inf)
+        g[I == 0] = 0.0
+        return g, np.ones(I.shape, dtype=bool)
+    current, _ = dev.kernels
+    return _k.invert_device(current, np.ascontiguousarray(I), np.ascontiguousarray(v_mem), xbar.G,
+                            np.asarray(dev.parameters(), np.float64), tol, max_iter)
+
+
+def _clip(g_req: np.ndarray, G: np.ndarray, undetermined: np.ndarray, lo: float, hi: float):
+    clipped = ((g_req < lo) | (g_req > hi) | ~np.isfinite(g_req)) & ~undetermined
+    if np.isfinite(hi):
+        ceiling = hi
+    else:
+        finite = g_req[np.isfinite(g_req)]
+        ceiling = max(float(G.max()), float(finite.max()) if finite.size else 0.0)
+    g = np.where(np.isnan(g_req), ceiling, g_req)
+    g = np.clip(g, lo, ceiling)
+    g = np.where(undetermined, G, g)
+    return g, clipped
+
+
+# --------------------------------------------------------------------------- convert
+def convert(
+    xbar: Crossbar,
+    v_conv,
+    *,
+    g_min: float | None = None,
+    g_max: float | None = None,
+    refine: bool = False,
+    refine_max_iter: int = 50,
+    tol: float = 1e-12,
+    max_iter: int = 100,
+) -> Conversion:
+    """Convert the target conductances of ``xbar`` into ``G'`` that cancel its parasitics.
+
+    Parameters
+    ----------
+    xbar : Crossbar
+        The array; ``xbar.G`` holds the target conductances (S), the ideal product being
+        ``V @ G``.  Any drive/sense topology, device and transistor model.
+    v_conv : float or array_like, shape (m,)
+        Conversion signal (V) applied to the rows.  Rows with ``v_conv == 0`` carry no
+        current and keep their ``G`` (reported as ``undetermined``).
+    g_min, g_max : float, optional
+        Programmable conductance range (S), ``0 <= g_min < g_max``.  Cells whose ``G'``
+        falls outside are clipped to the nearest bound.  Without ``g_max``, cells that no
+        conductance can serve are set to the largest finite ``G'`` (or ``max(G)``).
+    refine : bool
+        After clipping, iterate exact linear solves so that every unclipped cell passes
+        its target current given its clipped neighbours (linear device and transistor,
+        all resistances > 0).  Cells that leave the range on the way are clipped too.
+    refine_max_iter : int
+        Maximum linear solves of the refinement (>= 1).
+    tol : float
+        Relative current tolerance of the per-cell Newton/secant inversions.
+    max_iter : int
+        Iteration cap of those inversions.
+
+    Returns
+    -------
+    Conversion
+        ``conv.crossbar`` is the converted array, ``conv.n_clipped`` the clipped count.
+
+    Raises
+    ------
+    ValueError
+        On a ``v_conv`` of the wrong shape or non-finite, or invalid bounds.
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsolve as xs
+    >>> G = np.random.default_rng(0).uniform(10e-6, 60e-6, (16, 8))
+    >>> xbar = xs.Crossbar(G, r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0)
+    >>> conv = xs.convert(xbar, np.full(16, 0.04))
+    >>> I = xs.solve(conv.crossbar, np.full(16, 0.04)).currents
+    >>> bool(np.allclose(I, xbar.ideal_currents(np.full(16, 0.04)), rtol=1e-9))
+    True
+    """
+    lo, hi = _check_bounds(g_min, g_max)
+    v = _check_signal(xbar, v_conv)
+    if int(refine_max_iter) < 1:
+        raise ValueError(f"refine_max_iter must be >= 1; got {refine_max_iter!r}")
+    G = xbar.G
+    I = v[:, None] * G
+    undetermined = np.broadcast_to((v == 0)[:, None], G.shape).copy() & (G > 0)
+    v_top, v_bottom = _node_voltages(xbar, I, v)
+    v_mid, ok_t = _mid_voltages(xbar, I, v_bottom, tol, max_iter)
+    v_mem = v_top - v_mid
+    g_req, ok_d = _required_conductances(xbar, I, np.where(ok_t, v_mem, 0.0), tol, max_iter)
+    g_req = np.where(ok_t & ok_d, g_req, np.inf)
+    g_req[undetermined] = G[undetermined]
+    g, clipped = _clip(g_req, G, undetermined, lo, hi)
+    iterations = 0
+    if refine and clipped.any():
+        g, clipped, iterations = _refine(xbar, v, I, g, clipped, undetermined, lo, hi, int(refine_max_iter))
+    for a in (v, g, g_req, v_mem, v_top, v_bottom, clipped, undetermined):
+        a.setflags(write=False)
+    return Conversion(
+        crossbar=xbar.with_conductances(g), original=xbar, v_conv=v, g_prime=g, g_required=g_req,
+        v_memristor=v_mem, v_top=v_top, v_bottom=v_bottom, clipped=clipped, undetermined=undetermined,
+        g_min=lo, g_max=hi, refined=bool(refine and iterations > 0), refine_iterations=iterations,
+    )
+
+
+# --------------------------------------------------------------------------- refinement
+def _refine(xbar, v, I, g, clipped, undetermined, lo, hi, max_iter):
+    """Active-set refinement: unclipped cells are current sources of their targets, clipped
+    (and undetermined) cells fixed conductances; solve the linear network exactly, recompute
+    ``G'`` of the free cells, clip new violators, repeat until no cell leaves the range."""
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    if not xbar.is_linear:
+        raise NotImplementedError("refine=True needs a linear device and transistor; nonlinear refinement is not implemented")
+    if xbar.has_zero_resistance:
+        raise ValueError("refine=True needs every wire, r_in and r_out resistance > 0 ohm")
+    from .transistors import series_conductance
+
+    m, n = g.shape
+    N = m * n
+    left, right = xbar.drive_ends
+    top, bottom = xbar.sense_ends
+    gr = 1.0 / xbar.r_row_segments
+    gc = 1.0 / xbar.r_col_segments
+    g_in = 1.0 / xbar.r_in_rows
+    g_out = 1.0 / xbar.r_out_columns
+    T = np.arange(N).reshape(m, n)
+    B = T + N
+    rows, cols, vals = [], [], []
+
+    def stamp(a, b, w):
+        rows.extend([a, b, a, b]); cols.extend([a, b, b, a]); vals.extend([w, w, -w, -w])
+
+    stamp(T[:, :-1].ravel(), T[:, 1:].ravel(), gr.ravel())
+    stamp(B[:-1, :].ravel(), B[1:, :].ravel(), gc.ravel())
+    diag = np.zeros(2 * N)
+    rhs0 = np.zeros(2 * N)
+    if left:
+        diag[T[:, 0]] += g_in; rhs0[T[:, 0]] += g_in * v
+    if right:
+        diag[T[:, -1]] += g_in; rhs0[T[:, -1]] += g_in * v
+    if top:
+        diag[B[0, :]] += g_out
+    if bottom:
+        diag[B[-1, :]] += g_out
+    base = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(2 * N, 2 * N)).tocsr()
+    base = base + sp.diags(diag)
+    clipped = clipped.copy()
+    iterations = 0
+    for iterations in range(1, max_iter + 1):
+        fixed = clipped | undetermined
+        gcell = np.where(fixed, series_conductance(g, xbar.transistor), 0.0)
+        gf = gcell.ravel()
+        A = base + sp.coo_matrix(
+            (np.concatenate([gf, gf, -gf, -gf]),
+             (np.concatenate([T.ravel(), B.ravel(), T.ravel(), B.ravel()]),
+              np.concatenate([T.ravel(), B.ravel(), B.ravel(), T.ravel()]))), shape=(2 * N, 2 * N)).tocsr()
+        src = np.where(fixed, 0.0, I).ravel()
+        rhs = rhs0.copy()
+        rhs[:N] -= src
+        rhs[N:] += src
+        x = spla.spsolve(A.tocsc(), rhs)
+        vt, vb = x[:N].reshape(m, n), x[N:].reshape(m, n)
+        v_mid, _ = _mid_voltages(xbar, I, vb, 1e-12, 100)
+        g_new, _ = _required_conductances(xbar, I, vt - v_mid, 1e-12, 100)
+        free = ~fixed
+        bad = free & ((g_new < lo) | (g_new > hi) | ~np.isfinite(g_new))
+        g = np.where(free, np.clip(np.where(np.isfinite(g_new), g_new, hi if np.isfinite(hi) else g.max()), lo, hi), g)
+        if not bad.any():
+            break
+        # Clip only the worst offenders first: clipping one cell changes its neighbours' needs.
+        worst = bad & (np.isinf(g_new) | (g_new >= np.quantile(g_new[bad], 0.5)) | (g_new < lo))
+        clipped |= worst
+    return g, clipped, iterations
+
+
+# --------------------------------------------------------------------------- signals
+def _v_max(v_max: float) -> float:
+    v = float(v_max)
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"v_max must be a finite voltage > 0 V; got {v_max!r}")
+    return v
+
+
+def constant_signal(m: int, amplitude: float = 0.1, *, v_max: float = 0.4) -> np.ndarray:
+    """The paper's "all-``amplitude``" conversion signal: ``amplitude * v_max`` volts on every row.
+
+    Parameters
+    ----------
+    m : int
+        Number of rows.
+    amplitude : float
+        Fraction of the input range, in (0, 1] typically (paper: 1, 0.1, 0.01, 0.001).
+    v_max : float
+        Top of the input range (V); the paper's inputs lie in [0, 0.4] V.
+    """
+    if not np.isfinite(amplitude) or amplitude <= 0:
+        raise ValueError(f"amplitude must be a finite fraction of the input range > 0; got {amplitude!r}")
+    return np.full(int(m), float(amplitude) * _v_max(v_max))
+
+
+def random_signal(m: int, amplitude: float = 0.1, *, v_max: float = 0.4, sparsity: float = 0.0, rng=None) -> np.ndarray:
+    """A random conversion signal, uniform in ``[0, amplitude * v_max]`` volts.
+
+    ``sparsity`` (0 <= s < 1) sets that fraction of rows to 0 V; those rows are
+    ``undetermined`` by the conversion and keep their conductances.
+    """
+    if not 0 <= sparsity < 1:
+        raise ValueError(f"sparsity must lie in [0, 1); got {sparsity!r}")
+    rng = np.random.default_rng(rng)
+    v = rng.uniform(0.0, float(amplitude) * _v_max(v_max), int(m))
+    v[rng.random(int(m)) < sparsity] = 0.0
+    return v
+
+
+def input_derived_signal(V, amplitude: float | None = None, *, v_max: float = 0.4) -> np.ndarray:
+    """Conversion signal from a sample of real inputs: their mean over the batch (V).
+
+    Parameters
+    ----------
+    V : array_like, shape (batch, m)
+        Input vectors (V).
+    amplitude : float, optional
+        If given, rescale so that the largest entry is ``amplitude * v_max``.
+    """
+    V = np.atleast_2d(np.asarray(V, dtype=np.float64))
+    v = V.mean(axis=0)
+    if amplitude is not None:
+        top = v.max()
+        if top <= 0:
+            raise ValueError("V must contain a positive input to derive a conversion signal")
+        v = v * (float(amplitude) * _v_max(v_max) / top)
+    return v
+
+
+@dataclass(frozen=True, eq=False)
+class SignalChoice:
+    """Result of :func:`optimize_conversion_signal`.
+
+    Attributes
+    ----------
+    v_conv : ndarray, shape (m,)
+        The best conversion signal (V).
+    amplitude : float
+        Its amplitude (fraction of ``v_max``).
+    amplitudes, mean_relative_error : ndarray
+        Every amplitude tried and the mean relative error (dimensionless, paper's
+        definition, :mod:`xbarsolve.metrics`) it gave on the sample.
+    conversion : Conversion
+        The conversion with the best signal.
+    """
+
+    v_conv: np.ndarray
+    amplitude: float
+    amplitudes: np.ndarray
+    mean_relative_error: np.ndarray
+    conversion: Conversion
+
+
+def optimize_conversion_signal(
+    xbar: Crossbar,
+    V_sample,
+    *,
+    amplitudes=(1.0, 0.1, 0.01, 0.001),
+    pattern: Literal["constant", "input"] = "constant",
+    v_max: float = 0.4,
+    g_min: float | None = None,
+    g_max: float | None = None,
+) -> SignalChoice:
+    """Pick the conversion amplitude that minimises the error on a sample of real inputs.
+
+    For each amplitude the array is converted, solved under ``V_sample`` (exactly, with
+    :func:`xbarsolve.solve`) and compared with the ideal product ``V_sample @ G`` by the
+    paper's mean relative error.  For linear devices and transistors without clipping
+    all amplitudes give the same ``G'`` (the conversion is scale-invariant); the choice
+    matters through device nonlinearity and clipping.
+
+    Parameters
+    ----------
+    xbar : Crossbar
+        The array with target conductances (S).
+    V_sample : array_like, shape (batch, m)
+        Representative inputs (V), batch >= 2.
+    amplitudes : sequence of float
+        Fractions of ``v_max`` to try.
+    pattern : {"constant", "input"}
+        Constant signal, or the sample's mean input rescaled to each amplitude.
+    v_max : float
+        Top of the input range (V).
+    g_min, g_max : float, optional
+        Conductance range (S) passed to :func:`convert`.
+    """
+    from . import metrics
+    from .solve import as_batch, solve
+
+    V = as_batch(xbar, V_sample, "V_sample")
+    if V.shape[0] < 2:
+        raise ValueError(f"V_sample needs at least 2 input vectors to define an output range; got {V.shape[0]}")
+    if pattern not in ("constant", "input"):
+        raise ValueError(f"pattern must be 'constant' or 'input'; got {pattern!r}")
+    amps = np.asarray(amplitudes, dtype=np.float64)
+    if amps.ndim != 1 or amps.size == 0:
+        raise ValueError("amplitudes must be a non-empty sequence of fractions of v_max")
+    ideal = xbar.ideal_currents(V)
+    errors = np.empty(amps.size)
+    convs = []
+    for k, a in enumerate(amps):
+        v = constant_signal(xbar.m, a, v_max=v_max) if pattern == "constant" else input_derived_signal(V, a, v_max=v_max)
+        conv = convert(xbar, v, g_min=g_min, g_max=g_max)
+        actual = solve(conv.crossbar, V).currents
+        errors[k] = metrics.summary(actual, ideal).mean_relative_error
+        convs.append(conv)
+    best = int(np.argmin(errors))
+    return SignalChoice(convs[best].v_conv, float(amps[best]), amps, errors, convs[best])
