@@ -11,7 +11,14 @@ Protocol (for the solver, conversion and SPICE export)
 * ``kernel``: a Numba ``@njit`` function ``ids(vd, vs, vg, p) -> (i, di_dvd, di_dvs)``
   giving the drain-to-source current (A) and its derivatives (S);
 * ``gate_voltages(m)``: gate voltage of each row (V), or ``None`` without a gate;
-* ``spice_element(name, drain, gate, source)`` and ``spice_preamble()`` for netlists.
+* ``spice_element(name, drain, gate, source)`` and ``spice_preamble()`` for netlists;
+* optionally ``junction_kernel``: a Numba ``@njit`` function ``junction(v, p) -> (i, g)``
+  giving the current (A) that flows from a drain or source terminal at potential ``v``
+  (V) into the grounded bulk, and its derivative (S).  The default is no junction.
+
+:class:`Switch` is an ideal short (the solver merges the middle node into ``B``; it has
+no kernel); :class:`Resistor` is linear; :class:`Level1` is ngspice's level-1
+(Shichman-Hodges) NMOS with its default junction diodes, see ``docs/nonlinear.md``.
 """
 
 from __future__ import annotations
@@ -20,8 +27,24 @@ from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 import numpy as np
+from numba import njit
 
-__all__ = ["Transistor", "Switch", "Resistor", "series_conductance"]
+from ._config import NJIT
+
+__all__ = ["Transistor", "Switch", "Resistor", "Level1", "series_conductance"]
+
+#: Boltzmann constant (J/K) and elementary charge (C) as in ngspice's ``const.h``.
+_BOLTZMANN = 1.38064852e-23
+_CHARGE = 1.6021766208e-19
+#: ngspice's nominal and default circuit temperature, 27 degC (K).
+_T_NOM = 300.15
+#: ngspice caps exponential arguments at this value (``MAX_EXP_ARG``).
+_MAX_EXP_ARG = 709.0
+
+
+@njit(**NJIT)
+def _no_junction(v, p):  # pragma: no cover - compiled
+    return 0.0, 0.0
 
 
 class Transistor:
@@ -37,6 +60,17 @@ class Transistor:
     def kernel(self) -> Callable:
         """Compiled ``ids(vd, vs, vg, p) -> (i, di_dvd, di_dvs)``."""
         raise NotImplementedError(f"{type(self).__name__} does not define a compiled kernel")
+
+    @property
+    def junction_kernel(self) -> Callable:
+        """Compiled ``junction(v, p) -> (i, g)``: current (A) from a terminal at ``v`` (V)
+        into the grounded bulk and its derivative (S).  No junction by default."""
+        return _no_junction
+
+    @property
+    def is_short(self) -> bool:
+        """True when the transistor is an ideal short (no middle node in the circuit)."""
+        return False
 
     def gate_voltages(self, m: int) -> np.ndarray | None:
         """Gate voltage (V) of each of ``m`` rows, or ``None`` for a model without a gate."""
@@ -56,6 +90,10 @@ class Switch(Transistor):
     """Ideal switch: a short when on (the cell is then the memristor alone)."""
 
     is_linear: ClassVar[bool] = True
+
+    @property
+    def is_short(self) -> bool:
+        return True
 
     def spice_element(self, name: str, drain: str, gate: str, source: str) -> str:
         # A 0 V source keeps the middle node in the netlist and measures the cell current.
@@ -81,10 +119,192 @@ class Resistor(Transistor):
             raise ValueError(f"r_on must be a finite resistance >= 0 ohm; got {self.r_on!r}")
         object.__setattr__(self, "r_on", r_on)
 
+    @property
+    def is_short(self) -> bool:
+        return self.r_on == 0
+
+    def parameters(self) -> np.ndarray:
+        """``[1 / r_on]`` (S); ``inf`` for a short."""
+        return np.array([1.0 / self.r_on if self.r_on > 0 else np.inf])
+
+    @property
+    def kernel(self) -> Callable:
+        return _resistor_ids
+
     def spice_element(self, name: str, drain: str, gate: str, source: str) -> str:
         if self.r_on == 0:
             return f"V{name} {drain} {source} 0"
         return f"R{name} {drain} {source} {self.r_on:.17g}"
+
+
+@njit(**NJIT)
+def _resistor_ids(vd, vs, vg, p):  # pragma: no cover - compiled
+    g = p[0]
+    return g * (vd - vs), g, -g
+
+
+@njit(**NJIT)
+def _level1_ids(vd, vs, vg, p):  # pragma: no cover - compiled
+    """ngspice ``mos1load.c`` drain current of an NMOS with gamma = 0 (no body effect).
+
+    ``p = [vto, beta, lambda, ...]``.  Returns the drain-to-source channel current (A)
+    and its derivatives with respect to the drain and source potentials (S).
+    """
+    vto = p[0]
+    beta = p[1]
+    lam = p[2]
+    vds = vd - vs
+    if vds >= 0.0:  # normal mode: vgs controls the channel
+        mode = 1.0
+        vgst = vg - vs - vto
+        v = vds
+    else:  # inverse mode: the roles of drain and source swap
+        mode = -1.0
+        vgst = vg - vd - vto
+        v = -vds
+    if vgst <= 0.0:  # cutoff
+        return 0.0, 0.0, 0.0
+    betap = beta * (1.0 + lam * v)
+    if vgst <= v:  # saturation
+        cdrain = betap * vgst * vgst * 0.5
+        gm = betap * vgst
+        gds = lam * beta * vgst * vgst * 0.5
+    else:  # linear (triode)
+        cdrain = betap * v * (vgst - 0.5 * v)
+        gm = betap * v
+        gds = betap * (vgst - v) + lam * beta * v * (vgst - 0.5 * v)
+    if mode > 0.0:
+        return cdrain, gds, -gm - gds
+    return -cdrain, gm + gds, -gds
+
+
+@njit(**NJIT)
+def _level1_junction(v, p):  # pragma: no cover - compiled
+    """ngspice's bulk junction diode of a drain or source at ``v`` (V), bulk at 0 V.
+
+    ``p[3] = is`` (A), ``p[4] = gmin`` (S), ``p[5] = vt`` (V).  Returns the current out of
+    the terminal into the bulk (A) and its derivative (S).
+    """
+    i_s = p[3]
+    gmin = p[4]
+    vt = p[5]
+    vb = -v  # bulk-to-terminal voltage
+    if vb <= -3.0 * vt:
+        gb = gmin
+        cb = gmin * vb - i_s
+    else:
+        e = np.exp(min(709.0, vb / vt))
+        gb = i_s * e / vt + gmin
+        cb = i_s * (e - 1.0) + gmin * vb
+    return -cb, gb
+
+
+@dataclass(frozen=True, eq=False)
+class Level1(Transistor):
+    """Level-1 (Shichman-Hodges) NMOS with ngspice's equations and defaults.
+
+    Drain on the memristor side (middle node ``M``), source on the column wire (``B``),
+    bulk at ground, gate at ``v_gate``.  The channel current is ngspice's ``mos1load.c``
+    with ``gamma = 0`` (the ngspice default when ``nsub`` is not given): cutoff
+    (``vgst <= 0``), saturation and triode, and the inverse mode (source and drain swap
+    when ``V_M < V_B``), ``beta = kp w / l`` and ``betap = beta (1 + lambda |vds|)``.
+
+    ngspice defaults replicated for a DC operating point at 27 degC (= ``tnom``): the
+    bulk-drain and bulk-source junction diodes with saturation current ``is_`` and the
+    conductance ``gmin`` in parallel (ngspice's ``.option gmin``, 1e-12 S), with the
+    piecewise form of ``mos1load.c`` (``-is + gmin v`` below ``-3 vt``, exponential
+    above, exponent capped at 709).  ``ld``, ``rd``, ``rs``, ``rsh``, ``js`` are 0 and
+    ``m = 1`` as in ngspice; capacitances do not affect DC.
+
+    Parameters
+    ----------
+    vto : float
+        Threshold voltage (V), finite.
+    kp : float
+        Transconductance parameter (A/V^2), > 0.
+    w, l : float
+        Channel width and length (m), > 0.
+    lambda_ : float
+        Channel-length modulation (1/V), >= 0.
+    v_gate : float or array_like, shape (m,)
+        Gate voltage (V), common to all rows or one per row; finite.
+    is_ : float
+        Junction saturation current (A), >= 0; ngspice's default 1e-14 A.
+    gmin : float
+        Conductance across each junction (S), >= 0; ngspice's default 1e-12 S.
+    """
+
+    vto: float = 0.7
+    kp: float = 100e-6
+    w: float = 2e-6
+    l: float = 0.5e-6  # noqa: E741 - SPICE's name
+    lambda_: float = 0.02
+    v_gate: float | np.ndarray = 3.3
+    is_: float = 1e-14
+    gmin: float = 1e-12
+
+    def __post_init__(self) -> None:
+        def num(name, unit, lo=None, strict=False):
+            x = float(getattr(self, name))
+            ok = np.isfinite(x) and (lo is None or (x > lo if strict else x >= lo))
+            if not ok:
+                rng = "finite" if lo is None else f"finite and {'>' if strict else '>='} {lo:g}"
+                raise ValueError(f"{name} must be {rng} {unit}; got {getattr(self, name)!r}")
+            object.__setattr__(self, name, x)
+
+        num("vto", "V")
+        num("kp", "A/V^2", 0.0, strict=True)
+        num("w", "m", 0.0, strict=True)
+        num("l", "m", 0.0, strict=True)
+        num("lambda_", "1/V", 0.0)
+        num("is_", "A", 0.0)
+        num("gmin", "S", 0.0)
+        vg = np.asarray(self.v_gate, dtype=np.float64)
+        if vg.ndim > 1 or not np.isfinite(vg).all():
+            raise ValueError(f"v_gate must be a finite voltage (V) or a 1-D array of one per row; got {self.v_gate!r}")
+        if vg.ndim == 0:
+            object.__setattr__(self, "v_gate", float(vg))
+        else:
+            vg = vg.copy()
+            vg.setflags(write=False)
+            object.__setattr__(self, "v_gate", vg)
+
+    @property
+    def beta(self) -> float:
+        """``kp w / l`` (A/V^2)."""
+        return self.kp * self.w / self.l
+
+    @property
+    def vt(self) -> float:
+        """Thermal voltage kT/q at 27 degC (V)."""
+        return _BOLTZMANN * _T_NOM / _CHARGE
+
+    def parameters(self) -> np.ndarray:
+        """``[vto, beta, lambda, is, gmin, vt]`` (V, A/V^2, 1/V, A, S, V)."""
+        return np.array([self.vto, self.beta, self.lambda_, self.is_, self.gmin, self.vt])
+
+    @property
+    def kernel(self) -> Callable:
+        return _level1_ids
+
+    @property
+    def junction_kernel(self) -> Callable:
+        return _level1_junction
+
+    def gate_voltages(self, m: int) -> np.ndarray:
+        vg = np.asarray(self.v_gate, dtype=np.float64)
+        if vg.ndim == 1 and vg.shape[0] != m:
+            raise ValueError(f"v_gate has {vg.shape[0]} entries but the array has m = {m} rows")
+        return np.array(np.broadcast_to(vg, (m,)))
+
+    def spice_element(self, name: str, drain: str, gate: str, source: str) -> str:
+        return f"M{name} {drain} {gate} {source} 0 nch w={self.w:.17g} l={self.l:.17g}"
+
+    def spice_preamble(self) -> list[str]:
+        return [
+            f".model nch nmos level=1 vto={self.vto:.17g} kp={self.kp:.17g} lambda={self.lambda_:.17g} "
+            f"is={self.is_:.17g}"
+        ]
 
 
 def series_conductance(G: np.ndarray, transistor: Transistor | None) -> np.ndarray:
