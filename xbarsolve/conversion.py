@@ -386,9 +386,11 @@ def _refine(xbar, v, I, g, clipped, undetermined, lo, hi, max_iter):
         g = np.where(free, np.clip(np.where(np.isfinite(g_new), g_new, hi if np.isfinite(hi) else g.max()), lo, hi), g)
         if not bad.any():
             break
-        # Clip only the worst offenders first: clipping one cell changes its neighbours' needs.
-        worst = bad & (np.isinf(g_new) | (g_new >= np.quantile(g_new[bad], 0.5)) | (g_new < lo))
-        clipped |= worst
+        # Clip the worse half of the offenders first: clipping a cell lowers the wire
+        # currents, and with them what its neighbours need.
+        over = bad & np.isfinite(g_new) & (g_new > hi)
+        cut = np.quantile(g_new[over], 0.5) if over.any() else np.inf
+        clipped |= bad & (~np.isfinite(g_new) | (g_new < lo) | (g_new >= cut))
     return g, clipped, iterations
 
 
@@ -528,5 +530,6 @@ def optimize_conversion_signal(
         actual = solve(conv.crossbar, V).currents
         errors[k] = metrics.summary(actual, ideal).mean_relative_error
         convs.append(conv)
-    best = int(np.argmin(errors))
+    # ties (equal to round-off, as for linear arrays) go to the first amplitude listed
+    best = int(np.argmax(errors <= errors.min() * (1 + 1e-9) + 1e-15))
     return SignalChoice(convs[best].v_conv, float(amps[best]), amps, errors, convs[best])

@@ -1,0 +1,113 @@
+"""Calibration (per column / per crossbar), sample drawing, and shift mapping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xbarsolve as xs
+from xbarsolve.calibration import draw_samples
+from xbarsolve.mapping import scale_inputs, shift_map, with_unit_column
+
+
+def test_recovers_known_slope_and_offset_per_column(rng):
+    ideal = rng.normal(size=(10, 5))
+    slope = np.array([0.5, 2.0, -1.0, 3.0, 1.0])
+    offset = np.array([1.0, -2.0, 0.0, 5e-3, 7.0])
+    actual = (ideal - offset) / slope  # so that ideal = slope * actual + offset exactly
+    cal = xs.Calibration().fit(actual, ideal)
+    np.testing.assert_allclose(cal.slope, slope, rtol=1e-12)
+    np.testing.assert_allclose(cal.offset, offset, rtol=1e-12, atol=1e-14)
+    new = rng.normal(size=(7, 5))
+    np.testing.assert_allclose(cal.transform((new - offset) / slope), new, rtol=1e-11, atol=1e-13)
+
+
+def test_per_crossbar_shares_one_pair(rng):
+    ideal = rng.normal(size=(12, 4)) * 1e-4  # amperes
+    actual = 0.8 * ideal + 3e-6
+    cal = xs.Calibration(per="crossbar").fit(actual, ideal)
+    np.testing.assert_allclose(cal.slope, 1 / 0.8, rtol=1e-12)
+    np.testing.assert_allclose(cal.offset, -3e-6 / 0.8, rtol=1e-10)
+    # different gains per column: one pair cannot fit them all, per-column can
+    actual2 = ideal * np.array([0.8, 0.9, 1.0, 1.1])
+    res_x = np.abs(xs.Calibration(per="crossbar").fit_transform(actual2, ideal) - ideal).max()
+    res_c = np.abs(xs.Calibration().fit_transform(actual2, ideal) - ideal).max()
+    assert res_c < 1e-18 and res_x > 1e-6
+
+
+def test_least_squares_with_noise(rng):
+    x = rng.uniform(0, 1, (200, 1))
+    y = 3 * x + 1 + rng.normal(scale=0.01, size=x.shape)
+    cal = xs.Calibration().fit(x, y)
+    want = np.polyfit(x[:, 0], y[:, 0], 1)
+    np.testing.assert_allclose([cal.slope[0], cal.offset[0]], want, rtol=1e-10)
+
+
+def test_calibration_errors():
+    with pytest.raises(ValueError, match="per must be"):
+        xs.Calibration(per="row")
+    with pytest.raises(ValueError, match="same shape"):
+        xs.Calibration().fit(np.ones((3, 2)), np.ones((3, 3)))
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        xs.Calibration().fit(np.ones((1, 2)), np.ones((1, 2)))
+    with pytest.raises(RuntimeError, match="before fit"):
+        xs.Calibration().transform(np.ones((2, 2)))
+    cal = xs.Calibration().fit(np.ones((3, 1)), np.array([[1.0], [2.0], [3.0]]))
+    assert cal.slope[0] == 1.0 and cal.offset[0] == pytest.approx(1.0)
+
+
+def test_draw_samples(rng):
+    data = rng.uniform(0, 0.4, (50, 8))
+    s = draw_samples(data, rng=1)
+    assert s.shape == (10, 8)
+    rows = {tuple(r) for r in data}
+    assert all(tuple(r) in rows for r in s) and len({tuple(r) for r in s}) == 10
+    r = draw_samples(m=16, kind="random", rng=2)
+    assert r.shape == (10, 16) and r.min() >= 0 and r.max() <= 0.4
+    d = draw_samples(m=16, kind="random_decreasing", n_samples=4, rng=3)
+    assert (np.diff(d, axis=1) <= 0).all()
+    with pytest.raises(ValueError, match="n_samples"):
+        draw_samples(data, n_samples=100)
+
+
+def test_shift_map_round_trip_digital_and_unit_column(rng):
+    A = rng.normal(size=(20, 6))
+    sm = shift_map(A, 1 / 300e3, 1 / 15e3)
+    assert sm.G.min() == pytest.approx(1 / 300e3) and sm.G.max() == pytest.approx(1 / 15e3)
+    np.testing.assert_allclose(sm.matrix(), A, rtol=1e-12, atol=1e-12)
+    V = rng.uniform(0, 0.4, (9, 20))
+    np.testing.assert_allclose(sm.outputs(V @ sm.G, V.sum(axis=1)), V @ A, rtol=1e-9, atol=1e-12)
+    Gu = with_unit_column(sm.G, sm.g_zero)
+    I = V @ Gu
+    np.testing.assert_allclose(sm.outputs_unit_column(I[:, :-1], I[:, -1]), V @ A, rtol=1e-9, atol=1e-12)
+    # with parasitics, the unit column (simulated as an extra column) shares the columns' IR drop
+    xbar = xs.Crossbar(Gu, r_row=1.0, r_col=1.0)
+    I = xs.solve(xbar, V).currents
+    y = sm.outputs_unit_column(I[:, :-1], I[:, -1])
+    assert np.abs(y - V @ A).max() < 0.05 * np.abs(V @ A).max()
+
+
+def test_shift_map_errors_and_input_scaling():
+    with pytest.raises(ValueError, match="g_min < g_max"):
+        shift_map(np.eye(2), 1e-4, 1e-5)
+    with pytest.raises(ValueError, match="constant"):
+        shift_map(np.ones((2, 2)))
+    sc = scale_inputs(np.array([0.0, 2.0, 4.0]), v_max=0.4)
+    np.testing.assert_allclose(sc.to_volts([4.0, 1.0]), [0.4, 0.1])
+    assert sc.to_units(0.4) == pytest.approx(4.0)
+
+
+def test_calibration_after_conversion_improves_error(rng):
+    A = rng.normal(size=(64, 8))
+    sm = shift_map(A)
+    xbar = xs.Crossbar(sm.G, r_row=1.0, r_col=1.0)
+    conv = xs.convert(xbar, 0.04)
+    assert conv.n_clipped == 0
+    V = rng.uniform(0, 0.4, (200, 64)) * (rng.random((200, 64)) > 0.5)
+    ideal = sm.ideal_outputs(V)
+    actual = sm.outputs(xs.solve(conv.crossbar, V).currents, V.sum(axis=1))
+    samples = draw_samples(np.arange(200)[:, None], rng=4)[:, 0].astype(int)
+    cal = xs.Calibration().fit(actual[samples], ideal[samples])
+    before = xs.metrics.summary(actual, ideal).mean_relative_error
+    after = xs.metrics.summary(cal.transform(actual), ideal).mean_relative_error
+    assert after < before
