@@ -12,12 +12,12 @@ other family ("S" chains) by block Gaussian elimination with explicit block inve
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .._config import NJIT, NJIT_PARALLEL
+from .._config import NJIT
 
 
-@njit(**NJIT_PARALLEL)
+@njit(**NJIT)
 def chain_inverses(diag, wire):  # pragma: no cover - compiled
     """Inverses of many symmetric tridiagonal matrices.
 
@@ -42,7 +42,7 @@ def chain_inverses(diag, wire):  # pragma: no cover - compiled
     """
     p, q = diag.shape
     W = np.empty((p, q, q))
-    for a in prange(p):
+    for a in range(p):
         d = diag[a]
         w = wire[a]
         alpha = np.empty(q)
@@ -62,7 +62,7 @@ def chain_inverses(diag, wire):  # pragma: no cover - compiled
     return W
 
 
-@njit(**NJIT_PARALLEL)
+@njit(**NJIT)
 def schur_blocks(W, g, s_diag):  # pragma: no cover - compiled
     """Diagonal blocks of the Schur system on the S nodes.
 
@@ -72,7 +72,7 @@ def schur_blocks(W, g, s_diag):  # pragma: no cover - compiled
     """
     p, q = g.shape
     K = np.empty((p, q, q))
-    for a in prange(p):
+    for a in range(p):
         for i in range(q):
             gi = g[a, i]
             for j in range(q):
@@ -163,13 +163,13 @@ def block_solve_last(Kinv, c, F_last):  # pragma: no cover - compiled
     return U
 
 
-@njit(**NJIT_PARALLEL)
+@njit(**NJIT)
 def project_blocks(H, Y):  # pragma: no cover - compiled
     """``M[a, :] = H[a] @ Y[a]`` for every block ``a``: (p, q) x (p, q, k) -> (p, k)."""
     p, q = H.shape
     k = Y.shape[2]
     M = np.zeros((p, k))
-    for a in prange(p):
+    for a in range(p):
         for i in range(q):
             h = H[a, i]
             for b in range(k):
