@@ -18,25 +18,18 @@ from ._config import NJIT
 
 
 @njit(**NJIT)
-def line_voltages(I, v, r_row, r_in_left, r_in_right, left, right, r_col, r_out_top, r_out_bottom, top, bottom):  # pragma: no cover - compiled
-    """Node voltages (V) of every row and column wire when cell (i, j) passes ``I[i, j]`` (A).
+def row_voltages(I, v, r_row, r_in_left, r_in_right, left, right):  # pragma: no cover - compiled
+    """Row-wire node voltages ``T`` (V) when cell (i, j) draws ``I[i, j]`` (A) from its row.
 
     Parameters
     ----------
-    I : (m, n) cell currents from the row wire to the column wire (A).
+    I : (m, n) currents drawn from the row nodes (A).
     v : (m,) source voltages (V).
     r_row : (m, n-1) row segments (ohm); r_in_left, r_in_right : (m,) drivers (ohm).
     left, right : bool, which row ends are driven (at least one).
-    r_col : (m-1, n) column segments (ohm); r_out_top, r_out_bottom : (n,) sense (ohm).
-    top, bottom : bool, which column ends are sensed (at least one).
-
-    Returns
-    -------
-    v_top, v_bottom : (m, n) voltages of the row nodes T and column nodes B (V).
     """
     m, n = I.shape
     v_top = np.empty((m, n))
-    v_bottom = np.empty((m, n))
     cum = np.empty(n)
     for i in range(m):
         total = 0.0
@@ -66,18 +59,33 @@ def line_voltages(I, v, r_row, r_in_left, r_in_right, left, right, r_col, r_out_
         for k in range(n - 1):
             x -= r_row[i, k] * (a - cum[k])
             v_top[i, k + 1] = x
-    cum2 = np.empty(m)
+    return v_top
+
+
+@njit(**NJIT)
+def column_voltages(I, r_col, r_out_top, r_out_bottom, top, bottom):  # pragma: no cover - compiled
+    """Column-wire node voltages ``B`` (V) when cell (i, j) injects ``I[i, j]`` (A).
+
+    Parameters
+    ----------
+    I : (m, n) currents injected into the column nodes (A).
+    r_col : (m-1, n) column segments (ohm); r_out_top, r_out_bottom : (n,) sense (ohm).
+    top, bottom : bool, which column ends are sensed into 0 V (at least one).
+    """
+    m, n = I.shape
+    v_bottom = np.empty((m, n))
+    cum = np.empty(m)
     for j in range(n):
         total = 0.0
         for i in range(m):
             total += I[i, j]
-            cum2[i] = total
+            cum[i] = total
         # t = current leaving through the top sense resistor.
         if top and bottom:
             num = r_out_bottom[j] * total
             den = r_out_top[j] + r_out_bottom[j]
             for k in range(m - 1):
-                num += r_col[k, j] * cum2[k]
+                num += r_col[k, j] * cum[k]
                 den += r_col[k, j]
             t = num / den if den > 0.0 else 0.0
         elif top:
@@ -89,12 +97,23 @@ def line_voltages(I, v, r_row, r_in_left, r_in_right, left, right, r_col, r_out_
         else:
             y = r_out_bottom[j] * (total - t)
             for k in range(m - 1):
-                y += r_col[k, j] * (cum2[k] - t)
+                y += r_col[k, j] * (cum[k] - t)
         v_bottom[0, j] = y
         for k in range(m - 1):
-            y -= r_col[k, j] * (cum2[k] - t)
+            y -= r_col[k, j] * (cum[k] - t)
             v_bottom[k + 1, j] = y
-    return v_top, v_bottom
+    return v_bottom
+
+
+@njit(**NJIT)
+def junction_currents(junction, v, p):  # pragma: no cover - compiled
+    """Current (A) out of each node at voltage ``v[i, j]`` (V) into the bulk through ``junction``."""
+    m, n = v.shape
+    out = np.empty((m, n))
+    for i in range(m):
+        for j in range(n):
+            out[i, j] = junction(v[i, j], p)[0]
+    return out
 
 
 @njit(**NJIT)

@@ -64,7 +64,7 @@ class Conversion:
         Voltage (V) each memristor must see to pass its target current in the converted
         state (``<= 0`` marks an infeasible positive target).
     v_top, v_bottom : ndarray, shape (m, n)
-        Row-wire and column-wire node voltages (V) of the exact converted state.
+        Row-wire and column-wire node voltages (V) of the exact (unclipped) converted state.
     clipped : ndarray of bool, shape (m, n)
         Cells whose ``g_required`` was outside ``[g_min, g_max]`` (or infinite) and were
         set to the nearest bound.
@@ -77,6 +77,11 @@ class Conversion:
         Whether the active-set refinement ran.
     refine_iterations : int
         Linear solves spent by the refinement.
+    memristor_currents : ndarray, shape (m, n)
+        Current (A) each memristor passes in the converted state: the target
+        ``v_conv_i * G_ij`` plus what a transistor's junctions leak to the bulk (the
+        conversion makes the *net* injection into each column node equal the target, so
+        the column currents under ``v_conv`` are exactly ideal).
     """
 
     crossbar: Crossbar
@@ -93,6 +98,7 @@ class Conversion:
     g_max: float
     refined: bool = False
     refine_iterations: int = 0
+    memristor_currents: np.ndarray | None = None
     _extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -188,28 +194,42 @@ def _check_signal(xbar: Crossbar, v_conv) -> np.ndarray:
     return np.ascontiguousarray(v)
 
 
-def _node_voltages(xbar: Crossbar, I: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _converted_state(xbar: Crossbar, I: np.ndarray, v: np.ndarray, tol: float, max_iter: int):
+    """Node voltages of the exact converted state in which cell (i, j) injects ``I[i, j]``
+    (A) into its column node.
+
+    Returns ``v_top, v_bottom, v_mid`` (V), the memristor currents (A; equal to ``I``
+    unless a transistor leaks through junctions to the bulk) and a mask of the cells
+    whose transistor can carry the current.  Order: column wires (known injections) ->
+    transistor channel inversion -> memristor currents -> row wires.
+    """
     left, right = xbar.drive_ends
     top, bottom = xbar.sense_ends
     r_in = np.ascontiguousarray(xbar.r_in_rows)
     r_out = np.ascontiguousarray(xbar.r_out_columns)
-    return _k.line_voltages(
-        np.ascontiguousarray(I), v, np.ascontiguousarray(xbar.r_row_segments), r_in, r_in, left, right,
-        np.ascontiguousarray(xbar.r_col_segments), r_out, r_out, top, bottom,
-    )
-
-
-def _mid_voltages(xbar: Crossbar, I: np.ndarray, v_bottom: np.ndarray, tol: float, max_iter: int):
-    """Voltage (V) of the memristor's lower node and a mask of cells the transistor can serve."""
+    I = np.ascontiguousarray(I)
+    v_bottom = _k.column_voltages(I, np.ascontiguousarray(xbar.r_col_segments), r_out, r_out, top, bottom)
+    ok = np.ones(I.shape, dtype=bool)
     tr = xbar.transistor
+    i_mem = I
     if tr is None or isinstance(tr, Switch):
-        return v_bottom, np.ones(I.shape, dtype=bool)
-    if isinstance(tr, Resistor):
-        return v_bottom + I * tr.r_on, np.ones(I.shape, dtype=bool)
-    vg = tr.gate_voltages(xbar.m)
-    vg = np.zeros(xbar.m) if vg is None else np.ascontiguousarray(np.broadcast_to(np.asarray(vg, np.float64), (xbar.m,)))
-    return _k.invert_transistor(tr.kernel, np.ascontiguousarray(I), np.ascontiguousarray(v_bottom), vg,
-                                np.asarray(tr.parameters(), np.float64), 100.0, tol, max_iter)
+        v_mid = v_bottom
+    elif isinstance(tr, Resistor):
+        v_mid = v_bottom + I * tr.r_on
+    else:
+        p = np.asarray(tr.parameters(), np.float64)
+        vg = tr.gate_voltages(xbar.m)
+        vg = np.zeros(xbar.m) if vg is None else np.ascontiguousarray(np.broadcast_to(np.asarray(vg, np.float64), (xbar.m,)))
+        junction = getattr(tr, "junction_kernel", None)
+        # Leakage of the source junction leaves the column node: the channel supplies it too.
+        i_channel = I + _k.junction_currents(junction, v_bottom, p) if junction is not None else I
+        v_mid, ok = _k.invert_transistor(tr.kernel, np.ascontiguousarray(i_channel), v_bottom, vg, p, 100.0, tol, max_iter)
+        if junction is not None:
+            i_mem = i_channel + _k.junction_currents(junction, np.where(ok, v_mid, v_bottom), p)
+        else:
+            i_mem = i_channel
+    v_top = _k.row_voltages(np.ascontiguousarray(i_mem), v, np.ascontiguousarray(xbar.r_row_segments), r_in, r_in, left, right)
+    return v_top, v_bottom, v_mid, i_mem, ok
 
 
 def _required_conductances(xbar: Crossbar, I: np.ndarray, v_mem: np.ndarray, tol: float, max_iter: int):
@@ -301,22 +321,23 @@ def convert(
     G = xbar.G
     I = v[:, None] * G
     undetermined = np.broadcast_to((v == 0)[:, None], G.shape).copy() & (G > 0)
-    v_top, v_bottom = _node_voltages(xbar, I, v)
-    v_mid, ok_t = _mid_voltages(xbar, I, v_bottom, tol, max_iter)
+    v_top, v_bottom, v_mid, i_mem, ok_t = _converted_state(xbar, I, v, tol, max_iter)
     v_mem = v_top - v_mid
-    g_req, ok_d = _required_conductances(xbar, I, np.where(ok_t, v_mem, 0.0), tol, max_iter)
+    g_req, ok_d = _required_conductances(xbar, i_mem, np.where(ok_t, v_mem, 0.0), tol, max_iter)
     g_req = np.where(ok_t & ok_d, g_req, np.inf)
     g_req[undetermined] = G[undetermined]
     g, clipped = _clip(g_req, G, undetermined, lo, hi)
     iterations = 0
     if refine and clipped.any():
         g, clipped, iterations = _refine(xbar, v, I, g, clipped, undetermined, lo, hi, int(refine_max_iter))
-    for a in (v, g, g_req, v_mem, v_top, v_bottom, clipped, undetermined):
+    i_mem = np.array(i_mem, dtype=np.float64)
+    for a in (v, g, g_req, v_mem, v_top, v_bottom, clipped, undetermined, i_mem):
         a.setflags(write=False)
     return Conversion(
         crossbar=xbar.with_conductances(g), original=xbar, v_conv=v, g_prime=g, g_required=g_req,
         v_memristor=v_mem, v_top=v_top, v_bottom=v_bottom, clipped=clipped, undetermined=undetermined,
         g_min=lo, g_max=hi, refined=bool(refine and iterations > 0), refine_iterations=iterations,
+        memristor_currents=i_mem,
     )
 
 
@@ -379,7 +400,7 @@ def _refine(xbar, v, I, g, clipped, undetermined, lo, hi, max_iter):
         rhs[N:] += src
         x = spla.spsolve(A.tocsc(), rhs)
         vt, vb = x[:N].reshape(m, n), x[N:].reshape(m, n)
-        v_mid, _ = _mid_voltages(xbar, I, vb, 1e-12, 100)
+        v_mid = vb + I * xbar.transistor.r_on if isinstance(xbar.transistor, Resistor) else vb
         g_new, _ = _required_conductances(xbar, I, vt - v_mid, 1e-12, 100)
         free = ~fixed
         bad = free & ((g_new < lo) | (g_new > hi) | ~np.isfinite(g_new))
