@@ -38,7 +38,8 @@ from typing import Callable, Literal, Mapping
 
 import numpy as np
 
-from .layers import Conv2D, Dense, Model, Node
+from ..calibration import Calibration
+from .layers import Conv2D, Model, Node
 from .mapping import G_MAX, G_MIN, MappedMatrix, Scheme, map_weights, tile_slices, toeplitz_matrix
 from .quantization import max_current_range, quantize
 
@@ -359,7 +360,8 @@ class AnalogLayer:
         for t in self.tiles:
             raw = self._tile_output(t, Pc, dac_bits=None, adc_bits=None, noise_rng=None)
             ideal = Pc[:, t.rows] @ self.matrix[t.rows, t.cols]
-            t.slope, t.offset = _fit_columns(raw, ideal)
+            cal = Calibration(per="column").fit(raw, ideal)
+            t.slope, t.offset = cal.slope, cal.offset
 
     # ------------------------------------------------------------------ evaluation
     def _voltages(self, P: np.ndarray, dac_bits):
@@ -401,21 +403,6 @@ class AnalogLayer:
 
     def __call__(self, x: np.ndarray, noise_rng: np.random.Generator | None = None) -> np.ndarray:
         return self.assemble(self.products(self.vectors(x), noise_rng), x)
-
-
-def _fit_columns(raw: np.ndarray, ideal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares ``ideal ~ slope * raw + offset`` per column; a column whose raw
-    outputs do not vary keeps slope 1 and gets the mean difference as offset."""
-    rm = raw.mean(axis=0)
-    im = ideal.mean(axis=0)
-    dr = raw - rm
-    var = (dr * dr).sum(axis=0)
-    cov = (dr * (ideal - im)).sum(axis=0)
-    scale = np.maximum(np.abs(rm), np.abs(raw).max(axis=0) if raw.size else 0) + 1e-300
-    ok = var > (1e-12 * scale) ** 2 * len(raw)
-    slope = np.where(ok, cov / np.where(ok, var, 1.0), 1.0)
-    offset = im - slope * rm
-    return slope, offset
 
 
 @dataclass(frozen=True)
@@ -654,7 +641,7 @@ class AnalogNetwork:
         return np.concatenate(out) if out else np.zeros(0, dtype=int)
 
     def evaluate(self, x: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 50,
-                 progress: bool = False) -> ErrorReport:
+                 progress: bool = False, layer_alone: bool = True) -> ErrorReport:
         """Error propagation per analog layer and classification accuracy.
 
         Parameters
@@ -663,6 +650,13 @@ class AnalogNetwork:
             Model inputs.
         labels : ndarray or None
             True classes; without them the software prediction is the reference.
+        batch_size : int
+            Images per batch (all their sliding windows go through one GEMM per crossbar).
+        progress : bool
+            Show a tqdm progress bar.
+        layer_alone : bool
+            Also run every analog layer on the exact inputs (the "alone" errors, NaN
+            otherwise); costs one more analog pass.
         """
         self._check()
         t0 = time.perf_counter()
@@ -681,7 +675,8 @@ class AnalogNetwork:
             an = self.model.forward(xb, linear=self._linear(noise), keep=True)
             for nd in self.model.linear_nodes:
                 src = nd.inputs[0] if nd.inputs else "input"
-                alone[nd.name].add(self.layers[nd.name](dig[src], noise), dig[nd.name])
+                if layer_alone:
+                    alone[nd.name].add(self.layers[nd.name](dig[src], noise), dig[nd.name])
                 accum[nd.name].add(an[nd.name], dig[nd.name])
             ln = self.model.logits_node
             pred_sw.append(dig[ln].argmax(-1))
@@ -690,7 +685,7 @@ class AnalogNetwork:
         ref = ps if labels is None else np.asarray(labels)[: len(ps)]
         errs = []
         for k in names:
-            ma, wa = alone[k].result()
+            ma, wa = alone[k].result() if layer_alone else (np.nan, np.nan)
             mc, wc = accum[k].result()
             errs.append(LayerError(k, ma, wa, mc, wc))
         return ErrorReport(tuple(errs), float((ps == ref).mean()), float((pa == ref).mean()), len(ps),

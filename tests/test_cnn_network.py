@@ -1,0 +1,115 @@
+"""The analog network end to end: the ideal crossbar network reproduces the digital
+forward pass of the Keras ResNet-20, the HDF5 cache reproduces a prepared network, the
+converters and programming error behave, and error propagation is reported per layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xbarsolve.cnn import AnalogConfig, AnalogNetwork, ProgrammedCrossbar, default_crossbar_factory
+from xbarsolve.cnn.datasets import cifar10_keras_input, load_cifar10, load_mnist, mnist_input
+from xbarsolve.cnn.models import load_keras_h5, mnist_cnn4
+
+IDEAL = dict(r_row=0.0, r_col=0.0, r_in=0.0, r_out=0.0, conversion=False, calibration=False)
+
+
+@pytest.fixture(scope="module")
+def resnet20(request):
+    from conftest import shared_data_dir  # noqa: PLC0415
+
+    d = shared_data_dir()
+    if d is None:
+        pytest.skip("shared data not found")
+    model = load_keras_h5(d / "models" / "keras_resnet_cifar10" / "resnet20v1_cifar10.h5")
+    x, y = load_cifar10(d, n=1000)
+    mean = np.load(d / "models" / "keras_resnet_cifar10" / "cifar10_x_train_mean.npy")
+    return model, cifar10_keras_input(x, mean), y
+
+
+def test_ideal_crossbars_reproduce_resnet20(data_dir, resnet20):
+    """Zero parasitics, no noise, no quantization: same predictions and logits within
+    1e-9 relative on 100 CIFAR-10 images (the first layer's signed inputs take two passes)."""
+    model, X, _ = resnet20
+    net = AnalogNetwork(model, AnalogConfig(**IDEAL)).prepare(X[-10:])
+    assert net.n_crossbars == 22
+    ref = np.concatenate([model.logits(X[i:i + 50]) for i in (0, 50)])
+    got = np.concatenate([net.logits(X[i:i + 50]) for i in (0, 50)])
+    np.testing.assert_array_equal(got.argmax(1), ref.argmax(1))
+    rel = np.abs(got - ref).max() / np.abs(ref).max()
+    assert rel < 1e-9
+
+
+def test_cache_roundtrip(tmp_path, rng):
+    from xbarsolve.cnn import layers as L
+
+    model = L.Model((L.Node("conv", L.Conv2D(rng.normal(size=(3, 3, 1, 4)), rng.normal(size=4), (1, 1), "same")),
+                     L.Node("relu", L.Activation("relu"), ("conv",)), L.Node("flat", L.Flatten(), ("relu",)),
+                     L.Node("fc", L.Dense(rng.normal(size=(64, 3))), ("flat",))), (4, 4, 1), "tiny")
+    x = np.abs(rng.normal(size=(5, 4, 4, 1)))
+    cfg = AnalogConfig(programming_sigma=0.5e-6, rows_max=5)
+    a = AnalogNetwork(model, cfg, cache_dir=tmp_path).prepare(x[:2])
+    assert not a.from_cache and len(list(tmp_path.glob("tiny-*.h5"))) == 1
+    b = AnalogNetwork(model, cfg, cache_dir=tmp_path).prepare(x[:2])
+    assert b.from_cache
+    np.testing.assert_array_equal(a.logits(x), b.logits(x))
+    c = AnalogNetwork(model, AnalogConfig(programming_sigma=0.5e-6, rows_max=5, seed=1), cache_dir=tmp_path).prepare(x[:2])
+    assert not c.from_cache  # another seed is another programmed array
+
+
+def test_crossbar_factory_seam(rng):
+    """A custom factory sees every tile's target conductances and its result is used."""
+    from xbarsolve.cnn import layers as L
+
+    seen = []
+
+    def factory(G, name, cfg, rng_):
+        seen.append((name, G.shape))
+        return default_crossbar_factory(G, name, cfg, rng_)
+
+    model = L.Model((L.Node("fc", L.Dense(rng.normal(size=(20, 6)))),), (20,), "fc")
+    AnalogNetwork(model, AnalogConfig(rows_max=8), crossbar_factory=factory).prepare(np.abs(rng.normal(size=(4, 20))))
+    assert seen == [("fc/0", (8, 6)), ("fc/1", (8, 6)), ("fc/2", (4, 6))]
+    assert isinstance(default_crossbar_factory(np.full((3, 2), 1e-5), "x/0", AnalogConfig(), rng), ProgrammedCrossbar)
+
+
+def test_programming_error_and_read_noise_change_outputs(rng):
+    from xbarsolve.cnn import layers as L
+
+    model = L.Model((L.Node("fc", L.Dense(rng.normal(size=(20, 6)))),), (20,), "fc")
+    x = np.abs(rng.normal(size=(30, 20)))
+    base = AnalogNetwork(model, AnalogConfig(**IDEAL)).prepare(x[:10])
+    noisy = AnalogNetwork(model, AnalogConfig(**{**IDEAL, "programming_sigma": 1e-6})).prepare(x[:10])
+    assert not np.allclose(base.logits(x), noisy.logits(x))
+    recal = AnalogNetwork(model, AnalogConfig(**{**IDEAL, "programming_sigma": 1e-6, "calibration": True})).prepare(x[:10])
+    ref = model.logits(x)
+    # programming error is per cell, so a per-column line does not remove it, but it helps
+    assert np.abs(recal.logits(x) - ref).mean() < np.abs(noisy.logits(x) - ref).mean()
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_quantization_error_shrinks_with_bits(data_dir, bits):
+    model = mnist_cnn4()
+    x, y = load_mnist(data_dir, "test")
+    X = mnist_input(x[:40])
+    net = AnalogNetwork(model, AnalogConfig(**IDEAL)).prepare(mnist_input(load_mnist(data_dir, "train")[0][:5]))
+    r_ideal = net.evaluate(X, y[:40])
+    assert max(e.mean_alone for e in r_ideal.layers) < 1e-12
+    r = net.set_quantization(dac_bits=bits, adc_bits=bits).evaluate(X, y[:40])
+    err = r.layers[0].mean_alone
+    # one 4-bit step is 1/15 of the range, one 8-bit step 1/255: the mean error is below a step
+    assert 0 < err < 1.0 / (2 ** bits - 1)
+
+
+def test_mnist_cnn_on_parasitic_crossbars(data_dir):
+    """The 4-layer MNIST CNN on 1-ohm crossbars with conversion and calibration keeps
+    most of its accuracy and reports per-layer errors."""
+    model = mnist_cnn4()
+    xtr, _ = load_mnist(data_dir, "train")
+    x, y = load_mnist(data_dir, "test")
+    net = AnalogNetwork(model, AnalogConfig()).prepare(mnist_input(xtr[:10]))
+    assert net.crossbar_shapes() == {"conv1": [(25, 20)], "conv2": [(500, 50)], "conv3": [(800, 500)], "conv4": [(500, 10)]}
+    r = net.evaluate(mnist_input(x[:100]), y[:100])
+    assert [e.name for e in r.layers] == ["conv1", "conv2", "conv3", "conv4"]
+    assert all(0 < e.mean_alone <= e.worst_alone for e in r.layers)
+    assert r.accuracy_software >= 0.97

@@ -1,0 +1,147 @@
+"""Figures and tables of the CNN study from ``xbarsolve reproduce cnn`` records.
+
+Every plotting function takes the ``(task, record)`` pairs of
+:func:`xbarsolve.sweeps._runner.read_records` and an optional matplotlib ``ax``;
+matplotlib is imported only inside them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["table6_markdown", "plot_error_propagation", "plot_accuracy_vs_sigma", "plot_accuracy_vs_bits", "save_figures"]
+
+_LABEL = {"mnist_cnn4": "4-layer CNN (MNIST)", "resnet20": "ResNet-20", "resnet32": "ResNet-32", "resnet56": "ResNet-56"}
+
+
+def _tile_label(tile: int) -> str:
+    return "one crossbar per layer" if not tile else f"{tile}x{tile} tiles"
+
+
+def _select(records, **match):
+    return [(t, r) for t, r in records if all(t.get(k) == v for k, v in match.items())]
+
+
+def table6_markdown(records) -> str:
+    """Table 6: accuracy (%) for software, analog without quantization and each ADC/DAC
+    resolution, one row per network and crossbar size, at zero programming error."""
+    rows = {}
+    bits_seen = set()
+    for t, r in records:
+        if t["sigma"] != 0:
+            continue
+        key = (t["network"], t["tile"], t["n_images"])
+        row = rows.setdefault(key, {})
+        row["software"] = r["accuracy_software"]
+        row[t["bits"]] = r["accuracy_analog"]
+        row.setdefault("clipped", (r["n_clipped"], r["n_cells"]))
+        bits_seen.add(t["bits"])
+    bits = [0] + sorted((b for b in bits_seen if b), reverse=True)
+    head = ["network", "crossbars", "images", "software", *("analog" if b == 0 else f"{b}-bit" for b in bits), "clipped cells"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    order = {n: i for i, n in enumerate(_LABEL)}
+    for (net, tile, n), row in sorted(rows.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1])):
+        cells = [_LABEL.get(net, net), _tile_label(tile), str(n), f"{100 * row['software']:.1f}"]
+        cells += [f"{100 * row[b]:.1f}" if b in row else "-" for b in bits]
+        c, total = row["clipped"]
+        cells.append(f"{c} / {total} ({100 * c / max(total, 1):.1f} %)")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_error_propagation(records, network: str, tile: int = 0, ax=None):
+    """Fig. 19: per-layer mean and worst relative error (%), layer alone and accumulated."""
+    import matplotlib.pyplot as plt
+
+    sel = _select(records, network=network, tile=tile, sigma=0.0, bits=0)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    if not sel:
+        ax.set_title(f"{_LABEL.get(network, network)}: no records")
+        return ax
+    _, r = sel[0]
+    names = r["layers"].split(",")
+    k = np.arange(len(names))
+    for key, style, label in (("mean_alone", "o-", "mean, layer alone"), ("worst_alone", "o--", "worst, layer alone"),
+                              ("mean_accumulated", "s-", "mean, accumulated"), ("worst_accumulated", "s--", "worst, accumulated")):
+        ax.semilogy(k, 100 * np.asarray(r[key]), style, label=label, ms=3)
+    ax.set_xticks(k)
+    ax.set_xticklabels(names, rotation=90, fontsize=7)
+    ax.set_ylabel("relative error (%)")
+    ax.set_title(f"{_LABEL.get(network, network)}, {_tile_label(tile)}")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    return ax
+
+
+def plot_accuracy_vs_sigma(records, tile: int = 0, ax=None):
+    """Fig. 20: accuracy vs programming-error sigma (uS), recalibrated, ideal converters."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    for net in _LABEL:
+        sel = sorted(_select(records, network=net, tile=tile, bits=0), key=lambda tr: tr[0]["sigma"])
+        if sel:
+            ax.plot([1e6 * t["sigma"] for t, _ in sel], [100 * r["accuracy_analog"] for _, r in sel], "o-", label=_LABEL[net])
+    ax.set_xlabel("programming error sigma (uS)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(_tile_label(tile))
+    ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.3)
+    return ax
+
+
+def plot_accuracy_vs_bits(records, tile: int = 0, ax=None):
+    """Fig. 21: accuracy vs ADC/DAC resolution; the dashed line is ideal converters."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    for net in _LABEL:
+        sel = _select(records, network=net, tile=tile, sigma=0.0)
+        q = sorted((t["bits"], r["accuracy_analog"]) for t, r in sel if t["bits"])
+        if q:
+            line, = ax.plot([b for b, _ in q], [100 * a for _, a in q], "o-", label=_LABEL[net])
+            ideal = [r["accuracy_analog"] for t, r in sel if not t["bits"]]
+            if ideal:
+                ax.axhline(100 * ideal[0], color=line.get_color(), ls="--", lw=0.8)
+    ax.set_xlabel("ADC/DAC bits")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(_tile_label(tile))
+    ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.3)
+    return ax
+
+
+def save_figures(records, out) -> list[Path]:
+    """Write Figs. 19-21 as PNG files into ``out``; returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    paths = []
+    tiles = sorted({t["tile"] for t, _ in records})
+    nets = [n for n in _LABEL if any(t["network"] == n for t, _ in records)]
+    for tile in tiles:
+        fig, axes = plt.subplots(len(nets), 1, figsize=(8, 3.2 * max(len(nets), 1)), squeeze=False)
+        for ax, net in zip(axes[:, 0], nets):
+            plot_error_propagation(records, net, tile, ax=ax)
+        fig.tight_layout()
+        p = out / f"fig19_error_propagation_tile{tile}.png"
+        fig.savefig(p, dpi=120)
+        plt.close(fig)
+        paths.append(p)
+        for name, fn in (("fig20_accuracy_vs_sigma", plot_accuracy_vs_sigma), ("fig21_accuracy_vs_bits", plot_accuracy_vs_bits)):
+            fig, ax = plt.subplots(figsize=(5, 3.5))
+            fn(records, tile, ax=ax)
+            fig.tight_layout()
+            p = out / f"{name}_tile{tile}.png"
+            fig.savefig(p, dpi=120)
+            plt.close(fig)
+            paths.append(p)
+    return paths
