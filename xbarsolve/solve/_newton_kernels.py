@@ -1,0 +1,353 @@
+"""Compiled kernels of the Newton solver for nonlinear arrays (private).
+
+Everything works in *ladder coordinates* (see :mod:`xbarsolve.solve.linear`): ``p`` chains
+of the eliminated family ("P", each a tridiagonal chain of ``q`` nodes) and the nodes of
+the other family ("S") grouped in ``p`` blocks of ``q``, with cell ``(a, b)`` joining
+``P(a, b)`` and ``S(a, b)``.  Node arrays have shape ``(p, q, k)`` with the batch of
+``k`` input vectors last, so a block solve for the whole batch is a sequence of GEMMs.
+
+Kernels take arrays, scalars and the models' compiled scalar functions only.  Their
+NumPy twin is ``tests/naive_newton.py``.
+"""
+
+from __future__ import annotations
+
+from types import FunctionType
+
+import numpy as np
+from numba import njit, prange
+
+from .._config import NJIT, NJIT_PARALLEL
+from ..devices import _linear_current, _linear_didv, _poly_current, _poly_didv, _sinh_current, _sinh_didv
+from ..transistors import _level1_ids, _level1_junction, _no_junction, _resistor_ids
+
+# The residual kernel calls the models through the module globals ``_current``, ``_didv``,
+# ``_ids`` and ``_junction``.  Here they dispatch the built-in models on a code stored as
+# the last parameter, so that the kernel is compiled once and cached on disk; for models
+# written by users, :func:`specialise` compiles a copy of the kernel whose globals are the
+# user's functions (once per process and model pair).
+DEVICE_CODES = {"Linear": 0.0, "Sinh": 1.0, "Poly": 2.0}
+TRANSISTOR_CODES = {"Resistor": 0.0, "Level1": 1.0}
+
+
+@njit(**NJIT)
+def _current(v, G, p):  # pragma: no cover - compiled
+    code = p[p.size - 1]
+    if code == 1.0:
+        return _sinh_current(v, G, p)
+    if code == 2.0:
+        return _poly_current(v, G, p)
+    return _linear_current(v, G, p)
+
+
+@njit(**NJIT)
+def _didv(v, G, p):  # pragma: no cover - compiled
+    code = p[p.size - 1]
+    if code == 1.0:
+        return _sinh_didv(v, G, p)
+    if code == 2.0:
+        return _poly_didv(v, G, p)
+    return _linear_didv(v, G, p)
+
+
+@njit(**NJIT)
+def _ids(vd, vs, vg, p):  # pragma: no cover - compiled
+    if p[p.size - 1] == 1.0:
+        return _level1_ids(vd, vs, vg, p)
+    return _resistor_ids(vd, vs, vg, p)
+
+
+@njit(**NJIT)
+def _junction(v, p):  # pragma: no cover - compiled
+    if p[p.size - 1] == 1.0:
+        return _level1_junction(v, p)
+    return _no_junction(v, p)
+
+
+@njit(**NJIT_PARALLEL)
+def evaluate(xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P, has_mid,
+             rP, rS, FM, gmem, gsrc, inv_jmm, eP, eS, u, w, res):  # pragma: no cover - compiled
+    """KCL residual and the condensed Newton system of every vector of the batch.
+
+    Parameters
+    ----------
+    xP, xS, xM : (p, q, k)
+        Potentials (V) of the P, S and middle nodes (``xM`` unused without middle nodes).
+    srcP : (p, k), srcS : (q, k)
+        Fixed potential (V) behind the terminal conductances of each P / S chain.
+    wp : (p, q-1), tp0, tp1 : (p,), c : (p-1, q), ts0, ts1 : (q,)
+        Wire and terminal conductances (S).
+    G : (p, q)
+        Memristor states (S).  ``vgc`` : (p, q) gate voltage of each cell (V).
+    pd, pt : 1-D float64
+        Device and transistor parameters; for the built-in models the last entry of
+        each is the model code (see :func:`specialise` for models written by users).
+    top_is_P : bool
+        True when the P nodes are the row (top) nodes.
+    has_mid : bool
+        True when the cells have a middle node (a transistor that is not a short).
+
+    Outputs (written in place)
+    --------------------------
+    rP, rS : (p, q, k)
+        Right-hand side of the condensed Newton system: ``-F`` with the middle-node KCL
+        eliminated (A).
+    FM : (p, q, k)
+        KCL residual at the middle nodes (A).
+    gmem, gsrc, inv_jmm : (p, q, k)
+        dI_mem/dV (S), d(ids)/dV_B (S) and ``1 / dF_M/dV_M`` (ohm), to recover the
+        middle-node update ``dM = (-FM + gmem dT - gsrc dB) inv_jmm``.
+    eP, eS, u, w : (p, q, k)
+        Condensed cell Jacobian: P equation ``+eP dP - u dS``, S equation ``-w dP + eS dS``.
+    res : (p, k)
+        Largest |KCL residual| (A) over the nodes of block ``a`` for each vector.
+    """
+    p = xP.shape[0]
+    for a in prange(p):
+        _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P, has_mid,
+                        rP, rS, FM, gmem, gsrc, inv_jmm, eP, eS, u, w, res)
+
+
+@njit(**NJIT)
+def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P, has_mid,
+                    rP, rS, FM, gmem, gsrc, inv_jmm, eP, eS, u, w, res):  # pragma: no cover - compiled
+    p, q, k = xP.shape
+    for b in range(q):
+        g = G[a, b]
+        vg = vgc[a, b]
+        for t in range(k):
+            vp = xP[a, b, t]
+            vs = xS[a, b, t]
+            # wire and terminal currents leaving P(a, b) and S(a, b)
+            fp = 0.0
+            if b > 0:
+                fp += wp[a, b - 1] * (vp - xP[a, b - 1, t])
+            if b < q - 1:
+                fp += wp[a, b] * (vp - xP[a, b + 1, t])
+            if b == 0:
+                fp += tp0[a] * (vp - srcP[a, t])
+            if b == q - 1:
+                fp += tp1[a] * (vp - srcP[a, t])
+            fs = 0.0
+            if a > 0:
+                fs += c[a - 1, b] * (vs - xS[a - 1, b, t])
+            if a < p - 1:
+                fs += c[a, b] * (vs - xS[a + 1, b, t])
+            if a == 0:
+                fs += ts0[b] * (vs - srcS[b, t])
+            if a == p - 1:
+                fs += ts1[b] * (vs - srcS[b, t])
+            if top_is_P:
+                vT = vp
+                vB = vs
+            else:
+                vT = vs
+                vB = vp
+            if has_mid:
+                vm = xM[a, b, t]
+                im = _current(vT - vm, g, pd)
+                gm = _didv(vT - vm, g, pd)
+                r = _ids(vm, vB, vg, pt)
+                jm = _junction(vm, pt)
+                jb = _junction(vB, pt)
+                fT = im
+                fB = jb[0] - r[0]
+                fM = r[0] + jm[0] - im
+                gd = r[1]
+                gs = r[2]
+                jmm = gm + gd + jm[1]
+                inv = 1.0 / jmm
+                cT = gm * (gd + jm[1]) * inv
+                cTB = -gm * gs * inv
+                cBT = gd * gm * inv
+                cB = -gs * (gm + jm[1]) * inv + jb[1]
+                rT = -gm * fM * inv
+                rB = -gd * fM * inv
+                FM[a, b, t] = fM
+                gmem[a, b, t] = gm
+                gsrc[a, b, t] = gs
+                inv_jmm[a, b, t] = inv
+            else:
+                im = _current(vT - vB, g, pd)
+                gm = _didv(vT - vB, g, pd)
+                fT = im
+                fB = -im
+                fM = 0.0
+                cT = gm
+                cTB = gm
+                cBT = gm
+                cB = gm
+                rT = 0.0
+                rB = 0.0
+            if top_is_P:
+                fp += fT
+                fs += fB
+                rP[a, b, t] = rT - fp
+                rS[a, b, t] = rB - fs
+                eP[a, b, t] = cT
+                eS[a, b, t] = cB
+                u[a, b, t] = cTB
+                w[a, b, t] = cBT
+            else:
+                fp += fB
+                fs += fT
+                rP[a, b, t] = rB - fp
+                rS[a, b, t] = rT - fs
+                eP[a, b, t] = cB
+                eS[a, b, t] = cT
+                u[a, b, t] = cBT
+                w[a, b, t] = cTB
+            m_abs = max(abs(fp), abs(fs), abs(fM))
+            if not (m_abs == m_abs):  # NaN
+                m_abs = np.inf
+            if b == 0 or m_abs > res[a, t]:
+                res[a, t] = m_abs
+
+
+_SPECIALISED: dict = {}
+
+
+def specialise(current, didv, ids, junction):
+    """:func:`evaluate` compiled for user-written model functions (memoised per process)."""
+    key = (current, didv, ids, junction)
+    fn = _SPECIALISED.get(key)
+    if fn is None:
+        g = dict(globals())
+        g.update(_current=current, _didv=didv, _ids=ids, _junction=junction)
+        block = _evaluate_block.py_func
+        g["_evaluate_block"] = njit(**dict(NJIT, cache=False))(FunctionType(block.__code__, g, block.__name__))
+        ev = evaluate.py_func
+        fn = njit(**dict(NJIT_PARALLEL, cache=False))(FunctionType(ev.__code__, g, ev.__name__))
+        _SPECIALISED[key] = fn
+    return fn
+
+
+@njit(**NJIT_PARALLEL)
+def tri_factor(diag, wp):  # pragma: no cover - compiled
+    """Reciprocal pivots of many symmetric tridiagonal matrices ``tridiag(-wp, diag, -wp)``.
+
+    ``diag`` is (p, q, k) (one matrix per chain and vector); returns (p, q, k).
+    """
+    p, q, k = diag.shape
+    inv = np.empty_like(diag)
+    for a in prange(p):
+        for t in range(k):
+            alpha = diag[a, 0, t]
+            inv[a, 0, t] = 1.0 / alpha
+            for b in range(1, q):
+                wb = wp[a, b - 1]
+                alpha = diag[a, b, t] - wb * wb * inv[a, b - 1, t]
+                inv[a, b, t] = 1.0 / alpha
+    return inv
+
+
+@njit(**NJIT_PARALLEL)
+def tri_solve(inv, wp, r):  # pragma: no cover - compiled
+    """Solve ``tridiag(-wp, diag, -wp) x = r`` in place for every chain and vector.
+
+    ``inv`` (p, q, kk) from :func:`tri_factor` with ``kk`` 1 (shared by the batch) or
+    ``k``; ``r`` (p, q, k) is overwritten by the solution.
+    """
+    p, q, k = r.shape
+    shared = inv.shape[2] == 1
+    for a in prange(p):
+        for b in range(1, q):
+            wb = wp[a, b - 1]
+            for t in range(k):
+                tt = 0 if shared else t
+                r[a, b, t] += wb * r[a, b - 1, t] * inv[a, b - 1, tt]
+        for t in range(k):
+            tt = 0 if shared else t
+            r[a, q - 1, t] *= inv[a, q - 1, tt]
+        for b in range(q - 2, -1, -1):
+            wb = wp[a, b]
+            for t in range(k):
+                tt = 0 if shared else t
+                r[a, b, t] = (r[a, b, t] + wb * r[a, b + 1, t]) * inv[a, b, tt]
+
+
+@njit(**NJIT_PARALLEL)
+def schur_general(W, u, w, s_diag):  # pragma: no cover - compiled
+    """Schur blocks ``K[a] = diag(s_diag[a]) - diag(w[a]) W[a] diag(u[a])`` (S)."""
+    p, q = u.shape
+    K = np.empty((p, q, q))
+    for a in prange(p):
+        for i in range(q):
+            wi = w[a, i]
+            for j in range(q):
+                K[a, i, j] = -wi * W[a, i, j] * u[a, j]
+            K[a, i, i] += s_diag[a, i]
+    return K
+
+
+@njit(**NJIT_PARALLEL)
+def add_scaled(out, scale, x):  # pragma: no cover - compiled
+    """``out += scale * x`` with ``scale`` (p, q, kk), kk 1 or k; all (p, q, k)."""
+    p, q, k = out.shape
+    shared = scale.shape[2] == 1
+    for a in prange(p):
+        for b in range(q):
+            for t in range(k):
+                out[a, b, t] += scale[a, b, 0 if shared else t] * x[a, b, t]
+
+
+@njit(**NJIT_PARALLEL)
+def scaled(scale, x):  # pragma: no cover - compiled
+    """``scale * x`` with ``scale`` (p, q, kk), kk 1 or k; x (p, q, k)."""
+    p, q, k = x.shape
+    out = np.empty_like(x)
+    shared = scale.shape[2] == 1
+    for a in prange(p):
+        for b in range(q):
+            for t in range(k):
+                out[a, b, t] = scale[a, b, 0 if shared else t] * x[a, b, t]
+    return out
+
+
+@njit(**NJIT_PARALLEL)
+def middle_update(FM, gmem, gsrc, inv_jmm, dT, dB):  # pragma: no cover - compiled
+    """Middle-node update ``(-FM + gmem dT - gsrc dB) inv_jmm`` (V), all (p, q, k)."""
+    p, q, k = FM.shape
+    out = np.empty_like(FM)
+    for a in prange(p):
+        for b in range(q):
+            for t in range(k):
+                out[a, b, t] = (-FM[a, b, t] + gmem[a, b, t] * dT[a, b, t] - gsrc[a, b, t] * dB[a, b, t]) * inv_jmm[a, b, t]
+    return out
+
+
+@njit(**NJIT_PARALLEL)
+def batch_dot(x, y):  # pragma: no cover - compiled
+    """Per-vector inner products ``sum_ab x[a, b, t] y[a, b, t]``: (p, q, k) -> (k,)."""
+    p, q, k = x.shape
+    part = np.zeros((p, k))
+    for a in prange(p):
+        for b in range(q):
+            for t in range(k):
+                part[a, t] += x[a, b, t] * y[a, b, t]
+    out = np.zeros(k)
+    for a in range(p):
+        for t in range(k):
+            out[t] += part[a, t]
+    return out
+
+
+@njit(**NJIT_PARALLEL)
+def batch_absmax(x):  # pragma: no cover - compiled
+    """Per-vector ``max |x|`` over (p, q, k) -> (k,); NaN counts as infinite."""
+    p, q, k = x.shape
+    part = np.zeros((p, k))
+    for a in prange(p):
+        for b in range(q):
+            for t in range(k):
+                v = abs(x[a, b, t])
+                if not (v == v):
+                    v = np.inf
+                if v > part[a, t]:
+                    part[a, t] = v
+    out = np.zeros(k)
+    for a in range(p):
+        for t in range(k):
+            if part[a, t] > out[t]:
+                out[t] = part[a, t]
+    return out
