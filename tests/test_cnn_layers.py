@@ -137,3 +137,27 @@ def test_shipped_mnist_cnn(data_dir):
     pred = model.predict((x[:1000] / 255.0)[..., None])
     assert (pred == y[:1000]).mean() > 0.97
     assert model.preprocess["test_accuracy"] > 0.98
+
+
+def test_conv_padding_matches_pytorch(rng):
+    """PyTorch's own conv2d (NCHW, OIHW) against ours (NHWC, HWIO) with explicit padding."""
+    torch = pytest.importorskip("torch")
+    x = rng.normal(size=(2, 9, 9, 3))
+    k = rng.normal(size=(3, 3, 3, 5))
+    for stride, pad in ((1, 1), (2, 1), (2, 0)):
+        ref = torch.nn.functional.conv2d(torch.from_numpy(x.transpose(0, 3, 1, 2)), torch.from_numpy(k.transpose(3, 2, 0, 1)),
+                                         stride=stride, padding=pad).numpy().transpose(0, 2, 3, 1)
+        ours = L.Conv2D(k, None, (stride, stride), ((pad, pad), (pad, pad))).forward(x)
+        np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_torch_resnet20_loader(data_dir):
+    pytest.importorskip("torch")
+    from xbarsolve.cnn.datasets import cifar10_torch_input
+    from xbarsolve.cnn.models import load_torch_resnet
+
+    model = load_torch_resnet(data_dir / "models" / "torch_resnet_cifar10" / "resnet20-12fca82f.th")
+    assert len(model.linear_nodes) == 20  # option-A shortcuts have no weights
+    x, y = load_cifar10(data_dir, n=300)
+    acc = (model.predict(cifar10_torch_input(x)) == y).mean()
+    assert acc > 0.88  # published full-test-set accuracy 91.73 %; 91.3 % on these 300

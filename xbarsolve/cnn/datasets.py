@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["data_dir", "read_idx", "load_mnist", "load_cifar10", "cifar10_keras_input", "mnist_input"]
+__all__ = ["data_dir", "read_idx", "load_mnist", "load_cifar10", "cifar10_keras_input", "cifar10_torch_input", "mnist_input"]
 
 _ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,3 +121,8 @@ def cifar10_keras_input(images: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """The Keras ResNets' input: ``(x_uint8 - mean) / 255`` with the training-set
     per-pixel ``mean`` (32, 32, 3) on the 0..255 scale."""
     return (np.asarray(images, dtype=np.float64) - np.asarray(mean, dtype=np.float64)) / 255.0
+
+
+def cifar10_torch_input(images: np.ndarray, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) -> np.ndarray:
+    """The PyTorch CIFAR ResNets' input (NHWC): ``(x / 255 - mean) / std`` per channel."""
+    return (np.asarray(images, dtype=np.float64) / 255.0 - np.asarray(mean)) / np.asarray(std)

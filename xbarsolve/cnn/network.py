@@ -341,9 +341,10 @@ class AnalogLayer:
             t.slope = t.offset = None
             t.analog_lo = t.analog_hi = None
         # ADC ranges (calibration pass), with ideal converters.
+        parts = self._voltages(P, dac_bits=None)
         for t in self.tiles:
             lo = hi = None
-            for _, V in self._voltages(P, dac_bits=None):
+            for _, V in parts:
                 a = t.mapped.analog_output(t.currents(V[:, t.rows]))
                 lo = a.min(axis=0) if lo is None else np.minimum(lo, a.min(axis=0))
                 hi = a.max(axis=0) if hi is None else np.maximum(hi, a.max(axis=0))
@@ -357,8 +358,9 @@ class AnalogLayer:
         pool = nz if len(nz) >= self.cfg.n_calibration else np.arange(len(P))
         idx = rng.choice(pool, min(self.cfg.n_calibration, len(pool)), replace=False)
         Pc = P[idx]
+        parts = self._voltages(Pc, dac_bits=None)
         for t in self.tiles:
-            raw = self._tile_output(t, Pc, dac_bits=None, adc_bits=None, noise_rng=None)
+            raw = self._tile_output(t, parts, adc_bits=None, noise_rng=None)
             ideal = Pc[:, t.rows] @ self.matrix[t.rows, t.cols]
             cal = Calibration(per="column").fit(raw, ideal)
             t.slope, t.offset = cal.slope, cal.offset
@@ -378,9 +380,10 @@ class AnalogLayer:
             out.append((sign, u * self.cfg.v_max))
         return out
 
-    def _tile_output(self, t: _Tile, P, *, dac_bits, adc_bits, noise_rng) -> np.ndarray:
+    def _tile_output(self, t: _Tile, parts, *, adc_bits, noise_rng) -> np.ndarray:
+        """Decoded (uncalibrated) output of one tile for the DAC voltages ``parts``."""
         y = None
-        for sign, V in self._voltages(P, dac_bits):
+        for sign, V in parts:
             Vt = V[:, t.rows]
             a = t.mapped.analog_output(t.currents(Vt))
             if noise_rng is not None and self.read_noise_sigma > 0:
@@ -394,8 +397,9 @@ class AnalogLayer:
     def products(self, P: np.ndarray, noise_rng: np.random.Generator | None = None) -> np.ndarray:
         """Analog estimate of ``P @ matrix`` for input vectors ``P`` (batch, rows)."""
         Y = np.zeros((P.shape[0], self.matrix.shape[1]))
+        parts = self._voltages(P, self.dac_bits)
         for t in self.tiles:
-            y = self._tile_output(t, P, dac_bits=self.dac_bits, adc_bits=self.adc_bits, noise_rng=noise_rng)
+            y = self._tile_output(t, parts, adc_bits=self.adc_bits, noise_rng=noise_rng)
             if t.slope is not None:
                 y = y * t.slope + t.offset
             Y[:, t.cols] += y

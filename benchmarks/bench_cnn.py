@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""CNN inference speed on simulated crossbars (issue 5 targets).
+
+* ResNet-20 (Keras, CIFAR-10) with every convolution and dense layer on 1-ohm-wire
+  crossbars (R_in = R_out = 1 ohm), linear devices, conversion + calibration: one-time
+  preparation (< 60 s target) and time per image (<= 0.5 s target), for one crossbar per
+  layer (the paper's 576x64 etc.) and for 64x64 tiles.
+* The 4-layer MNIST CNN: time per image (< 50 ms target).
+* Nonlinear devices (sinh, a = 2 /V, solved by Newton): MNIST CNN time per image and
+  its ratio to the linear case (<= 100x target).
+
+Times are wall-clock per image for one analog forward pass, batched (all sliding
+windows of a batch go through one ``V @ T`` GEMM per crossbar), after warm-up (Numba
+compilation excluded).  Prints a table and the ratio of each time to its target.
+
+    python benchmarks/bench_cnn.py [--data DIR] [--images 50] [--skip-nonlinear]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xbarsolve.cnn import AnalogConfig, AnalogNetwork  # noqa: E402
+from xbarsolve.cnn.datasets import cifar10_keras_input, data_dir, load_cifar10, load_mnist, mnist_input  # noqa: E402
+from xbarsolve.cnn.models import load_keras_h5, mnist_cnn4  # noqa: E402
+
+
+def _time_per_image(net, X, batch):
+    net.logits(X[:2])  # warm-up
+    t0 = time.perf_counter()
+    for i in range(0, len(X), batch):
+        net.logits(X[i:i + batch])
+    return (time.perf_counter() - t0) / len(X)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--images", type=int, default=50, help="images timed per case")
+    ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--nonlinear-images", type=int, default=4)
+    ap.add_argument("--skip-nonlinear", action="store_true")
+    args = ap.parse_args(argv)
+    d = data_dir(args.data)
+
+    rows = []
+    folder = d / "models" / "keras_resnet_cifar10"
+    resnet = load_keras_h5(folder / "resnet20v1_cifar10.h5", name="resnet20")
+    xc, _ = load_cifar10(d, n=1000)
+    X = cifar10_keras_input(xc, np.load(folder / "cifar10_x_train_mean.npy"))
+    for tile in (None, 64):
+        cfg = AnalogConfig(rows_max=tile, cols_max=tile)
+        t0 = time.perf_counter()
+        net = AnalogNetwork(resnet, cfg).prepare(X[-10:])
+        prep = time.perf_counter() - t0
+        per = _time_per_image(net, X[:args.images], args.batch)
+        label = "one crossbar per layer" if tile is None else f"{tile}x{tile} tiles"
+        rows.append((f"ResNet-20, 1-ohm, conversion+calibration, {label} ({net.n_crossbars} crossbars)", prep, per, 0.5))
+
+    xtr, _ = load_mnist(d, "train")
+    xte, _ = load_mnist(d, "test")
+    Xm, Xcal = mnist_input(xte[:max(args.images, 100)]), mnist_input(xtr[:10])
+    model = mnist_cnn4()
+    t0 = time.perf_counter()
+    net = AnalogNetwork(model, AnalogConfig()).prepare(Xcal)
+    prep = time.perf_counter() - t0
+    lin = _time_per_image(net, Xm, args.batch)
+    rows.append(("MNIST CNN, 1-ohm, conversion+calibration, linear", prep, lin, 0.05))
+
+    if not args.skip_nonlinear:
+        try:
+            from xbarsolve.devices import Sinh
+
+            cfg = AnalogConfig(device=Sinh(a=2.0))
+            t0 = time.perf_counter()
+            net = AnalogNetwork(model, cfg).prepare(Xcal[:2])
+            prep = time.perf_counter() - t0
+            per = _time_per_image(net, Xm[:args.nonlinear_images], args.nonlinear_images)
+            rows.append(("MNIST CNN, 1-ohm, conversion+calibration, sinh a=2/V (Newton)", prep, per, 100 * lin))
+        except Exception as e:  # report, do not hide, a missing or failing nonlinear path
+            rows.append((f"MNIST CNN, sinh device: FAILED ({type(e).__name__}: {e})", float("nan"), float("nan"), 100 * lin))
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}")
+    print(f"{'case':<92} {'prepare s':>10} {'s/image':>10} {'target':>9} {'ratio':>7}")
+    for name, prep, per, target in rows:
+        print(f"{name:<92} {prep:10.2f} {per:10.4f} {target:9.4f} {per / target:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
