@@ -274,6 +274,7 @@ def _chord(net: _Net, ch: _Chunk, vtol, itol, max_iter: int, refresh: int, callb
     step[:] = _absmax(*d)
     it += 1
     out = ch
+    warm = _Chunk(ch.xP.copy(), ch.xS.copy(), ch.xM.copy(), ch.srcP, ch.srcS)
     active = np.arange(k)
     since = refresh  # iterations since the shared factorization was built
     for _ in range(max_iter):
@@ -290,6 +291,8 @@ def _chord(net: _Net, ch: _Chunk, vtol, itol, max_iter: int, refresh: int, callb
             out.xP[:, :, idx] = ch.xP[:, :, fin]
             out.xS[:, :, idx] = ch.xS[:, :, fin]
             out.xM[:, :, idx] = ch.xM[:, :, fin]
+            lost = active[bad]  # a model overflowed: fall back to the (finite) warm start
+            out.xP[:, :, lost], out.xS[:, :, lost], out.xM[:, :, lost] = warm.xP[:, :, lost], warm.xS[:, :, lost], warm.xM[:, :, lost]
             keep = ~fin
             active = active[keep]
             if not active.size:
@@ -461,7 +464,8 @@ def solve_newton(
         if method in ("auto", "newton"):
             for t in np.flatnonzero(~ok):
                 one = ch.take(np.array([t]))
-                if method == "newton":  # start from 0 V: the first step is the linear solution
+                if method == "newton" or not all(np.isfinite(a).all() for a in (one.xP, one.xS, one.xM)):
+                    # start from 0 V: the first step is the linear solution
                     one = _Chunk(np.zeros_like(one.xP), np.zeros_like(one.xS), np.zeros_like(one.xM), one.srcP, one.srcS)
                 cbt = None if callback is None else (lambda vec, r, _o=start + t: callback(np.array([_o]), r))
                 one, ok_t, it_t, res_t, why = _newton_one(net, one, vtol_k[start + t], itol_k[start + t], max_iterations, cbt, start + t)
