@@ -109,7 +109,11 @@ def read_raw(path: str | os.PathLike | bytes) -> list[RawPlot]:
     >>> plots = read_raw("xbar.raw")                       # doctest: +SKIP
     >>> plots[0]["v(t_0_0)"], plots[0]["i(vsense_b_0)"]    # doctest: +SKIP
     """
-    buf = path if isinstance(path, (bytes, bytearray)) else open(path, "rb").read()
+    if isinstance(path, (bytes, bytearray)):
+        buf = bytes(path)
+    else:
+        with open(path, "rb") as fh:
+            buf = fh.read()
     plots: list[RawPlot] = []
     pos = 0
     while pos < len(buf):
