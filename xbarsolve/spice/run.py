@@ -64,10 +64,10 @@ def _run_batch(deck: Deck, V: np.ndarray, timeout: float | None) -> dict[str, np
             f"ngspice wrote {len(plots)} plot(s) {names} for {V.shape[0]} input vector(s); "
             f"an operating point failed:\n{_tail(output)}"
         )
-    values = {}
-    for key in plots[0].as_dict():
-        values[key] = np.array([p[key][-1] for p in plots])
-    return values
+    if any(p.names != plots[0].names for p in plots):
+        raise NgspiceError("ngspice wrote different vectors for different input vectors")
+    table = np.stack([p.data[-1] for p in plots])  # (batch, variables): the last (only) point
+    return {canonical_name(name): table[:, k] for k, name in enumerate(plots[0].names)}
 
 
 def _run_shared(deck: Deck, V: np.ndarray, timeout: float | None) -> dict[str, np.ndarray]:
