@@ -172,3 +172,23 @@ def test_generators(rng):
         generators.kernel(4, (2, 2))
     with pytest.raises(ValueError, match="sparsity"):
         generators.inputs(2, 2, sparsity=1.0)
+
+
+def test_reproduction_notebook_runs(tmp_path, monkeypatch):
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = job.reproduce_crossbar(tmp_path / "nb", quick=True, plots=False, progress=False)
+    monkeypatch.setenv("XBARSOLVE_CROSSBAR_RESULTS", str(path))
+    nb = json.loads((ROOT / "notebooks" / "crossbar_reproduction.ipynb").read_text())
+    assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+    scope: dict = {}
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]).replace("%matplotlib inline", ""), "notebook", "exec"), scope)
+    plt.close("all")
+    assert len(scope["records"]) == len(job.QUICK.tasks())

@@ -134,7 +134,8 @@ def fig12_methods_scatter(records, *, size: str | None = None, axes=None):
     if axes is None:
         _, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     recs = select(records, size=size)
-    crit = dict(size=size, kernel_type=1, g_range=recs[0][0]["g_range"], amplitude=_closest(recs, "amplitude", 0.1),
+    ranges = {t["g_range"] for t, _ in recs}
+    crit = dict(size=size, kernel_type=1, g_range="free" if "free" in ranges else sorted(ranges)[0], amplitude=_closest(recs, "amplitude", 0.1),
                 sparsity=_closest(recs, "sparsity", 0.0))
     for ax, method in zip(axes, ("plain", "conversion", "conversion+calibration")):
         scatter_outputs(records, method, ax=ax, **crit)
@@ -142,11 +143,11 @@ def fig12_methods_scatter(records, *, size: str | None = None, axes=None):
     return axes
 
 
-def fig13_error_distribution(records, *, size: str | None = None, ax=None, methods=METHODS):
+def fig13_error_distribution(records, *, size: str | None = None, ax=None, methods=METHODS, **fixed):
     """Fig. 13: distribution of the output error per method (all matching tasks pooled)."""
     ax = _axes(ax)
     size = size or _largest_size(records)
-    recs = select(records, size=size)
+    recs = select(records, size=size, **fixed)
     edges = recs[0][1]["hist_edges"]
     centers = 0.5 * (edges[1:] + edges[:-1])
     for method in methods:
@@ -203,11 +204,12 @@ def crossbar_figures(records, out_dir) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records = list(records)
-    g = records[0][0]["g_range"] if records else "free"
+    ranges = {t["g_range"] for t, _ in records}
+    g = "free" if "free" in ranges or not ranges else sorted(ranges)[0]
     makers = [
         ("fig11_conversion_signal", lambda: fig11_conversion_signal(records)),
         ("fig12_methods_scatter", lambda: fig12_methods_scatter(records)),
-        ("fig13_error_distribution", lambda: fig13_error_distribution(records)),
+        ("fig13_error_distribution", lambda: fig13_error_distribution(records, g_range=g)),
         ("fig14_error_vs_amplitude", lambda: fig14_error_vs_amplitude(records, g_range=g)),
         ("fig15_error_vs_sparsity", lambda: fig15_error_vs_sparsity(records, g_range=g)),
         ("fig16_worst_vs_sparsity", lambda: fig16_worst_vs_sparsity(records, g_range=g)),
