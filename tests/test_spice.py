@@ -161,6 +161,27 @@ def test_shared_runs_do_not_accumulate_circuits(require_ngspice, rng):
     assert len(pids) == 3 and os.getpid() not in pids
 
 
+# --------------------------------------------------------------- nonlinear models
+@pytest.mark.parametrize("device,transistor", [
+    (xs.devices.Sinh(), None),
+    (xs.devices.Poly(a2=1e-6, a3=5e-6), None),
+    (xs.devices.Sinh(), xs.transistors.Level1()),
+], ids=["sinh", "poly", "sinh-level1"])
+def test_library_nonlinear_models(require_ngspice, rng, device, transistor):
+    """The library's nonlinear memristor and MOSFET models: ngspice against our Newton solver."""
+    xbar = random_array(rng, 12, 10, r_row=2.0, r_col=2.0, device=device, transistor=transistor)
+    V = rng.uniform(0.05, 0.4, (2, 12))
+    check_agreement(xbar, V, xs.spice.solve(xbar, V, full=True))
+
+
+def test_transistor_gmin_reaches_ngspice():
+    """ngspice has one global gmin; a model that carries its own (Level1) must set it."""
+    xbar = xs.Crossbar(np.full((2, 2), 1e-5), transistor=xs.transistors.Level1(gmin=3e-13))
+    assert ".options reltol=1e-12 abstol=1e-18 vntol=1e-15 gmin=3e-13 " in write_netlist(xbar, [0.1, 0.2])
+    assert " gmin=1e-20 " in write_netlist(xbar, [0.1, 0.2], options={"gmin": 1e-20})
+    assert f" gmin={OPTIONS['gmin']!r} " in write_netlist(xs.Crossbar(np.full((2, 2), 1e-5)), [0.1, 0.2])
+
+
 # --------------------------------------------------------------- nonlinear models plug in
 @njit(cache=False)
 def _sinh_current(v, G, p):

@@ -15,7 +15,7 @@
   reltol    1e-12   Newton convergence, relative (default 1e-3)
   abstol    1e-18   current tolerance, A (default 1e-12; cells carry ~1e-6 A)
   vntol     1e-15   voltage tolerance, V (default 1e-6)
-  gmin      1e-24   junction/channel leak, S (default 1e-12 leaks 1e-6 relative)
+  gmin      1e-24   junction leak, S (default 1e-12); a transistor's own gmin wins
   gshunt    0       no conductance from any node to ground
   itl1      500     DC Newton iteration limit (default 100)
   numdgt    17      digits of ASCII printing only (the raw files are binary)

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..crossbar import Crossbar
 
-__all__ = ["OPTIONS", "write_netlist", "Deck", "build_deck", "RAW_FILE"]
+__all__ = ["OPTIONS", "write_netlist", "Deck", "build_deck", "model_options", "RAW_FILE"]
 
 #: Simulator options written into every deck (``.options`` card).  ngspice accepts all of
 #: them as given (``option`` in its console echoes them unclamped; see ``docs/spice.md``).
@@ -40,9 +40,11 @@ OPTIONS: dict[str, float | int] = {
     "abstol": 1e-18,
     # Absolute voltage tolerance (V, default 1e-6).  Node voltages are ~0.01-1 V.
     "vntol": 1e-15,
-    # Conductance (S) ngspice adds across every pn junction and MOSFET channel (default
-    # 1e-12).  At 1e-12 S a level-1 MOSFET leaks ~1e-12 A per volt into its bulk, 1e-6 of a
-    # microampere cell current; 1e-24 S removes that error.  Linear elements never see it.
+    # Conductance (S) ngspice adds across every pn junction of semiconductor devices
+    # (default 1e-12); linear elements and B-sources never see it.  A transistor model that
+    # carries its own ``gmin`` (Level1) overrides this with its value (``model_options``),
+    # so ngspice and our model leak the same; for any other model 1e-24 S makes the leak
+    # (1e-12 A per volt at the default, 1e-6 of a microampere cell) vanish.
     "gmin": 1e-24,
     # Parallel conductance to ground at every node (S).  ngspice's default is none; written
     # explicitly so that no init file can add a leak.
@@ -143,6 +145,27 @@ class _Merger:
             self.parent[drop] = keep
 
 
+def model_options(xbar: Crossbar) -> dict[str, float]:
+    """ngspice options a cell model needs for ngspice to compute what the model computes.
+
+    A model may define ``spice_options() -> dict``.  A transistor with a ``gmin`` attribute
+    (:class:`~xbarsolve.transistors.Level1` puts ``gmin`` across its junctions, as ngspice
+    does) sets ngspice's global ``gmin`` to it: ngspice has one ``gmin`` for all devices.
+    Precedence when writing a deck: :data:`OPTIONS` < these < the caller's ``options``.
+    """
+    out: dict[str, float] = {}
+    for model in (xbar.device, xbar.transistor):
+        if model is None:
+            continue
+        gmin = getattr(model, "gmin", None)
+        if isinstance(gmin, (int, float)) and not isinstance(gmin, bool) and model is xbar.transistor:
+            out["gmin"] = float(gmin)
+        extra = getattr(model, "spice_options", None)
+        if callable(extra):
+            out.update({str(k).lower(): v for k, v in extra().items()})
+    return out
+
+
 def build_deck(
     xbar: Crossbar,
     V: np.ndarray,
@@ -162,6 +185,7 @@ def build_deck(
     if analysis == "op" and V.shape[0] != 1:
         raise ValueError(f"analysis='op' writes a single operating point; V holds {V.shape[0]} vectors (use 'control')")
     opts = dict(OPTIONS)
+    opts.update(model_options(xbar))
     for key, value in (options or {}).items():
         if not isinstance(key, str) or not key.isidentifier():
             raise ValueError(f"options keys must be ngspice option names; got {key!r}")
