@@ -80,7 +80,7 @@ def main(argv=None) -> int:
         try:
             from xbarsolve.devices import Sinh
 
-            cfg = AnalogConfig(device=Sinh(a=2.0))
+            cfg = AnalogConfig(device=Sinh(a=2.0), n_range_samples=64)
             t0 = time.perf_counter()
             net = AnalogNetwork(model, cfg).prepare(Xcal[:2])
             prep = time.perf_counter() - t0

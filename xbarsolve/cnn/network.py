@@ -86,6 +86,9 @@ class AnalogConfig:
         Fit per-column slope and offset after programming (paper Sec. 3.3.3).
     n_calibration : int
         Calibration samples (input vectors) per tile (paper: 10).
+    n_range_samples : int
+        Input vectors of the calibration images used to find the DAC and ADC ranges
+        (a random subset when there are more).
     dac_bits, adc_bits : int or None
         Converter resolutions; None = ideal.
     adc_range : {"calibration", "max"}
@@ -119,6 +122,7 @@ class AnalogConfig:
     refine: bool = False
     calibration: bool = True
     n_calibration: int = 10
+    n_range_samples: int = 20000
     dac_bits: int | None = None
     adc_bits: int | None = None
     adc_range: Literal["calibration", "max"] = "calibration"
@@ -329,12 +333,12 @@ class AnalogLayer:
                 T = None
             self.tiles.append(_Tile(rs, cs, mapped, xbar, T, prog.n_clipped))
 
-    def calibrate(self, x_cal: np.ndarray, rng: np.random.Generator, max_windows: int = 20000) -> None:
+    def calibrate(self, x_cal: np.ndarray, rng: np.random.Generator) -> None:
         """Set the DAC full scale, the ADC ranges and (if configured) the per-column
         calibration from the node's exact inputs ``x_cal`` on held-out data."""
         P = self.vectors(x_cal)
-        if len(P) > max_windows:
-            P = P[rng.choice(len(P), max_windows, replace=False)]
+        if len(P) > self.cfg.n_range_samples:
+            P = P[rng.choice(len(P), self.cfg.n_range_samples, replace=False)]
         amax = float(np.abs(P).max()) if P.size else 0.0
         self.x_scale = amax if amax > 0 else 1.0
         for t in self.tiles:
