@@ -284,6 +284,22 @@ def test_missing_ngspice_names_the_packages(rng, monkeypatch):
         xs.spice.solve(random_array(rng, 2, 2), np.zeros(2))
 
 
+def test_wrong_source_values_are_caught(require_ngspice, rng, monkeypatch):
+    """The runner checks every source node against its input: a broken `alter` cannot pass."""
+    import xbarsolve.spice.netlist as netlist
+
+    real = netlist._alter_commands
+    monkeypatch.setattr(netlist, "_alter_commands", lambda sources, prev, nxt: real(sources, prev, nxt * 0.5))
+    xbar = random_array(rng, 3, 3)
+    with pytest.raises(NgspiceError, match="solved vector 1 with source vin_0"):
+        xs.spice.solve(xbar, np.array([[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]]))
+
+
+def test_timeout_is_reported(require_ngspice, rng):
+    with pytest.raises(NgspiceError, match="timeout"):
+        xs.spice.solve(random_array(rng, 40, 40), rng.uniform(0, 0.4, (8, 40)), timeout=0.05)
+
+
 def test_options_accepted_unclamped(require_ngspice, tmp_path):
     """ngspice echoes every tightened tolerance back unchanged (`option` after an `op`: the
     card's values reach the circuit when an analysis runs)."""
