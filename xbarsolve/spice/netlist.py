@@ -8,10 +8,11 @@ models need no change here.
 
 Many input vectors go into one deck: a ``.control`` block that ``alter``\\ s the input
 sources, runs ``op`` and appends each operating point to one binary raw file
-(``set appendwrite``).  ngspice keeps the parsed circuit and the matrix ordering between
-the ``op`` runs, so this is far faster than one deck per vector, and ``destroy all`` after
-each ``write`` keeps its memory flat.  A failed ``op`` leaves no operating-point plot
-behind, so the reader sees a missing or foreign plot instead of a silently repeated one.
+(``set appendwrite``).  The deck is parsed once by one ngspice process, which saves a
+process start and a parse per vector (each ``op`` still re-orders the sparse matrix, the
+dominant cost from 32x32 on; see ``docs/spice.md``).  ``destroy all`` after each ``write``
+keeps ngspice's memory flat and leaves no older operating point that a failed ``op`` could
+write again; the runner counts the plots and checks every source voltage besides.
 """
 
 from __future__ import annotations
@@ -313,7 +314,6 @@ def build_deck(
         cells="\n".join(cells) or "* (no cells)",
         analysis=analysis_text,
     )
-    # A deck does not need the object arrays' writeability.
     return Deck(
         text=text, top=top, bottom=bottom, mid=mid,
         inputs=tuple(node(f"in_{i}") for i in range(m)), sources=sources, sense=tuple(sense),
