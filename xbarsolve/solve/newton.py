@@ -49,7 +49,7 @@ from . import _newton_kernels as _nk
 
 __all__ = ["solve_newton"]
 
-Method = Literal["auto", "chord", "newton"]
+Iteration = Literal["auto", "chord", "newton"]
 OnFailure = Literal["raise", "flag"]
 
 
@@ -204,6 +204,18 @@ class _Ladder:
         return yP, dS
 
 
+def _try_ladder(net: _Net, eP, eS, u, w) -> _Ladder | None:
+    """A factorization, or None when the system is singular or not finite."""
+    if not all(np.isfinite(a).all() for a in (eP, eS, u, w)):
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            lad = _Ladder(net, eP, eS, u, w)
+    except np.linalg.LinAlgError:
+        return None
+    return lad if lad.finite else None
+
+
 def _step(net: _Net, lad: _Ladder, ev: _Eval):
     """Update (dP, dS, dM) of every vector: the ladder solve, then the middle nodes."""
     dP, dS = lad.solve(ev.rP, ev.rS)
@@ -268,7 +280,9 @@ def _chord(net: _Net, ch: _Chunk, vtol, itol, max_iter: int, refresh: int, callb
     # Warm start: one exact Newton step from 0 V, where every vector has the same Jacobian
     # (the circuit linearised at 0 V): the linear solution.
     ev = _evaluate(net, ch.xP, ch.xS, ch.xM, ch.srcP, ch.srcS)
-    lad = _Ladder(net, ev.eP[:, :, 0], ev.eS[:, :, 0], ev.u[:, :, 0], ev.w[:, :, 0])
+    lad = _try_ladder(net, ev.eP[:, :, 0], ev.eS[:, :, 0], ev.u[:, :, 0], ev.w[:, :, 0])
+    if lad is None:  # singular at 0 V: leave every vector to exact Newton
+        return ch, done, it, res
     d = _step(net, lad, ev)
     ch = ch.add(d)
     step[:] = _absmax(*d)
@@ -300,7 +314,10 @@ def _chord(net: _Net, ch: _Chunk, vtol, itol, max_iter: int, refresh: int, callb
             ch = ch.take(np.flatnonzero(keep))
             ev = _Eval(*(a[:, :, keep] for a in (ev.rP, ev.rS, ev.FM, ev.gmem, ev.gsrc, ev.inv_jmm, ev.eP, ev.eS, ev.u, ev.w)), ev.res[keep])
         if since >= refresh:
-            lad = _Ladder(net, ev.eP.mean(axis=2), ev.eS.mean(axis=2), ev.u.mean(axis=2), ev.w.mean(axis=2))
+            with np.errstate(all="ignore"):
+                lad = _try_ladder(net, ev.eP.mean(axis=2), ev.eS.mean(axis=2), ev.u.mean(axis=2), ev.w.mean(axis=2))
+            if lad is None:
+                break
             since = 0
         d = _step(net, lad, ev)
         since += 1
@@ -328,12 +345,9 @@ def _newton_one(net: _Net, ch: _Chunk, vtol: float, itol: float, max_iter: int, 
             return ch, True, it, res, ""
         if it == max_iter:
             break
+        lad = _try_ladder(net, ev.eP[:, :, 0], ev.eS[:, :, 0], ev.u[:, :, 0], ev.w[:, :, 0])
         with np.errstate(all="ignore"):
-            try:
-                lad = _Ladder(net, ev.eP[:, :, 0], ev.eS[:, :, 0], ev.u[:, :, 0], ev.w[:, :, 0])
-            except np.linalg.LinAlgError:
-                return ch, False, it, res, "the Jacobian is singular"
-            d = _step(net, lad, ev) if lad.finite else None
+            d = None if lad is None else _step(net, lad, ev)
         if d is None or not all(np.isfinite(x).all() for x in d if x is not None):
             return ch, False, it, res, "the Jacobian is singular"
         # Backtracking line search on the largest KCL residual.
@@ -357,7 +371,7 @@ def solve_newton(
     V: np.ndarray,
     *,
     full: bool = False,
-    method: Method = "auto",
+    iteration: Iteration = "auto",
     rtol: float = 1e-9,
     vtol: float | None = None,
     itol: float | None = None,
@@ -379,7 +393,7 @@ def solve_newton(
     full : bool
         Also return node voltages (``v_top``, ``v_mid``, ``v_bottom``) and the
         memristor currents (``cell_currents``, A, from ``T`` into the cell).
-    method : {"auto", "chord", "newton"}
+    iteration : {"auto", "chord", "newton"}
         ``"chord"``: shared factorization for the batch (fast, linear convergence);
         ``"newton"``: exact Newton per vector (quadratic convergence, one factorization
         per iteration and vector); ``"auto"``: chord, then exact Newton for the vectors
@@ -427,8 +441,8 @@ def solve_newton(
         stops decreasing, a singular Jacobian, a device model that overflows, or the
         iteration limit.
     """
-    if method not in ("auto", "chord", "newton"):
-        raise ValueError(f"method must be 'auto', 'chord' or 'newton'; got {method!r}")
+    if iteration not in ("auto", "chord", "newton"):
+        raise ValueError(f"iteration must be 'auto', 'chord' or 'newton'; got {iteration!r}")
     if on_failure not in ("raise", "flag"):
         raise ValueError(f"on_failure must be 'raise' or 'flag'; got {on_failure!r}")
     if not (np.isfinite(rtol) and rtol > 0):
@@ -457,14 +471,14 @@ def solve_newton(
         kk = idx.size
         ch = _Chunk(np.zeros((p, q, kk)), np.zeros((p, q, kk)), np.zeros((p, q, kk)), srcP, srcS)
         cb = None if callback is None else (lambda vec, r, _o=start: callback(vec + _o, r))
-        if method in ("auto", "chord"):
+        if iteration in ("auto", "chord"):
             ch, ok, its, res = _chord(net, ch, vtol_k[idx], itol_k[idx], chord_iterations, refresh, cb)
         else:
             ok, its, res = np.zeros(kk, bool), np.zeros(kk, np.int64), np.full(kk, np.inf)
-        if method in ("auto", "newton"):
+        if iteration in ("auto", "newton"):
             for t in np.flatnonzero(~ok):
                 one = ch.take(np.array([t]))
-                if method == "newton" or not all(np.isfinite(a).all() for a in (one.xP, one.xS, one.xM)):
+                if iteration == "newton" or not all(np.isfinite(a).all() for a in (one.xP, one.xS, one.xM)):
                     # start from 0 V: the first step is the linear solution
                     one = _Chunk(np.zeros_like(one.xP), np.zeros_like(one.xS), np.zeros_like(one.xM), one.srcP, one.srcS)
                 cbt = None if callback is None else (lambda vec, r, _o=start + t: callback(np.array([_o]), r))

@@ -1,0 +1,252 @@
+"""Newton solver for nonlinear arrays: against the NumPy twin, against ngspice, convergence, failures."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numba import njit
+
+import xbarsolve as xs
+from naive_newton import naive_newton, naive_residual
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "nonlinear.md"
+
+DEVICES = {
+    "linear": xs.devices.Linear(),
+    "sinh": xs.devices.Sinh(a=2.5),
+    "poly": xs.devices.Poly(a2=1e-6, a3=5e-6),
+}
+TRANSISTORS = {
+    "switch": xs.transistors.Switch(),
+    "resistor": xs.transistors.Resistor(r_on=2e3),
+    "level1": xs.transistors.Level1(),
+}
+
+
+def random_array(rng, m, n, device, transistor, **kw):
+    """Paper-range conductances, non-uniform wires and per-line driver / sense resistances."""
+    G = rng.uniform(1 / 300e3, 1 / 15e3, (m, n))
+    return xs.Crossbar(
+        G, r_row=rng.uniform(0.5, 3.0, (m, n - 1)), r_col=rng.uniform(0.5, 3.0, (m - 1, n)),
+        r_in=rng.uniform(1.0, 5.0, m), r_out=rng.uniform(1.0, 5.0, n), device=device, transistor=transistor, **kw,
+    )
+
+
+def rel(a, b):
+    return np.abs(a - b).max() / np.abs(b).max()
+
+
+# ------------------------------------------------------------- vs NumPy twin
+@pytest.mark.parametrize("dev", list(DEVICES))
+@pytest.mark.parametrize("tr", [None, *TRANSISTORS])
+@pytest.mark.parametrize("shape, drive, sense", [((9, 7), "left", "bottom"), ((6, 11), "both", "both"), ((7, 5), "right", "top")])
+def test_matches_naive_newton(rng, dev, tr, shape, drive, sense):
+    xbar = random_array(rng, *shape, DEVICES[dev], None if tr is None else TRANSISTORS[tr], drive=drive, sense=sense)
+    V = rng.uniform(0.0, 0.4, (3, shape[0]))
+    ref, vt, vm, vb = naive_newton(xbar, V)
+    if xbar.is_linear:
+        res = xs.solve(xbar, V, full=True)
+        assert res.method != "newton"
+    else:
+        res = xs.solve(xbar, V, full=True)
+        assert res.method == "newton" and res.converged.all()
+    assert rel(res.currents, ref) < 1e-10
+    np.testing.assert_allclose(res.v_top, vt, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(res.v_bottom, vb, rtol=0, atol=1e-12)
+    if res.v_mid is not None:
+        np.testing.assert_allclose(res.v_mid, vm, rtol=0, atol=1e-12)
+
+
+def test_kcl_residual_of_solution_is_round_off(rng):
+    xbar = random_array(rng, 12, 10, DEVICES["sinh"], TRANSISTORS["level1"])
+    V = rng.uniform(0.0, 0.4, (2, 12))
+    res = xs.solve(xbar, V, full=True, rtol=1e-13)
+    scale = np.abs(res.cell_currents).max()
+    for k in range(2):
+        r = naive_residual(xbar, V[k], res.v_top[k], res.v_mid[k], res.v_bottom[k])
+        assert r < 1e-11 * scale
+        assert res.residual[k] <= 1e-11 * scale
+
+
+def test_chord_newton_auto_and_batching_agree(rng):
+    xbar = random_array(rng, 20, 12, xs.devices.Sinh(a=4.0), xs.transistors.Level1(v_gate=2.0))
+    V = rng.uniform(0.0, 0.4, (7, 20))
+    a = xs.solve(xbar, V, iteration="chord")
+    b = xs.solve(xbar, V, iteration="newton")
+    c = xs.solve(xbar, V, chunk_size=3)
+    singles = np.concatenate([xs.solve(xbar, v).currents for v in V])
+    for other in (b, c):
+        assert rel(a.currents, other.currents) < 1e-9
+    assert rel(singles, a.currents) < 1e-9
+    assert (a.iterations < 10).all() and a.converged.all()
+    zero = xs.solve(xbar, np.zeros(20))
+    assert np.all(zero.currents == 0)
+
+
+def test_newton_converges_quadratically(rng):
+    """Exact Newton: the scaled residual obeys r_{k+1} <= C r_k^2 with a modest C."""
+    xbar = random_array(rng, 16, 12, xs.devices.Sinh(a=6.0), xs.transistors.Level1(v_gate=1.5))
+    V = rng.uniform(0.3, 0.8, (1, 16))
+    hist = []
+    res = xs.solve(xbar, V, iteration="newton", rtol=1e-14, callback=lambda vec, r: hist.append(float(r[0])))
+    assert res.converged.all()
+    r = np.array(hist) / hist[0]
+    floor = 1e-11
+    k_end = int(np.argmax(r < floor))
+    assert k_end >= 4, r  # a genuinely nonlinear case: several iterations
+    # r_{k+1} = C_k r_k^2 with C_k settling to a constant (linear convergence at rate rho
+    # would make C_k = rho / r_k grow by 1 / rho per step)
+    C = r[1:k_end + 1] / r[:k_end] ** 2
+    tail = C[-3:]
+    assert tail.max() / tail.min() < 10, (r, C)
+    # the last step before the floor gains more than five orders of magnitude
+    assert r[k_end] / r[k_end - 1] < 1e-5, r
+
+
+def test_full_outputs_are_consistent(rng):
+    xbar = random_array(rng, 10, 6, DEVICES["sinh"], TRANSISTORS["resistor"])
+    V = rng.uniform(0.0, 0.4, (2, 10))
+    res = xs.solve(xbar, V, full=True)
+    # no bulk junctions: every column current is the sum of its cell currents
+    np.testing.assert_allclose(res.cell_currents.sum(axis=1), res.currents, rtol=1e-10)
+    dev = xbar.device
+    np.testing.assert_allclose(res.cell_currents, dev.current(res.v_top - res.v_mid, xbar.G), rtol=1e-14)
+    np.testing.assert_allclose(res.cell_currents, (res.v_mid - res.v_bottom) / 2e3, rtol=1e-8, atol=1e-16)
+
+
+def test_zero_resistance_and_bad_options_are_rejected(rng):
+    xbar = xs.Crossbar(np.full((4, 4), 1e-5), r_row=0.0, device=DEVICES["sinh"])
+    with pytest.raises(ValueError, match="r_row, r_col, r_in, r_out"):
+        xs.solve(xbar, np.full(4, 0.1))
+    xbar = xs.Crossbar(np.full((4, 4), 1e-5), device=DEVICES["sinh"])
+    with pytest.raises(ValueError, match="iteration must be"):
+        xs.solve(xbar, np.full(4, 0.1), iteration="block")
+    with pytest.raises(ValueError, match="on_failure must be"):
+        xs.solve(xbar, np.full(4, 0.1), on_failure="ignore")
+    with pytest.raises(ValueError, match="rtol must be"):
+        xs.solve(xbar, np.full(4, 0.1), rtol=0.0)
+
+
+# --------------------------------------------------------------- pathological
+def test_runaway_voltage_raises_documented_error(rng):
+    xbar = random_array(rng, 8, 8, xs.devices.Sinh(a=20.0), TRANSISTORS["level1"])
+    V = np.full((2, 8), 40.0)
+    V[1] = 0.1
+    with pytest.raises(xs.ConvergenceError, match="input vector 0") as err:
+        xs.solve(xbar, V)
+    assert err.value.vector == 0 and err.value.iterations >= 1
+    flagged = xs.solve(xbar, V, on_failure="flag")
+    assert flagged.converged.tolist() == [False, True]
+    assert np.isfinite(flagged.currents).all()
+
+
+@njit
+def _cube_current(v, G, p):
+    return G * v * v * v / (p[0] * p[0])
+
+
+@njit
+def _cube_didv(v, G, p):
+    return 3.0 * G * v * v / (p[0] * p[0])
+
+
+@dataclass(frozen=True)
+class Cube(xs.devices.Device):
+    """A device with zero conductance at 0 V: with a cut-off transistor and no junction
+    leak the middle nodes float at the linear starting point."""
+
+    v_read: float = 0.2
+
+    def parameters(self):
+        return np.array([self.v_read])
+
+    @property
+    def kernels(self):
+        return _cube_current, _cube_didv
+
+
+def test_singular_jacobian_raises_documented_error(rng):
+    tr = xs.transistors.Level1(v_gate=0.0, is_=0.0, gmin=0.0)
+    xbar = random_array(rng, 6, 5, Cube(), tr)
+    with pytest.raises(xs.ConvergenceError, match="singular"):
+        xs.solve(xbar, np.full(6, 0.3))
+    out = xs.solve(xbar, np.full(6, 0.3), on_failure="flag")
+    assert not out.converged[0] and np.isfinite(out.currents).all()
+
+
+# ----------------------------------------------------- user-defined model (docs)
+@functools.lru_cache(maxsize=None)
+def docs_example():
+    """Run the user-defined model example of docs/nonlinear.md and return its namespace
+    (once per session: each run compiles the solver kernel for the new functions)."""
+    text = DOCS.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    code = next(b for b in blocks if "class Tanh" in b)
+    ns: dict = {}
+    exec(compile(code, str(DOCS), "exec"), ns)
+    return ns
+
+
+def test_user_defined_model_from_docs(rng):
+    ns = docs_example()
+    dev = ns["Tanh"](v0=0.3)
+    G = np.array([1e-5, 5e-5])
+    np.testing.assert_allclose(dev.current(dev.v_read, G), G * dev.v_read, rtol=1e-14)
+    xbar = random_array(rng, 8, 6, dev, TRANSISTORS["level1"])
+    V = rng.uniform(0.0, 0.4, (2, 8))
+    ref = naive_newton(xbar, V)[0]
+    assert rel(xs.solve(xbar, V).currents, ref) < 1e-10
+
+
+# ----------------------------------------------------------------- vs ngspice
+def _spice(xbar, V, **kw):
+    gmin = getattr(xbar.transistor, "gmin", xs.spice.OPTIONS["gmin"])
+    return xs.spice.solve(xbar, V, options={"gmin": gmin}, **kw)
+
+
+@pytest.mark.ngspice
+@pytest.mark.parametrize("dev", list(DEVICES))
+@pytest.mark.parametrize("tr", list(TRANSISTORS))
+@pytest.mark.parametrize("shape", [(8, 8), (16, 16), (32, 16)])
+def test_agrees_with_ngspice(require_ngspice, rng, dev, tr, shape):
+    xbar = random_array(rng, *shape, DEVICES[dev], TRANSISTORS[tr])
+    V = rng.uniform(0.0, 0.4, (3, shape[0]))
+    ours = xs.solve(xbar, V)
+    ref = _spice(xbar, V)
+    assert rel(ours.currents, ref.currents) < 1e-6
+    assert np.abs(ours.currents / ref.currents - 1).max() < 1e-6
+
+
+@pytest.mark.ngspice
+@pytest.mark.parametrize("dev", ["sinh", "poly"])
+def test_agrees_with_ngspice_in_saturation(require_ngspice, rng, dev):
+    """A low gate voltage puts many access transistors into saturation."""
+    tr = xs.transistors.Level1(v_gate=rng.uniform(0.8, 0.9, 16))
+    xbar = random_array(rng, 16, 12, DEVICES[dev], tr)
+    V = rng.uniform(0.0, 0.4, (3, 16))
+    ours = xs.solve(xbar, V, full=True)
+    vgst = tr.gate_voltages(16)[None, :, None] - ours.v_bottom - tr.vto
+    saturated = (vgst > 0) & (ours.v_mid - ours.v_bottom >= vgst)
+    assert saturated.mean() > 0.2
+    ref = _spice(xbar, V, full=True)
+    assert np.abs(ours.currents / ref.currents - 1).max() < 1e-6
+    np.testing.assert_allclose(ours.v_mid, ref.v_mid, rtol=0, atol=1e-9)
+
+
+@pytest.mark.ngspice
+def test_agrees_with_ngspice_defaults_and_user_model(require_ngspice, rng):
+    """ngspice's own gmin option (the deck's 1e-24 S) with a matching Level1, and the
+    docs' user-defined model written through its own spice_element."""
+    tr = xs.transistors.Level1(gmin=xs.spice.OPTIONS["gmin"])
+    xbar = random_array(rng, 12, 8, DEVICES["sinh"], tr, drive="both", sense="both")
+    V = rng.uniform(0.0, 0.4, (2, 12))
+    assert np.abs(xs.solve(xbar, V).currents / xs.spice.solve(xbar, V).currents - 1).max() < 1e-6
+    dev = docs_example()["Tanh"](v0=0.3)
+    xbar = random_array(rng, 8, 8, dev, TRANSISTORS["level1"])
+    V = rng.uniform(0.0, 0.4, (2, 8))
+    assert np.abs(xs.solve(xbar, V).currents / _spice(xbar, V).currents - 1).max() < 1e-6
