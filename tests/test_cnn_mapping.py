@@ -27,6 +27,18 @@ def test_mapping_decodes_exactly(rng, scheme):
     np.testing.assert_allclose(y, V @ W, rtol=1e-9, atol=1e-9 * np.abs(V @ W).max())
 
 
+def test_reference_column_decodes_exactly(rng):
+    W = rng.normal(size=(12, 5))
+    mp = map_weights(W, "shift", reference_column=True)
+    assert mp.G.shape == (12, 6) and mp.n_out == 5 and np.allclose(mp.G[:, -1], mp.b)
+    V = rng.uniform(0, 0.4, size=(4, 12))
+    a = mp.analog_output(V @ mp.G)
+    np.testing.assert_allclose(a, mp.a * (V @ W), rtol=1e-9, atol=1e-9 * np.abs(a).max())
+    np.testing.assert_allclose(mp.decode(a, V.sum(axis=1)), V @ W, rtol=1e-9, atol=1e-9 * np.abs(V @ W).max())
+    lo, hi = mp.analog_range(0.4)
+    assert (lo <= a.min(axis=0) + 1e-18).all() and (hi >= a.max(axis=0) - 1e-18).all()
+
+
 def test_differential_uses_column_pairs(rng):
     W = np.array([[1.0, -2.0], [0.0, 0.5]])
     mp = map_weights(W, "differential")
@@ -94,6 +106,7 @@ def _small_model(rng):
     dict(scheme="shift"), dict(scheme="differential"), dict(conv_mapping="sparse"),
     dict(scheme="differential", conv_mapping="sparse"),
     dict(rows_max=7, cols_max=4), dict(scheme="differential", rows_max=10, cols_max=6),
+    dict(shift_reference="column"), dict(shift_reference="column", rows_max=7, cols_max=4),
     dict(conv_mapping="sparse", rows_max=50, cols_max=40),
 ])
 def test_ideal_network_equals_digital(rng, options):

@@ -7,7 +7,9 @@
   ``(H*W*cin, Ho*Wo*cout)`` matrix, one input vector per image (:func:`toeplitz_matrix`).
 * Negative weights: **shift mapping** (Zhang & Hu): ``G = a W + b`` on every cell, so
   ``V @ G = a (V @ W) + b sum(V)`` and ``V @ W = (I - b sum(V)) / a`` with ``sum(V)`` from
-  a digital accumulator; or **differential pairs** (CrossSim's balanced scheme): each
+  a digital accumulator, or (``reference_column=True``) from an extra analog unit column
+  of conductance ``b`` whose current is subtracted before the ADC, so the ADC sees only
+  the signal ``a (V @ W)``; or **differential pairs** (CrossSim's balanced scheme): each
   output uses two adjacent columns ``G+ = g_min + a max(W, 0)`` and
   ``G- = g_min + a max(-W, 0)`` and ``V @ W = (I+ - I-) / a``.
 * Weight quantization to ``2**bits`` uniform levels (:func:`quantize_weights`).
@@ -70,41 +72,57 @@ class MappedMatrix:
         Conductance per weight unit (S).
     b : float
         Conductance of weight 0 in the shift scheme (S); 0 for differential.
+    reference : bool
+        Shift scheme with an analog unit column (the last column, all cells ``b``).
     """
 
     G: np.ndarray
     scheme: Scheme
     a: float
     b: float
+    reference: bool = False
 
     @property
     def n_out(self) -> int:
-        return self.G.shape[1] // (2 if self.scheme == "differential" else 1)
+        return (self.G.shape[1] - int(self.reference)) // (2 if self.scheme == "differential" else 1)
 
     @property
     def weights(self) -> np.ndarray:
         """The (possibly quantized) weights the conductances represent."""
         if self.scheme == "shift":
-            return (self.G - self.b) / self.a
+            return (self.G[:, :self.n_out] - self.b) / self.a
         return (self.G[:, 0::2] - self.G[:, 1::2]) / self.a
 
     def analog_output(self, currents: np.ndarray) -> np.ndarray:
-        """The quantity the ADC digitizes: column currents (shift) or the differential
-        current ``I+ - I-`` of each pair (A), shape (batch, n_out)."""
+        """The quantity the ADC digitizes (A), shape (batch, n_out): column currents
+        (shift), minus the unit column's current (shift with reference column), or the
+        differential current ``I+ - I-`` of each pair."""
         if self.scheme == "shift":
-            return currents
+            return currents[:, :-1] - currents[:, -1:] if self.reference else currents
         return currents[:, 0::2] - currents[:, 1::2]
 
     def decode(self, analog: np.ndarray, v_sum: np.ndarray) -> np.ndarray:
         """``V @ W`` (volt x weight units) from :meth:`analog_output` and ``sum(V)`` (V)
         of each input vector."""
-        if self.scheme == "shift":
+        if self.scheme == "shift" and not self.reference:
             return (analog - self.b * np.asarray(v_sum)[:, None]) / self.a
         return analog / self.a
 
+    def analog_range(self, v_max: float) -> tuple[np.ndarray, np.ndarray]:
+        """Max-range rule (A): the range of :meth:`analog_output` for inputs in
+        ``[0, v_max]`` volts with the ideal product."""
+        if self.scheme == "shift" and not self.reference:
+            return np.zeros(self.n_out), v_max * self.G.sum(axis=0)
+        if self.scheme == "shift":
+            D = self.G[:, :-1] - self.G[:, -1:]
+        else:
+            D = self.G[:, 0::2] - self.G[:, 1::2]
+        return v_max * np.minimum(D, 0).sum(axis=0), v_max * np.maximum(D, 0).sum(axis=0)
+
 
 def map_weights(W: np.ndarray, scheme: Scheme = "shift", *, g_min: float = G_MIN, g_max: float = G_MAX,
-                w_range: tuple[float, float] | None = None, bits: int | None = None) -> MappedMatrix:
+                w_range: tuple[float, float] | None = None, bits: int | None = None,
+                reference_column: bool = False) -> MappedMatrix:
     """Map a weight matrix into ``[g_min, g_max]``.
 
     Parameters
@@ -121,6 +139,8 @@ def map_weights(W: np.ndarray, scheme: Scheme = "shift", *, g_min: float = G_MIN
         scheme (default ``w_max = max|W|``).  Tiles of one layer share the layer's range.
     bits : int or None
         Quantize the weights to ``2**bits`` levels over the range first.
+    reference_column : bool
+        Shift scheme only: append an analog unit column of conductance ``b``.
     """
     W = np.asarray(W, dtype=np.float64)
     if W.ndim != 2:
@@ -136,7 +156,10 @@ def map_weights(W: np.ndarray, scheme: Scheme = "shift", *, g_min: float = G_MIN
         Wq = quantize_weights(W, bits, lo, hi)
         a = (g_max - g_min) / (hi - lo)
         b = g_min - a * lo
-        return MappedMatrix(np.clip(a * Wq + b, g_min, g_max), "shift", a, b)
+        G = np.clip(a * Wq + b, g_min, g_max)
+        if reference_column:
+            G = np.concatenate([G, np.full((W.shape[0], 1), b)], axis=1)
+        return MappedMatrix(G, "shift", a, b, bool(reference_column))
     if scheme == "differential":
         w_max = float(np.abs(W).max()) if w_range is None else float(max(abs(w_range[0]), abs(w_range[1])))
         if w_max <= 0:
@@ -151,9 +174,10 @@ def map_weights(W: np.ndarray, scheme: Scheme = "shift", *, g_min: float = G_MIN
 
 
 def tile_slices(m: int, n_out: int, rows_max: int | None, cols_max: int | None,
-                columns_per_output: int = 1) -> list[tuple[slice, slice]]:
+                columns_per_output: int = 1, extra_columns: int = 0) -> list[tuple[slice, slice]]:
     """Split an ``m x n_out`` weight matrix into tiles of at most ``rows_max`` rows and
-    ``cols_max`` physical columns (``columns_per_output`` = 2 for differential pairs).
+    ``cols_max`` physical columns (``columns_per_output`` = 2 for differential pairs,
+    ``extra_columns`` = 1 for a reference column in every tile).
 
     Returns
     -------
@@ -161,7 +185,7 @@ def tile_slices(m: int, n_out: int, rows_max: int | None, cols_max: int | None,
         Row tiles of one column block are summed digitally.
     """
     rows_max = m if rows_max is None else int(rows_max)
-    outs = n_out if cols_max is None else int(cols_max) // columns_per_output
+    outs = n_out if cols_max is None else (int(cols_max) - extra_columns) // columns_per_output
     if rows_max < 1 or outs < 1:
         raise ValueError(f"tile too small: rows_max={rows_max}, cols_max={cols_max} with {columns_per_output} column(s) per output")
     return [(slice(r, min(r + rows_max, m)), slice(c, min(c + outs, n_out)))

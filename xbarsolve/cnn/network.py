@@ -41,7 +41,7 @@ import numpy as np
 from ..calibration import Calibration
 from .layers import Conv2D, Model, Node
 from .mapping import G_MAX, G_MIN, MappedMatrix, Scheme, map_weights, tile_slices, toeplitz_matrix
-from .quantization import max_current_range, quantize
+from .quantization import quantize
 
 __all__ = [
     "AnalogConfig", "ProgrammedCrossbar", "default_crossbar_factory", "AnalogLayer", "AnalogNetwork",
@@ -69,6 +69,10 @@ class AnalogConfig:
         DAC full scale (V): the largest input maps to ``v_max`` (paper: 0.4 V).
     scheme : {"shift", "differential"}
         Negative-weight mapping.
+    shift_reference : {"digital", "column"}
+        Shift scheme: undo the shift with the digital ``sum(V)`` after the ADC (the
+        paper's equation), or with an analog unit column in every crossbar whose current
+        is subtracted before the ADC (the ADC then sees only the signal).
     conv_mapping : {"dense", "sparse"}
         Convolution mapping: im2col (one vector per window) or Toeplitz (one per image).
     rows_max, cols_max : int or None
@@ -113,6 +117,7 @@ class AnalogConfig:
     r_out: float = 1.0
     v_max: float = 0.4
     scheme: Scheme = "shift"
+    shift_reference: Literal["digital", "column"] = "digital"
     conv_mapping: Literal["dense", "sparse"] = "dense"
     rows_max: int | None = None
     cols_max: int | None = None
@@ -136,6 +141,8 @@ class AnalogConfig:
     def __post_init__(self):
         if self.scheme not in ("shift", "differential"):
             raise ValueError(f"scheme must be 'shift' or 'differential'; got {self.scheme!r}")
+        if self.shift_reference not in ("digital", "column"):
+            raise ValueError(f"shift_reference must be 'digital' or 'column'; got {self.shift_reference!r}")
         if self.conv_mapping not in ("dense", "sparse"):
             raise ValueError(f"conv_mapping must be 'dense' or 'sparse'; got {self.conv_mapping!r}")
         if self.adc_range not in ("calibration", "max"):
@@ -239,6 +246,18 @@ def default_crossbar_factory(G: np.ndarray, name: str, cfg: AnalogConfig, rng: n
     return ProgrammedCrossbar(xbar, n_clipped, info)
 
 
+def _tiles(W, cfg: AnalogConfig):
+    ref = cfg.scheme == "shift" and cfg.shift_reference == "column"
+    cpo = 2 if cfg.scheme == "differential" else 1
+    return tile_slices(W.shape[0], W.shape[1], cfg.rows_max, cfg.cols_max, cpo, int(ref))
+
+
+def _map(W, cfg: AnalogConfig, w_range) -> MappedMatrix:
+    ref = cfg.scheme == "shift" and cfg.shift_reference == "column"
+    return map_weights(W, cfg.scheme, g_min=cfg.g_min, g_max=cfg.g_max, w_range=w_range, bits=cfg.weight_bits,
+                       reference_column=ref)
+
+
 @dataclass(eq=False)
 class _Tile:
     rows: slice
@@ -318,11 +337,10 @@ class AnalogLayer:
 
         cfg = self.cfg
         W = self.matrix
-        cpo = 2 if cfg.scheme == "differential" else 1
         w_range = (float(W.min()), float(W.max())) if cfg.scheme == "shift" else (-float(np.abs(W).max()), float(np.abs(W).max()))
         self.tiles = []
-        for k, (rs, cs) in enumerate(tile_slices(W.shape[0], W.shape[1], cfg.rows_max, cfg.cols_max, cpo)):
-            mapped = map_weights(W[rs, cs], cfg.scheme, g_min=cfg.g_min, g_max=cfg.g_max, w_range=w_range, bits=cfg.weight_bits)
+        for k, (rs, cs) in enumerate(_tiles(W, cfg)):
+            mapped = _map(W[rs, cs], cfg, w_range)
             prog = factory(mapped.G, f"{self.node.name}/{k}", cfg, rng)
             xbar = prog.crossbar
             if cfg.ideal_wires and xbar.is_linear and xbar.transistor is None:
@@ -353,7 +371,7 @@ class AnalogLayer:
                 lo = a.min(axis=0) if lo is None else np.minimum(lo, a.min(axis=0))
                 hi = a.max(axis=0) if hi is None else np.maximum(hi, a.max(axis=0))
             if self.cfg.adc_range == "max":
-                lo, hi = max_current_range(t.mapped.G, self.cfg.v_max, t.mapped.scheme)
+                lo, hi = t.mapped.analog_range(self.cfg.v_max)
             t.analog_lo, t.analog_hi = lo, hi
         if not self.cfg.calibration:
             return
@@ -590,15 +608,14 @@ class AnalogNetwork:
                 g = f[name]
                 al.x_scale = float(g.attrs["x_scale"])
                 W = al.matrix
-                cpo = 2 if cfg.scheme == "differential" else 1
                 w_range = (float(W.min()), float(W.max())) if cfg.scheme == "shift" else (-float(np.abs(W).max()), float(np.abs(W).max()))
                 al.tiles = []
-                slices = tile_slices(W.shape[0], W.shape[1], cfg.rows_max, cfg.cols_max, cpo)
+                slices = _tiles(W, cfg)
                 if len(slices) != len(g):
                     raise ValueError("cache does not match the tiling")
                 for k, (rs, cs) in enumerate(slices):
                     tg = g[str(k)]
-                    mapped = map_weights(W[rs, cs], cfg.scheme, g_min=cfg.g_min, g_max=cfg.g_max, w_range=w_range, bits=cfg.weight_bits)
+                    mapped = _map(W[rs, cs], cfg, w_range)
                     from ..crossbar import Crossbar
                     kw = {"device": cfg.device} if cfg.device is not None else {}
                     xbar = Crossbar(tg["G"][()], r_row=cfg.r_row, r_col=cfg.r_col, r_in=cfg.r_in, r_out=cfg.r_out,

@@ -16,12 +16,22 @@ __all__ = ["table6_markdown", "plot_error_propagation", "plot_accuracy_vs_sigma"
 _LABEL = {"mnist_cnn4": "4-layer CNN (MNIST)", "resnet20": "ResNet-20", "resnet32": "ResNet-32", "resnet56": "ResNet-56"}
 
 
-def _tile_label(tile: int) -> str:
-    return "one crossbar per layer" if not tile else f"{tile}x{tile} tiles"
+def _tile_label(tile: int, task: dict | None = None) -> str:
+    label = "one crossbar per layer" if not tile else f"{tile}x{tile} tiles"
+    if task is not None and task.get("wire", 1.0) != 1.0:
+        label += f", {task['wire']:g}-ohm wires"
+    if task is not None and task.get("shift_reference", "digital") != "digital":
+        label += ", unit reference column"
+    return label
 
 
 def _select(records, **match):
-    return [(t, r) for t, r in records if all(t.get(k) == v for k, v in match.items())]
+    """Records whose task matches; tasks with non-default wires or shift reference only
+    when asked for explicitly."""
+    match.setdefault("wire", 1.0)
+    match.setdefault("shift_reference", "digital")
+    defaults = {"wire": 1.0, "shift_reference": "digital"}
+    return [(t, r) for t, r in records if all(t.get(k, defaults.get(k)) == v for k, v in match.items())]
 
 
 def table6_markdown(records) -> str:
@@ -32,18 +42,19 @@ def table6_markdown(records) -> str:
     for t, r in records:
         if t["sigma"] != 0:
             continue
-        key = (t["network"], t["tile"], t["n_images"])
+        key = (t["network"], t["tile"], t["n_images"], t.get("wire", 1.0), t.get("shift_reference", "digital"))
         row = rows.setdefault(key, {})
         row["software"] = r["accuracy_software"]
         row[t["bits"]] = r["accuracy_analog"]
         row.setdefault("clipped", (r["n_clipped"], r["n_cells"]))
+        row.setdefault("task", t)
         bits_seen.add(t["bits"])
     bits = [0] + sorted((b for b in bits_seen if b), reverse=True)
     head = ["network", "crossbars", "images", "software", *("analog" if b == 0 else f"{b}-bit" for b in bits), "clipped cells"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     order = {n: i for i, n in enumerate(_LABEL)}
-    for (net, tile, n), row in sorted(rows.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1])):
-        cells = [_LABEL.get(net, net), _tile_label(tile), str(n), f"{100 * row['software']:.1f}"]
+    for (net, tile, n, *_), row in sorted(rows.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1], -kv[0][3], kv[0][4])):
+        cells = [_LABEL.get(net, net), _tile_label(tile, row["task"]), str(n), f"{100 * row['software']:.1f}"]
         cells += [f"{100 * row[b]:.1f}" if b in row else "-" for b in bits]
         c, total = row["clipped"]
         cells.append(f"{c} / {total} ({100 * c / max(total, 1):.1f} %)")

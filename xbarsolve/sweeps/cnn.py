@@ -58,6 +58,10 @@ def add_cnn_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--networks", nargs="+", choices=NETWORKS, default=None)
     p.add_argument("--tiles", nargs="+", type=int, default=None, help="crossbar tile sizes (0 = one crossbar per layer)")
     p.add_argument("--sigmas", nargs="+", type=float, default=None, help="programming error sigmas (S)")
+    p.add_argument("--wires", nargs="+", type=float, default=None,
+                   help="wire segment resistances (ohm; R_in = R_out = the same); default 1 ohm (paper)")
+    p.add_argument("--shift-reference", choices=("digital", "column"), default="digital",
+                   help="undo the shift mapping digitally (paper) or with an analog unit column before the ADC")
     p.add_argument("--bits", nargs="+", type=int, default=None, help="ADC/DAC bits (0 = ideal converters)")
     p.add_argument("--n-mnist", type=int, default=None, help="MNIST test images")
     p.add_argument("--n-cifar", type=int, default=None, help="CIFAR-10 test images (at most 990; the last 10 calibrate)")
@@ -67,20 +71,27 @@ def add_cnn_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-plots", action="store_true")
 
 
-def build_tasks(networks, tiles, sigmas, bits, n_mnist, n_cifar, seed=0) -> list[dict]:
+def build_tasks(networks, tiles, sigmas, bits, n_mnist, n_cifar, seed=0, wires=(1.0,),
+                shift_reference="digital") -> list[dict]:
     """The task list: Table 6 / Fig. 21 (bits at sigma 0), Fig. 20 (sigmas at ideal
-    converters); Fig. 19 errors come from the tasks with ideal converters."""
+    converters); Fig. 19 errors come from the tasks with ideal converters.  Fields that
+    keep their default (1-ohm wires, digital shift reference) are left out of the task,
+    so their records keep one identity."""
     tasks = []
     for net in networks:
         n = n_mnist if net == "mnist_cnn4" else n_cifar
-        for tile in tiles:
-            for b in bits:
-                tasks.append(dict(network=net, tile=int(tile), sigma=0.0, bits=int(b), n_images=int(n), seed=int(seed),
-                                  errors=bool(b == 0)))
-            for s in sigmas:
-                if s > 0:
-                    tasks.append(dict(network=net, tile=int(tile), sigma=float(s), bits=0, n_images=int(n),
-                                      seed=int(seed), errors=True))
+        for wire in wires:
+            extra = {} if float(wire) == 1.0 else {"wire": float(wire)}
+            if shift_reference != "digital":
+                extra["shift_reference"] = shift_reference
+            for tile in tiles:
+                for b in bits:
+                    tasks.append(dict(network=net, tile=int(tile), sigma=0.0, bits=int(b), n_images=int(n),
+                                      seed=int(seed), errors=bool(b == 0), **extra))
+                for s in sigmas:
+                    if s > 0:
+                        tasks.append(dict(network=net, tile=int(tile), sigma=float(s), bits=0, n_images=int(n),
+                                          seed=int(seed), errors=True, **extra))
     return tasks
 
 
@@ -109,7 +120,9 @@ def run_task(task: dict, data: str, cache: str | None) -> dict:
     model, x_cal, X, y = _load(task["network"], data)
     n = min(task["n_images"], len(X))
     tile = task["tile"] or None
-    cfg = AnalogConfig(rows_max=tile, cols_max=tile, programming_sigma=task["sigma"], seed=task["seed"])
+    r = float(task.get("wire", 1.0))
+    cfg = AnalogConfig(rows_max=tile, cols_max=tile, programming_sigma=task["sigma"], seed=task["seed"],
+                       r_row=r, r_col=r, r_in=r, r_out=r, shift_reference=task.get("shift_reference", "digital"))
     t0 = time.perf_counter()
     net = AnalogNetwork(model, cfg, cache_dir=cache or None).prepare(x_cal)
     prep = time.perf_counter() - t0
@@ -153,7 +166,7 @@ def cnn_main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tasks = build_tasks(preset["networks"], preset["tiles"], preset["sigmas"], preset["bits"],
-                        preset["n_mnist"], preset["n_cifar"], args.seed)
+                        preset["n_mnist"], preset["n_cifar"], args.seed, args.wires or [1.0], args.shift_reference)
     path = out / "cnn_results.h5"
     fn = functools.partial(run_task, data=data, cache=args.cache or None)
     summary = run_tasks(tasks, fn, path, scheduler=args.scheduler, progress=not args.no_progress,
