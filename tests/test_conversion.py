@@ -199,11 +199,14 @@ def test_library_models_pass_their_targets(rng, device):
     _check_cells_pass_targets(xbar, conv, v)
 
 
-@pytest.mark.skipif(not HAVE_NEWTON, reason="the Newton solver (xbarsolve.solve.newton) has not landed yet")
-def test_nonlinear_converted_array_solves_to_ideal(rng):
-    xbar = _array(rng, 16, 6, device=SinhDevice(a=4.0))
+@pytest.mark.skipif(not HAVE_NEWTON, reason="the Newton solver (xbarsolve.solve.newton) is not available")
+@pytest.mark.parametrize("transistor", [None, xs.transistors.Level1(w=4e-6)])
+def test_nonlinear_converted_array_solves_to_ideal(rng, transistor):
+    xbar = _array(rng, 16, 6, device=xs.devices.Sinh(a=4.0), transistor=transistor)
     v = rng.uniform(0.05, 0.4, 16)
     conv = xs.convert(xbar, v)
+    assert conv.n_clipped == 0
+    # Newton's own tolerance, not round-off, limits the agreement here.
     np.testing.assert_allclose(xs.solve(conv.crossbar, v).currents[0], xbar.ideal_currents(v)[0], rtol=1e-8)
 
 
