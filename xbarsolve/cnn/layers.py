@@ -21,7 +21,6 @@ digital.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Literal, Union
 

@@ -396,10 +396,10 @@ class AnalogLayer:
             parts = [(1.0, np.maximum(P, 0.0)), (-1.0, np.maximum(-P, 0.0))]
         out = []
         for sign, Q in parts:
-            u = Q / self.x_scale
-            if dac_bits is not None:  # a real DAC saturates at full scale; the ideal one does not
-                u = quantize(u, dac_bits, 0.0, 1.0)
-            out.append((sign, u * self.cfg.v_max))
+            if dac_bits is None:  # the ideal DAC does not saturate
+                out.append((sign, Q * (self.cfg.v_max / self.x_scale)))
+            else:  # a real DAC saturates at full scale
+                out.append((sign, quantize(Q / self.x_scale, dac_bits, 0.0, 1.0) * self.cfg.v_max))
         return out
 
     def _tile_output(self, t: _Tile, parts, *, adc_bits, noise_rng) -> np.ndarray:
