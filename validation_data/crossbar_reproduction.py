@@ -1,6 +1,6 @@
 """Numbers of the crossbar reproduction report (``crossbar_reproduction.md``).
 
-    python validation_data/crossbar_reproduction.py [--sweep results/crossbar/crossbar.h5] [--out validation_data/crossbar_reproduction.json]
+    python validation_data/crossbar_reproduction.py [--sweep out/crossbar/crossbar.h5] [--out validation_data/crossbar_reproduction.json]
 
 Runs the headline cases directly (each a few seconds at most) and, when given the file of a
 full ``xbarsolve reproduce crossbar`` run, summarises it.  Prints markdown tables and writes

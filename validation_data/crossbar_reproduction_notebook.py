@@ -18,11 +18,11 @@ the paper's single-crossbar study. If no results file is found it runs the `--qu
 (seconds). For the full grid run, from the repository root,
 
 ```
-xbarsolve reproduce crossbar --out results/crossbar            # ~4 min on 2 cores
-xbarsolve reproduce crossbar --out results/crossbar-0.1ohm --r-wire 0.1
+xbarsolve reproduce crossbar --out out/crossbar            # ~4 min on 2 cores
+xbarsolve reproduce crossbar --out out/crossbar-0.1ohm --r-wire 0.1
 ```
 
-and point `RESULTS` below at `results/crossbar/crossbar.h5`. The numbers beside the paper's
+and point `RESULTS` below at `out/crossbar/crossbar.h5`. The numbers beside the paper's
 are in `validation_data/crossbar_reproduction.md`."""),
     ("code", """%matplotlib inline
 import os
@@ -37,9 +37,9 @@ from xbarsolve.sweeps import read_records
 from xbarsolve.sweeps.crossbar import reproduce_crossbar
 
 ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
-RESULTS = Path(os.environ.get("XBARSOLVE_CROSSBAR_RESULTS", ROOT / "results" / "crossbar" / "crossbar.h5"))
+RESULTS = Path(os.environ.get("XBARSOLVE_CROSSBAR_RESULTS", ROOT / "out" / "crossbar" / "crossbar.h5"))
 if not RESULTS.exists():
-    RESULTS = reproduce_crossbar(ROOT / "results" / "crossbar-quick", quick=True, plots=False, progress=False)
+    RESULTS = reproduce_crossbar(ROOT / "out" / "crossbar-quick", quick=True, plots=False, progress=False)
 records = read_records(RESULTS)
 print(RESULTS, len(records), "tasks")"""),
     ("markdown", """## Fig. 11: the conversion signal

@@ -194,7 +194,7 @@ def run_task(task: dict) -> dict:
     return record
 
 
-def reproduce_crossbar(out="results/crossbar", *, quick: bool = False, config: SweepConfig | None = None,
+def reproduce_crossbar(out="out/crossbar", *, quick: bool = False, config: SweepConfig | None = None,
                        scheduler=None, progress: bool = True, plots: bool = True) -> Path:
     """Run (or resume) the sweep and write ``<out>/crossbar.h5`` and ``<out>/figures/``.
 
@@ -232,7 +232,7 @@ def reproduce_crossbar(out="results/crossbar", *, quick: bool = False, config: S
 
 def add_crossbar_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``xbarsolve reproduce crossbar``."""
-    parser.add_argument("--out", default="results/crossbar", help="output folder (default: results/crossbar)")
+    parser.add_argument("--out", default="out/crossbar", help="output folder (default: out/crossbar)")
     parser.add_argument("--quick", action="store_true", help="small grid for tests (seconds)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://host:8786")
     parser.add_argument("--no-plots", action="store_true", help="do not regenerate the figures")
