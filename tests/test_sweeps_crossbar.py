@@ -192,3 +192,20 @@ def test_reproduction_notebook_runs(tmp_path, monkeypatch):
             exec(compile("".join(cell["source"]).replace("%matplotlib inline", ""), "notebook", "exec"), scope)
     plt.close("all")
     assert len(scope["records"]) == len(job.QUICK.tasks())
+
+
+@pytest.mark.parametrize("r_wire,feasible", [(1.0, False), (0.1, True)])
+def test_headline_576x64_depends_on_wire_resistance(r_wire, feasible):
+    # The report's central claim: with the stated 1-ohm segments a dense 576x64 conversion is
+    # infeasible (most cells need a memristor voltage <= 0); with 0.1-ohm segments it is not.
+    task = dict(job.QUICK.tasks()[0], m=576, n=64, r_wire=r_wire, amplitude=0.1, sparsity=0.0, kernel_type=1,
+                n_samples=200)
+    rec = job.run_task(task)
+    stats = rec["conversion_stats"]
+    if feasible:
+        assert stats["n_clipped"] == 0
+        assert rec["conversion+calibration"]["mean"] < 1e-3 < rec["plain"]["mean"]
+    else:
+        assert stats["clipped_fraction"] > 0.85 and stats["n_nonpositive"] == stats["n_clipped"]
+        assert stats["min_v_memristor"] < 0
+        assert rec["conversion+calibration"]["mean"] > 0.05
