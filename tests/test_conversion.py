@@ -362,3 +362,11 @@ def test_optimize_conversion_signal_linear_is_amplitude_blind(rng):
     # linear: every amplitude gives the same G' and the same error
     np.testing.assert_allclose(lin.mean_relative_error, lin.mean_relative_error[0], rtol=1e-9)
     assert lin.amplitude == 1.0 and lin.conversion.n_clipped == 0
+
+
+def test_junction_currents_match_twin(rng):
+    tr = xs.transistors.Level1()
+    v = rng.uniform(-0.3, 0.5, (4, 5))
+    got = K.junction_currents(tr.junction_kernel, v, tr.parameters())
+    np.testing.assert_array_equal(got, naive.junction_currents(tr.junction_kernel, v, tr.parameters()))
+    assert (got[v > 0] > 0).all()  # reverse-biased: a tiny leak out of the node (gmin, is)
