@@ -163,14 +163,20 @@ def main(argv=None) -> int:
                 p[k] -= (lr * (m[k] / (1 - b1 ** t)) / (np.sqrt(v[k] / (1 - b2 ** t)) + eps)).astype(np.float32)
             if it % 200 == 0:
                 print(f"epoch {epoch} iter {it} loss {loss:.4f} ({time.time() - t0:.0f} s)", flush=True)
-        print(f"epoch {epoch}: test accuracy {accuracy(p, xte, yte):.4f} ({time.time() - t0:.0f} s)", flush=True)
-    acc = accuracy(p, xte, yte)
+        acc = accuracy(p, xte, yte)
+        print(f"epoch {epoch}: test accuracy {acc:.4f} ({time.time() - t0:.0f} s)", flush=True)
+        save(args, p, acc, epoch + 1)  # after every epoch, so an interrupted run keeps its progress
+    print(f"software test accuracy (10,000 MNIST test images): {acc:.4f}; wrote {args.out}")
+    return 0
+
+
+def save(args, p, acc, epochs) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **p, test_accuracy=np.float64(acc), epochs=args.epochs, seed=args.seed,
-                        lr=args.lr, batch=args.batch)
-    print(f"software test accuracy (10,000 MNIST test images): {acc:.4f}; wrote {out}")
-    return 0
+    tmp = out.with_name(out.stem + ".tmp.npz")
+    np.savez_compressed(tmp, **p, test_accuracy=np.float64(acc), epochs=epochs, seed=args.seed, lr=args.lr,
+                        batch=args.batch)
+    tmp.replace(out)
 
 
 if __name__ == "__main__":
