@@ -98,8 +98,9 @@ class ClosedLoop:
     mean_relative_error : dict
         Strategy -> mean relative error over the evaluation vectors: ``"plain"`` (program
         ``G``, read), ``"calibration"`` (plain + per-column calibration),
-        ``"conversion (nominal) + calibration"`` and ``"conversion (fitted) +
-        calibration"``.
+        ``"conversion (nominal)"``, ``"conversion (nominal) + calibration"``,
+        ``"conversion (fitted)"`` and ``"conversion (fitted) + calibration"`` (conversion
+        computed on the nominal or the fitted model).
     worst_relative_error : dict
         The same strategies -> worst relative error.
     n_clipped : int
@@ -292,9 +293,10 @@ def validate(
             "plain": plain,
             "calibration": Calibration(per="column").fit(plain[cal_idx], ideal[cal_idx]).transform(plain),
         }
-        for label, conv in (("conversion (nominal) + calibration", conv_nom), ("conversion (fitted) + calibration", conv_fit)):
+        for label, conv in (("nominal", conv_nom), ("fitted", conv_fit)):
             out = chip_outputs(conv.g_prime)
-            outputs[label] = Calibration(per="column").fit(out[cal_idx], ideal[cal_idx]).transform(out)
+            outputs[f"conversion ({label})"] = out
+            outputs[f"conversion ({label}) + calibration"] = Calibration(per="column").fit(out[cal_idx], ideal[cal_idx]).transform(out)
         rng_ideal = metrics.output_range(ideal)
         mean_e, worst_e = {}, {}
         for label, out in outputs.items():

@@ -359,6 +359,9 @@ class Measurement:
                         else:
                             unit = _SYNTHETIC_UNITS.get(key.split("/")[-1], "1")
                             _put(sg, key, value, unit)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
