@@ -15,7 +15,10 @@ The n adjoint solves are one batched solve of the *transposed* crossbar (columns
 rows, sense ends become drive ends) with the n unit vectors as inputs, on the same
 block factorization the forward solve uses; the Jacobian of all ``k x n`` currents with
 respect to each parameter is then one dense product ``(k, B) @ (B, n)`` over the ``B``
-branches the parameter touches.  No finite differences anywhere.
+branches the parameter touches.  When there are more vectors than rows (``k > m``) the
+forward solve runs on the m unit vectors instead, which gives ``dT/dtheta`` (m x n), and
+the batch follows as ``V @ dT/dtheta``: m + n solves per evaluation whatever ``k``.
+No finite differences anywhere.
 
 Parameters (all in ohm, the derivative is with respect to adding the same amount to every
 branch the name covers, which for a uniform array is the uniform value itself):
@@ -173,8 +176,13 @@ def column_current_sensitivities(xbar: Crossbar, V, params=PARAMETERS[:4]) -> Se
     from ..solve import as_batch, solve
 
     params = _check(xbar, params)
-    V = as_batch(xbar, V)
+    V_in = as_batch(xbar, V)
     m, n = xbar.shape
+    # Everything is linear in V: for more vectors than rows, differentiate the transfer
+    # matrix instead (forward solves for the m unit vectors) and map the batch with a GEMM,
+    # so the cost does not grow with the number of measured vectors.
+    via_transfer = V_in.shape[0] > m
+    V = np.eye(m) if via_transfer else V_in
     fwd = solve(xbar, V, full=True)
     adj = solve(_transposed(xbar), np.eye(n), full=True)
     vT, vB = fwd.v_top, fwd.v_bottom  # (k, m, n)
@@ -214,4 +222,7 @@ def column_current_sensitivities(xbar: Crossbar, V, params=PARAMETERS[:4]) -> Se
         else:  # r_on
             g = xbar.cell_conductance()
             J[:, :, a] = contract(vT - vB, pT - pB, g**2)
+    if via_transfer:  # J and currents are those of the unit vectors: dT/dtheta and T
+        return Sensitivities(params=params, currents=V_in @ fwd.currents,
+                             jacobian=np.einsum("ki,ijp->kjp", V_in, J, optimize=True))
     return Sensitivities(params=params, currents=fwd.currents, jacobian=J)
