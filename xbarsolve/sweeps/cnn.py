@@ -5,7 +5,7 @@ ResNet-20/32/56 from the shared data folder.  Every convolution and dense layer 
 1-ohm-wire crossbars with conversion and calibration (:mod:`xbarsolve.cnn.network`).
 
 One task = (network, crossbar tile size, programming-error sigma, ADC/DAC bits, images,
-seed); each writes one HDF5 record through :func:`xbarsolve.sweeps._runner.run_tasks`
+calibration images, seed); each writes one HDF5 record through :func:`xbarsolve.sweeps._runner.run_tasks`
 (resume, ``--scheduler`` for Dask, tqdm progress).  Programmed crossbars and calibrations
 are cached per model under ``--cache`` (default ``calibration/cnn``), so tasks that
 differ only in the converters reuse them.
@@ -41,9 +41,9 @@ _ROOT = Path(__file__).resolve().parents[2]
 
 PRESETS = {
     "quick": dict(networks=["mnist_cnn4", "resnet20"], tiles=[0, 64], sigmas=[0.0, 1e-6], bits=[0, 8, 6, 4],
-                  n_mnist=200, n_cifar=100),
+                  n_mnist=200, n_cifar=100, n_cal=None),
     "full": dict(networks=list(NETWORKS), tiles=[0, 64], sigmas=[0.0, 0.25e-6, 0.5e-6, 1e-6],
-                 bits=[0, 8, 7, 6, 5, 4], n_mnist=2000, n_cifar=990),
+                 bits=[0, 8, 7, 6, 5, 4], n_mnist=2000, n_cifar=950, n_cal=None),
 }
 
 
@@ -63,7 +63,11 @@ def add_cnn_arguments(p: argparse.ArgumentParser) -> None:
                    help="undo the shift mapping digitally (paper) or with an analog unit column before the ADC")
     p.add_argument("--bits", nargs="+", type=int, default=None, help="ADC/DAC bits (0 = ideal converters)")
     p.add_argument("--n-mnist", type=int, default=None, help="MNIST test images")
-    p.add_argument("--n-cifar", type=int, default=None, help="CIFAR-10 test images (at most 990; the last 10 calibrate)")
+    p.add_argument("--n-cifar", type=int, default=None,
+                   help="CIFAR-10 test images (at most 1000 - N_CAL; the last N_CAL images calibrate)")
+    p.add_argument("--n-cal", type=int, default=None,
+                   help="held-out calibration images for converter ranges and calibration samples "
+                        "(default 100 MNIST training images, the last 50 CIFAR-10 images)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: run locally)")
     p.add_argument("--no-progress", action="store_true")
@@ -71,7 +75,7 @@ def add_cnn_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_tasks(networks, tiles, sigmas, bits, n_mnist, n_cifar, seed=0, wires=(1.0,),
-                shift_reference="digital") -> list[dict]:
+                shift_reference="digital", n_cal=None) -> list[dict]:
     """The task list: Table 6 / Fig. 21 (bits at sigma 0), Fig. 20 (sigmas at ideal
     converters); Fig. 19 errors come from the tasks with ideal converters.  Fields that
     keep their default (1-ohm wires, digital shift reference) are left out of the task,
@@ -79,8 +83,11 @@ def build_tasks(networks, tiles, sigmas, bits, n_mnist, n_cifar, seed=0, wires=(
     tasks = []
     for net in networks:
         n = n_mnist if net == "mnist_cnn4" else n_cifar
+        cal = n_cal if n_cal is not None else (100 if net == "mnist_cnn4" else 50)
         for wire in wires:
-            extra = {} if float(wire) == 1.0 else {"wire": float(wire)}
+            extra = {"n_cal": int(cal)}
+            if float(wire) != 1.0:
+                extra["wire"] = float(wire)
             if shift_reference != "digital":
                 extra["shift_reference"] = shift_reference
             for tile in tiles:
@@ -95,7 +102,7 @@ def build_tasks(networks, tiles, sigmas, bits, n_mnist, n_cifar, seed=0, wires=(
 
 
 @functools.lru_cache(maxsize=4)
-def _load(network: str, data: str):
+def _load(network: str, data: str, n_cal: int):
     from ..cnn.datasets import cifar10_keras_input, load_cifar10, load_mnist, mnist_input
     from ..cnn.models import load_keras_h5, mnist_cnn4
 
@@ -103,20 +110,20 @@ def _load(network: str, data: str):
     if network == "mnist_cnn4":
         xtr, _ = load_mnist(d, "train")
         x, y = load_mnist(d, "test")
-        return mnist_cnn4(), mnist_input(xtr[:10]), mnist_input(x), y
+        return mnist_cnn4(), mnist_input(xtr[:n_cal]), mnist_input(x), y
     depth = int(network.removeprefix("resnet"))
     folder = d / "models" / "keras_resnet_cifar10"
     model = load_keras_h5(folder / f"resnet{depth}v1_cifar10.h5", name=network)
     xc, yc = load_cifar10(d)
     X = cifar10_keras_input(xc, np.load(folder / "cifar10_x_train_mean.npy"))
-    return model, X[-10:], X[:-10], yc[:-10]
+    return model, X[len(X) - n_cal:], X[:len(X) - n_cal], yc[:len(X) - n_cal]
 
 
 def run_task(task: dict, data: str, cache: str | None) -> dict:
     """Run one task (module-level so Dask can ship it)."""
     from ..cnn.network import AnalogConfig, AnalogNetwork
 
-    model, x_cal, X, y = _load(task["network"], data)
+    model, x_cal, X, y = _load(task["network"], data, int(task["n_cal"]))
     n = min(task["n_images"], len(X))
     tile = task["tile"] or None
     r = float(task.get("wire", 1.0))
@@ -153,7 +160,7 @@ def cnn_main(args: argparse.Namespace) -> int:
     from ._runner import read_records, run_tasks
 
     preset = dict(PRESETS["quick" if args.quick else "full"])
-    for key in ("networks", "tiles", "sigmas", "bits", "n_mnist", "n_cifar"):
+    for key in ("networks", "tiles", "sigmas", "bits", "n_mnist", "n_cifar", "n_cal"):
         v = getattr(args, key)
         if v is not None:
             preset[key] = v
@@ -165,7 +172,8 @@ def cnn_main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tasks = build_tasks(preset["networks"], preset["tiles"], preset["sigmas"], preset["bits"],
-                        preset["n_mnist"], preset["n_cifar"], args.seed, args.wires or [1.0], args.shift_reference)
+                        preset["n_mnist"], preset["n_cifar"], args.seed, args.wires or [1.0], args.shift_reference,
+                        preset["n_cal"])
     path = out / "cnn_results.h5"
     fn = functools.partial(run_task, data=data, cache=args.cache or None)
     summary = run_tasks(tasks, fn, path, scheduler=args.scheduler, progress=not args.no_progress,
