@@ -28,14 +28,15 @@ def _fd(xbar, V, name, rel=1e-2):
     return (-f(2 * h) + 8 * f(h) - 8 * f(-h) + f(-2 * h)) / (12 * h)
 
 
+@pytest.mark.parametrize("k", [3, 12])  # 12 > m: the transfer-matrix path
 @pytest.mark.parametrize("drive, sense", [("left", "bottom"), ("right", "top"), ("both", "both"), ("left", "both")])
-def test_sensitivities_match_finite_differences(rng, drive, sense):
+def test_sensitivities_match_finite_differences(rng, drive, sense, k):
     m, n = 7, 5
     G = rng.uniform(3e-6, 67e-6, (m, n))
     G[2, 3] = 0.0  # an open cell
     xbar = xs.Crossbar(G, r_row=rng.uniform(0.5, 2.0, (m, n - 1)), r_col=1.7, r_in=rng.uniform(5, 20, m),
                        r_out=15.0, drive=drive, sense=sense, transistor=Resistor(2e3))
-    V = rng.uniform(0, 0.4, (3, m))
+    V = rng.uniform(0, 0.4, (k, m))
     s = column_current_sensitivities(xbar, V, PARAMETERS)
     np.testing.assert_allclose(s.currents, xs.solve(xbar, V).currents, rtol=1e-12)
     for a, name in enumerate(PARAMETERS):

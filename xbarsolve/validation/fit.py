@@ -19,7 +19,7 @@ import numpy as np
 
 from ..crossbar import Crossbar
 from .schema import Measurement
-from .sensitivity import PARAMETERS, column_current_sensitivities, parameter_values, with_parameters
+from .sensitivity import column_current_sensitivities, with_parameters
 
 __all__ = ["FitResult", "ParameterEstimate", "fit_parasitics"]
 

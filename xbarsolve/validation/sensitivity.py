@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..crossbar import Crossbar
-from ..transistors import Resistor, Switch
+from ..transistors import Resistor
 
 __all__ = ["PARAMETERS", "Sensitivities", "column_current_sensitivities", "parameter_values", "with_parameters"]
 
@@ -141,8 +141,6 @@ def _check(xbar: Crossbar, params) -> tuple[str, ...]:
     if not xbar.is_linear:
         raise NotImplementedError("adjoint sensitivities of nonlinear arrays need the per-vector small-signal adjoint "
                                   "(see the module docstring); only linear arrays are supported yet")
-    if isinstance(xbar.transistor, Switch):
-        pass
     return params
 
 
