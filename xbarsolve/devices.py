@@ -139,7 +139,8 @@ def _sinh_current(v, G, p):  # pragma: no cover - compiled
     a = p[0]
     if a == 0.0:
         return G * v
-    return G * p[1] * np.sinh(a * v)
+    e = np.exp(a * v)  # one exponential serves sinh and cosh (Numba/LLVM share it)
+    return G * p[1] * 0.5 * (e - 1.0 / e)
 
 
 @njit(**NJIT)
@@ -147,7 +148,8 @@ def _sinh_didv(v, G, p):  # pragma: no cover - compiled
     a = p[0]
     if a == 0.0:
         return G
-    return G * p[1] * a * np.cosh(a * v)
+    e = np.exp(a * v)
+    return G * p[1] * a * 0.5 * (e + 1.0 / e)
 
 
 @dataclass(frozen=True)

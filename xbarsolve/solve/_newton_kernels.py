@@ -66,7 +66,7 @@ def _junction(v, p):  # pragma: no cover - compiled
 
 @njit(**NJIT_PARALLEL)
 def evaluate(xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P, has_mid,
-             rP, rS, FM, gmem, gsrc, inv_jmm, eP, eS, u, w, res):  # pragma: no cover - compiled
+             rP, rS, m0, mP, mS, cells, res, res_v, i_col):  # pragma: no cover - compiled
     """KCL residual and the condensed Newton system of every vector of the batch.
 
     Parameters
@@ -92,29 +92,48 @@ def evaluate(xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, 
     rP, rS : (p, q, k)
         Right-hand side of the condensed Newton system: ``-F`` with the middle-node KCL
         eliminated (A).
-    FM : (p, q, k)
-        KCL residual at the middle nodes (A).
-    gmem, gsrc, inv_jmm : (p, q, k)
-        dI_mem/dV (S), d(ids)/dV_B (S) and ``1 / dF_M/dV_M`` (ohm), to recover the
-        middle-node update ``dM = (-FM + gmem dT - gsrc dB) inv_jmm``.
-    eP, eS, u, w : (p, q, k)
-        Condensed cell Jacobian: P equation ``+eP dP - u dS``, S equation ``-w dP + eS dS``.
+    m0, mP, mS : (p, q, k)
+        The middle-node update is ``dM = m0 + mP dP + mS dS`` (V, 1, 1); untouched
+        without middle nodes.
+    cells : (4, p, q)
+        Sum over the batch of the condensed cell Jacobian ``(eP, eS, u, w)`` (S): the P
+        equation of cell (a, b) reads ``+eP dP - u dS``, its S equation ``-w dP + eS dS``.
     res : (p, k)
-        Largest |KCL residual| (A) over the nodes of block ``a`` for each vector.
+        Largest |KCL residual| (A) over the nodes of block ``a`` for each vector (NaN
+        counts as infinite).
+    res_v : (p, k)
+        Largest |KCL residual| divided by the node's total small-signal conductance (V):
+        the voltage correction each node alone would need.
+    i_col : (p, q, k)
+        Net current (A) each cell delivers to its column node (channel current less the
+        column-side junction leak); summed along a column it is the column current up to
+        the KCL residuals, and accurate to the precision of the cell voltages.
     """
     p = xP.shape[0]
     for a in prange(p):
         _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P, has_mid,
-                        rP, rS, FM, gmem, gsrc, inv_jmm, eP, eS, u, w, res)
+                        rP, rS, m0, mP, mS, cells, res, res_v, i_col)
 
 
 @njit(**NJIT)
 def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P, has_mid,
-                    rP, rS, FM, gmem, gsrc, inv_jmm, eP, eS, u, w, res):  # pragma: no cover - compiled
+                    rP, rS, m0, mP, mS, cells, res, res_v, i_col):  # pragma: no cover - compiled
     p, q, k = xP.shape
+    for t in range(k):
+        res[a, t] = 0.0
+        res_v[a, t] = 0.0
     for b in range(q):
         g = G[a, b]
         vg = vgc[a, b]
+        # wire and terminal conductance at P(a, b) and S(a, b)
+        gP = (wp[a, b - 1] if b > 0 else 0.0) + (wp[a, b] if b < q - 1 else 0.0)
+        gP += (tp0[a] if b == 0 else 0.0) + (tp1[a] if b == q - 1 else 0.0)
+        gS = (c[a - 1, b] if a > 0 else 0.0) + (c[a, b] if a < p - 1 else 0.0)
+        gS += (ts0[b] if a == 0 else 0.0) + (ts1[b] if a == p - 1 else 0.0)
+        sP = 0.0
+        sS = 0.0
+        su = 0.0
+        sw = 0.0
         for t in range(k):
             vp = xP[a, b, t]
             vs = xS[a, b, t]
@@ -152,27 +171,31 @@ def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc
                 jb = _junction(vB, pt)
                 fT = im
                 fB = jb[0] - r[0]
+                i_col[a, b, t] = r[0] - jb[0]
                 fM = r[0] + jm[0] - im
                 gd = r[1]
                 gs = r[2]
-                jmm = gm + gd + jm[1]
-                inv = 1.0 / jmm
+                inv = 1.0 / (gm + gd + jm[1])
                 cT = gm * (gd + jm[1]) * inv
                 cTB = -gm * gs * inv
                 cBT = gd * gm * inv
                 cB = -gs * (gm + jm[1]) * inv + jb[1]
                 rT = -gm * fM * inv
                 rB = -gd * fM * inv
-                FM[a, b, t] = fM
-                gmem[a, b, t] = gm
-                gsrc[a, b, t] = gs
-                inv_jmm[a, b, t] = inv
+                m0[a, b, t] = -fM * inv
+                if top_is_P:
+                    mP[a, b, t] = gm * inv
+                    mS[a, b, t] = -gs * inv
+                else:  # stored as the coefficients of dP and dS
+                    mP[a, b, t] = -gs * inv
+                    mS[a, b, t] = gm * inv
             else:
                 im = _current(vT - vB, g, pd)
                 gm = _didv(vT - vB, g, pd)
                 fT = im
                 fB = -im
                 fM = 0.0
+                i_col[a, b, t] = im
                 cT = gm
                 cTB = gm
                 cBT = gm
@@ -184,24 +207,68 @@ def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc
                 fs += fB
                 rP[a, b, t] = rT - fp
                 rS[a, b, t] = rB - fs
-                eP[a, b, t] = cT
-                eS[a, b, t] = cB
-                u[a, b, t] = cTB
-                w[a, b, t] = cBT
+                sP += cT
+                sS += cB
+                su += cTB
+                sw += cBT
             else:
                 fp += fB
                 fs += fT
                 rP[a, b, t] = rB - fp
                 rS[a, b, t] = rT - fs
-                eP[a, b, t] = cB
-                eS[a, b, t] = cT
-                u[a, b, t] = cBT
-                w[a, b, t] = cTB
+                sP += cB
+                sS += cT
+                su += cBT
+                sw += cTB
             m_abs = max(abs(fp), abs(fs), abs(fM))
+            if top_is_P:
+                v_abs = max(abs(fp) / (gP + cT), abs(fs) / (gS + cB))
+            else:
+                v_abs = max(abs(fp) / (gP + cB), abs(fs) / (gS + cT))
+            if has_mid:
+                v_abs = max(v_abs, abs(fM * inv))
             if not (m_abs == m_abs):  # NaN
                 m_abs = np.inf
-            if b == 0 or m_abs > res[a, t]:
+            if not (v_abs == v_abs):
+                v_abs = np.inf
+            if m_abs > res[a, t]:
                 res[a, t] = m_abs
+            if v_abs > res_v[a, t]:
+                res_v[a, t] = v_abs
+        cells[0, a, b] = sP
+        cells[1, a, b] = sS
+        cells[2, a, b] = su
+        cells[3, a, b] = sw
+
+
+@njit(**NJIT_PARALLEL)
+def update(xP, xS, xM, dP, dS, m0, mP, mS, has_mid, scale):  # pragma: no cover - compiled
+    """Apply ``scale`` times the update in place: ``xP += dP``, ``xS += dS`` and
+    ``xM += m0 + mP dP + mS dS``; returns the largest |update| (V) of each vector (k,)."""
+    p, q, k = xP.shape
+    part = np.zeros((p, k))
+    for a in prange(p):
+        for b in range(q):
+            for t in range(k):
+                d1 = scale * dP[a, b, t]
+                d2 = scale * dS[a, b, t]
+                xP[a, b, t] += d1
+                xS[a, b, t] += d2
+                big = max(abs(d1), abs(d2))
+                if has_mid:
+                    d3 = scale * (m0[a, b, t] + mP[a, b, t] * dP[a, b, t] + mS[a, b, t] * dS[a, b, t])
+                    xM[a, b, t] += d3
+                    big = max(big, abs(d3))
+                if not (big == big):
+                    big = np.inf
+                if big > part[a, t]:
+                    part[a, t] = big
+    out = np.zeros(k)
+    for a in range(p):
+        for t in range(k):
+            if part[a, t] > out[t]:
+                out[t] = part[a, t]
+    return out
 
 
 _SPECIALISED: dict = {}
@@ -301,53 +368,4 @@ def scaled(scale, x):  # pragma: no cover - compiled
         for b in range(q):
             for t in range(k):
                 out[a, b, t] = scale[a, b, 0 if shared else t] * x[a, b, t]
-    return out
-
-
-@njit(**NJIT_PARALLEL)
-def middle_update(FM, gmem, gsrc, inv_jmm, dT, dB):  # pragma: no cover - compiled
-    """Middle-node update ``(-FM + gmem dT - gsrc dB) inv_jmm`` (V), all (p, q, k)."""
-    p, q, k = FM.shape
-    out = np.empty_like(FM)
-    for a in prange(p):
-        for b in range(q):
-            for t in range(k):
-                out[a, b, t] = (-FM[a, b, t] + gmem[a, b, t] * dT[a, b, t] - gsrc[a, b, t] * dB[a, b, t]) * inv_jmm[a, b, t]
-    return out
-
-
-@njit(**NJIT_PARALLEL)
-def batch_dot(x, y):  # pragma: no cover - compiled
-    """Per-vector inner products ``sum_ab x[a, b, t] y[a, b, t]``: (p, q, k) -> (k,)."""
-    p, q, k = x.shape
-    part = np.zeros((p, k))
-    for a in prange(p):
-        for b in range(q):
-            for t in range(k):
-                part[a, t] += x[a, b, t] * y[a, b, t]
-    out = np.zeros(k)
-    for a in range(p):
-        for t in range(k):
-            out[t] += part[a, t]
-    return out
-
-
-@njit(**NJIT_PARALLEL)
-def batch_absmax(x):  # pragma: no cover - compiled
-    """Per-vector ``max |x|`` over (p, q, k) -> (k,); NaN counts as infinite."""
-    p, q, k = x.shape
-    part = np.zeros((p, k))
-    for a in prange(p):
-        for b in range(q):
-            for t in range(k):
-                v = abs(x[a, b, t])
-                if not (v == v):
-                    v = np.inf
-                if v > part[a, t]:
-                    part[a, t] = v
-    out = np.zeros(k)
-    for a in range(p):
-        for t in range(k):
-            if part[a, t] > out[t]:
-                out[t] = part[a, t]
     return out

@@ -29,15 +29,19 @@ Two iterations use it:
   the chord iteration and finishes the vectors it does not converge within
   ``chord_iterations`` with exact Newton.
 
-A vector has converged when both the largest KCL residual is at most ``itol`` and the
-last voltage update is at most ``vtol`` (see :func:`solve_newton`).
+A vector has converged when every node's KCL residual divided by the node's total
+small-signal conductance and the estimated error of the last update are both at most
+``vtol`` (see :func:`solve_newton`).
 """
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from typing import Callable, Literal
 
+import numba
 import numpy as np
 
 from ..crossbar import Crossbar
@@ -50,6 +54,7 @@ from . import _newton_kernels as _nk
 __all__ = ["solve_newton"]
 
 Iteration = Literal["auto", "chord", "newton"]
+Rebuild = Literal["auto", "once", "never"]
 OnFailure = Literal["raise", "flag"]
 
 
@@ -76,6 +81,10 @@ class _Net:
     @property
     def p(self) -> int:
         return self.G.shape[0]
+
+    @property
+    def n_columns(self) -> int:
+        return self.G.shape[1] if self.rows_first else self.G.shape[0]
 
     @property
     def q(self) -> int:
@@ -153,34 +162,68 @@ def _sources(net: _Net, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _Eval:
     """Residual and condensed Newton system at one iterate (see ``_nk.evaluate``)."""
 
-    rP: np.ndarray
+    rP: np.ndarray  # (p, q, k) right-hand sides (A)
     rS: np.ndarray
-    FM: np.ndarray
-    gmem: np.ndarray
-    gsrc: np.ndarray
-    inv_jmm: np.ndarray
-    eP: np.ndarray
-    eS: np.ndarray
-    u: np.ndarray
-    w: np.ndarray
+    m0: np.ndarray  # (p, q, k) middle-node update coefficients
+    mP: np.ndarray
+    mS: np.ndarray
+    cells: np.ndarray  # (4, p, q) batch mean of (eP, eS, u, w) (S)
     res: np.ndarray  # (k,) largest |KCL residual| (A)
+    res_v: np.ndarray  # (k,) largest |KCL residual| / node conductance (V)
+    i_col: np.ndarray | None  # (p, q, k) current each cell delivers to its column node (A)
+
+    def column_currents(self, net: "_Net") -> np.ndarray:
+        """Column currents (A), (n, k): the cells' deliveries summed along each column."""
+        return self.i_col.sum(axis=0 if net.rows_first else 1)
 
 
-def _evaluate(net: _Net, xP, xS, xM, srcP, srcS) -> _Eval:
+def _evaluate(net: _Net, x) -> _Eval:
+    xP, xS, xM = x[:3]
     p, q, k = xP.shape
-    arrs = [np.empty((p, q, k)) for _ in range(10)]
-    res = np.zeros((p, k))
+    rP, rS = np.empty((p, q, k)), np.empty((p, q, k))
+    mids = [np.empty((p, q, k)) if net.has_mid else np.empty((1, 1, 1)) for _ in range(3)]
+    cells = np.empty((4, p, q))
+    res = np.empty((p, k))
+    res_v = np.empty((p, k))
+    i_col = np.empty((p, q, k))
     kernel = _nk.evaluate if net.funcs is None else _nk.specialise(*net.funcs)
-    kernel(xP, xS, xM, srcP, srcS, net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,
-           net.pd, net.pt, net.rows_first, net.has_mid, *arrs, res)
-    return _Eval(*arrs, res.max(axis=0))
+    kernel(xP, xS, xM, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,
+           net.pd, net.pt, net.rows_first, net.has_mid, rP, rS, *mids, cells, res, res_v, i_col)
+    with np.errstate(all="ignore"):
+        cells /= k
+    return _Eval(rP, rS, *mids, cells, res.max(axis=0), res_v.max(axis=0), i_col)
+
+
+def _evaluate_at_zero(net: _Net, x, shared: dict) -> _Eval:
+    """:func:`_evaluate` at 0 V for a batch with sources ``x[3], x[4]``.
+
+    At 0 V the cells see the same voltages whatever the inputs, so one evaluation (cached
+    in ``shared``) serves every vector; only the sources' injections through the
+    terminal conductances differ.
+    """
+    p, q, k = x[0].shape
+    one = shared.get("ev0")
+    if one is None:
+        z = _state(net, np.zeros((1, net.p if net.rows_first else net.q)))
+        one = shared["ev0"] = _evaluate(net, z)
+    rP = np.repeat(one.rP, k, axis=2)
+    rS = np.repeat(one.rS, k, axis=2)
+    srcP, srcS = x[3], x[4]
+    rP[:, 0, :] += net.tp0[:, None] * srcP
+    rP[:, -1, :] += net.tp1[:, None] * srcP
+    rS[0, :, :] += net.ts0[:, None] * srcS
+    rS[-1, :, :] += net.ts1[:, None] * srcS
+    mids = [np.repeat(a, k, axis=2) if net.has_mid else a for a in (one.m0, one.mP, one.mS)]
+    return _Eval(rP, rS, *mids, one.cells, np.full(k, np.nan), np.full(k, np.nan), None)
 
 
 class _Ladder:
-    """Factorization of a condensed Newton system with cell entries shared by a batch
-    (arrays (p, q)) or of one vector.  ``solve`` takes right-hand sides (p, q, k)."""
+    """Factorization of a condensed Newton system whose cell entries (p, q) are shared by
+    a batch (their mean) or belong to one vector.  ``solve`` takes right-hand sides
+    (p, q, k) and overwrites them."""
 
-    def __init__(self, net: _Net, eP, eS, u, w):
+    def __init__(self, net: _Net, cells: np.ndarray):
+        eP, eS, u, w = cells
         self.net = net
         diag = net.p_diag + eP
         self.inv = _nk.tri_factor(np.ascontiguousarray(diag[:, :, None]), net.wp)
@@ -193,177 +236,202 @@ class _Ladder:
 
     def solve(self, rP, rS):
         net = self.net
-        yP = rP.copy()
-        _nk.tri_solve(self.inv, net.wp, yP)
-        F = rS.copy()
-        _nk.add_scaled(F, self.w, yP)
-        dS = _kernels.block_solve(self.Kinv, net.c, F)
+        _nk.tri_solve(self.inv, net.wp, rP)  # rP <- chain solve
+        _nk.add_scaled(rS, self.w, rP)
+        dS = _kernels.block_solve(self.Kinv, net.c, rS)
         z = _nk.scaled(self.u, dS)
         _nk.tri_solve(self.inv, net.wp, z)
-        yP += z
-        return yP, dS
+        rP += z
+        return rP, dS
 
 
-def _try_ladder(net: _Net, eP, eS, u, w) -> _Ladder | None:
+def _try_ladder(net: _Net, cells: np.ndarray) -> _Ladder | None:
     """A factorization, or None when the system is singular or not finite."""
-    if not all(np.isfinite(a).all() for a in (eP, eS, u, w)):
+    if not np.isfinite(cells).all():
         return None
     try:
         with np.errstate(all="ignore"):
-            lad = _Ladder(net, eP, eS, u, w)
+            lad = _Ladder(net, cells)
     except np.linalg.LinAlgError:
         return None
     return lad if lad.finite else None
 
 
-def _step(net: _Net, lad: _Ladder, ev: _Eval):
-    """Update (dP, dS, dM) of every vector: the ladder solve, then the middle nodes."""
-    dP, dS = lad.solve(ev.rP, ev.rS)
-    if net.has_mid:
-        dT, dB = (dP, dS) if net.rows_first else (dS, dP)
-        dM = _nk.middle_update(ev.FM, ev.gmem, ev.gsrc, ev.inv_jmm, dT, dB)
-    else:
-        dM = None
-    return dP, dS, dM
+def _apply(net: _Net, x, lad: _Ladder, ev: _Eval, scale: float = 1.0, copy: bool = False):
+    """Solve for the update and apply it (in place unless ``copy``); returns (x, |update| per vector)."""
+    with np.errstate(all="ignore"):
+        dP, dS = lad.solve(ev.rP, ev.rS)
+    if copy:
+        x = [a.copy() for a in x[:3]] + list(x[3:])
+    step = _nk.update(x[0], x[1], x[2], dP, dS, ev.m0, ev.mP, ev.mS, net.has_mid, scale)
+    return x, step, (dP, dS)
 
 
-def _absmax(*arrays) -> np.ndarray:
-    return np.max([_nk.batch_absmax(a) for a in arrays if a is not None], axis=0)
+def _state(net: _Net, V: np.ndarray):
+    """Zero potentials for inputs V (k, m): [xP, xS, xM, srcP, srcS]."""
+    p, q, k = net.p, net.q, V.shape[0]
+    srcP, srcS = _sources(net, V)
+    return [np.zeros((p, q, k)), np.zeros((p, q, k)), np.zeros((p, q, k) if net.has_mid else (1, 1, 1)), srcP, srcS]
 
 
-@dataclass(eq=False)
-class _Chunk:
-    """Iterates of a group of vectors (potentials in V, arrays (p, q, k))."""
-
-    xP: np.ndarray
-    xS: np.ndarray
-    xM: np.ndarray
-    srcP: np.ndarray
-    srcS: np.ndarray
-
-    def take(self, idx: np.ndarray) -> "_Chunk":
-        return _Chunk(self.xP[:, :, idx], self.xS[:, :, idx], self.xM[:, :, idx], self.srcP[:, idx], self.srcS[:, idx])
-
-    def add(self, d, scale=1.0) -> "_Chunk":
-        dP, dS, dM = d
-        xM = self.xM if dM is None else self.xM + scale * dM
-        return _Chunk(self.xP + scale * dP, self.xS + scale * dS, xM, self.srcP, self.srcS)
+def _take(net: _Net, x, idx):
+    """The vectors ``idx`` of a state, as contiguous copies."""
+    xM = np.take(x[2], idx, axis=2) if net.has_mid else x[2]
+    return [np.take(x[0], idx, axis=2), np.take(x[1], idx, axis=2), xM, np.take(x[3], idx, axis=1), np.take(x[4], idx, axis=1)]
 
 
-def _tolerances(xbar: Crossbar, net: _Net, V: np.ndarray, rtol: float, vtol, itol):
-    """Per-vector voltage-update (V) and KCL-residual (A) tolerances."""
-    vmax = np.abs(V).max(axis=1)
-    vref = np.maximum(vmax, 1e-3)
-    if vtol is None:
-        vtol_k = rtol * vref
-    else:
-        vtol_k = np.full(V.shape[0], float(vtol))
-    if itol is None:
-        v_probe = np.stack([np.zeros_like(xbar.G), np.full_like(xbar.G, vref.max()), np.full_like(xbar.G, -vref.max())])
-        g_dev = np.abs(xbar.device.didv(v_probe, np.broadcast_to(xbar.G, v_probe.shape))).max()
-        g_dev = g_dev if np.isfinite(g_dev) and g_dev > 0 else 1e-6
-        g_wire = max(net.wp.max(initial=0.0), net.c.max(initial=0.0), net.tp0.max(), net.tp1.max(), net.ts0.max(), net.ts1.max())
-        floor = 64 * np.finfo(float).eps * vref * g_wire  # round-off floor of a KCL sum
-        itol_k = np.maximum(rtol * vref * g_dev, floor)
-    else:
-        itol_k = np.full(V.shape[0], float(itol))
+def _tolerances(V: np.ndarray, rtol: float, vtol, itol):
+    """Per-vector voltage (V) and KCL-current (A) tolerances."""
+    k = V.shape[0]
+    vtol_k = rtol * np.maximum(np.abs(V).max(axis=1), 1e-3) if vtol is None else np.full(k, float(vtol))
+    itol_k = np.full(k, np.inf if itol is None else float(itol))
     return vtol_k, itol_k
 
 
-def _chord(net: _Net, ch: _Chunk, vtol, itol, max_iter: int, refresh: int, callback):
-    """The fast path for a group of vectors.  Returns (chunk, converged, iterations, residual)."""
-    p, q, k = ch.xP.shape
+def _chord(net: _Net, x, vtol, itol, max_iter: int, rebuild: str, shared: dict, callback):
+    """The fast path for a group of vectors.  Returns (x, converged, iterations, residual).
+
+    ``shared`` carries factorizations between the groups of one solve: ``"zero"`` (the
+    Jacobian at 0 V, the same for every vector), ``"mean"`` (a batch-averaged Jacobian),
+    and the measured cost of a factorization (s) and contraction rate of ``"mean"``.
+    """
+    k = x[0].shape[2]
     it = np.zeros(k, dtype=np.int64)
     res = np.full(k, np.inf)
-    step = np.full(k, np.inf)
     done = np.zeros(k, dtype=bool)
+    cur = np.full((net.n_columns, k), np.nan)  # column currents of the vectors that finished
     # Warm start: one exact Newton step from 0 V, where every vector has the same Jacobian
     # (the circuit linearised at 0 V): the linear solution.
-    ev = _evaluate(net, ch.xP, ch.xS, ch.xM, ch.srcP, ch.srcS)
-    lad = _try_ladder(net, ev.eP[:, :, 0], ev.eS[:, :, 0], ev.u[:, :, 0], ev.w[:, :, 0])
+    ev = _evaluate_at_zero(net, x, shared)
+    if "zero" not in shared:
+        t0 = time.perf_counter()
+        shared["zero"] = _try_ladder(net, ev.cells)
+        shared["t_factor"] = time.perf_counter() - t0
+    lad = shared["zero"]
     if lad is None:  # singular at 0 V: leave every vector to exact Newton
-        return ch, done, it, res
-    d = _step(net, lad, ev)
-    ch = ch.add(d)
-    step[:] = _absmax(*d)
+        return x, done, it, res, cur
+    x, step, _ = _apply(net, x, lad, ev)  # step: largest update of each vector (V)
+    prev_step = np.full(k, np.inf)
     it += 1
-    out = ch
-    warm = _Chunk(ch.xP.copy(), ch.xS.copy(), ch.xM.copy(), ch.srcP, ch.srcS)
+    out = x
+    warm = [a.copy() for a in x[:3]]
     active = np.arange(k)
-    since = refresh  # iterations since the shared factorization was built
+    if rebuild != "never" and "mean" in shared:
+        lad = shared["mean"]
+    prev = None  # largest update of the previous chord step with the same factorization
     for _ in range(max_iter):
-        ev = _evaluate(net, ch.xP, ch.xS, ch.xM, ch.srcP, ch.srcS)
+        t_iter = time.perf_counter()
+        ev = _evaluate(net, x)
         res[active] = ev.res
         if callback is not None:
             callback(active, ev.res)
-        ok = (ev.res <= itol[active]) & (step[active] <= vtol[active])
+        # error estimate of a linearly converging iteration: step * rho / (1 - rho)
+        with np.errstate(all="ignore"):
+            known = np.isfinite(prev_step[active]) & (prev_step[active] > 0)
+            rho = np.where(known, np.minimum(step[active] / prev_step[active], 0.99), 0.5)
+        ok = (ev.res <= itol[active]) & (ev.res_v <= vtol[active]) & (step[active] * rho / (1.0 - rho) <= vtol[active])
         bad = ~np.isfinite(ev.res)
         if ok.any() or bad.any():
             fin = ok | bad
-            idx = active[fin]
             done[active[ok]] = True
-            out.xP[:, :, idx] = ch.xP[:, :, fin]
-            out.xS[:, :, idx] = ch.xS[:, :, fin]
-            out.xM[:, :, idx] = ch.xM[:, :, fin]
+            cur[:, active[ok]] = ev.column_currents(net)[:, ok]
+            if x is not out:
+                for a, b in zip(out[:3], x[:3]):
+                    if net.has_mid or a is not out[2]:
+                        a[:, :, active[fin]] = b[:, :, fin]
             lost = active[bad]  # a model overflowed: fall back to the (finite) warm start
-            out.xP[:, :, lost], out.xS[:, :, lost], out.xM[:, :, lost] = warm.xP[:, :, lost], warm.xS[:, :, lost], warm.xM[:, :, lost]
-            keep = ~fin
+            for a, b in zip(out[:3], warm):
+                if net.has_mid or a is not out[2]:
+                    a[:, :, lost] = b[:, :, lost]
+            keep = np.flatnonzero(~fin)
             active = active[keep]
             if not active.size:
                 break
-            ch = ch.take(np.flatnonzero(keep))
-            ev = _Eval(*(a[:, :, keep] for a in (ev.rP, ev.rS, ev.FM, ev.gmem, ev.gsrc, ev.inv_jmm, ev.eP, ev.eS, ev.u, ev.w)), ev.res[keep])
-        if since >= refresh:
-            with np.errstate(all="ignore"):
-                lad = _try_ladder(net, ev.eP.mean(axis=2), ev.eS.mean(axis=2), ev.u.mean(axis=2), ev.w.mean(axis=2))
-            if lad is None:
-                break
-            since = 0
-        d = _step(net, lad, ev)
-        since += 1
-        ch = ch.add(d)
-        step[active] = _absmax(*d)
+            x = _take(net, x, keep)
+            ev = _Eval(np.take(ev.rP, keep, axis=2), np.take(ev.rS, keep, axis=2),
+                       *((np.take(a, keep, axis=2) if net.has_mid else a) for a in (ev.m0, ev.mP, ev.mS)),
+                       ev.cells, ev.res[keep], ev.res_v[keep], None)
+            prev = None
+        if rebuild != "never" and lad is shared["zero"] and (rebuild == "once" or _worth_rebuilding(shared, step[active], prev, vtol[active], t_iter)):
+            new = _try_ladder(net, ev.cells)
+            if new is not None:
+                lad = shared["mean"] = new
+                prev = None
+        x, st, _ = _apply(net, x, lad, ev)
+        big = st.max()
+        if prev is not None and lad is shared.get("mean") and prev > 0:
+            shared["rate"] = max(shared.get("rate", 0.0), min(big / prev, 1.0))
+        prev = big
+        prev_step[active] = step[active]
+        step[active] = st
         it[active] += 1
-    if active.size:
-        out.xP[:, :, active] = ch.xP
-        out.xS[:, :, active] = ch.xS
-        out.xM[:, :, active] = ch.xM
-    return out, done, it, res
+        shared["t_iter"] = (time.perf_counter() - t_iter) / active.size  # per vector
+    if active.size and x is not out:
+        for a, b in zip(out[:3], x[:3]):
+            if net.has_mid or a is not out[2]:
+                a[:, :, active] = b
+    return out, done, it, res, cur
 
 
-def _newton_one(net: _Net, ch: _Chunk, vtol: float, itol: float, max_iter: int, callback, index: int):
-    """Exact, damped Newton for one vector (k = 1).  Returns (chunk, converged, iterations, residual, reason)."""
-    ev = _evaluate(net, ch.xP, ch.xS, ch.xM, ch.srcP, ch.srcS)
+def _worth_rebuilding(shared: dict, step: np.ndarray, prev, vtol: np.ndarray, t_start: float) -> bool:
+    """Whether a batch-averaged factorization saves time over the 0 V one (cost model:
+    measured factorization and iteration times, contraction rates of the two)."""
+    if prev is None:  # contraction not measured yet: rebuild if it costs less than one iteration
+        return shared.get("t_factor", 0.0) < 2.0 * (time.perf_counter() - t_start) * step.size / max(step.size, 1) * step.size
+    big = step.max()
+    rho0 = min(big / prev, 0.999) if prev > 0 else 0.0
+    if rho0 < 0.05:
+        return False
+    rho1 = shared.get("rate", 0.02) or 0.02
+    need = np.log(max(vtol.min(), 1e-300) / max(big, 1e-300))
+    if need >= 0:
+        return False
+    n0 = need / np.log(rho0)
+    n1 = need / np.log(max(rho1, 1e-6))
+    t_iter = shared.get("t_iter", time.perf_counter() - t_start) * step.size
+    return shared.get("t_factor", 0.0) < (n0 - n1) * t_iter
+
+
+def _newton_one(net: _Net, x, vtol: float, itol: float, max_iter: int, callback, index: int):
+    """Exact, damped Newton for one vector (k = 1).
+
+    Returns (x, converged, iterations, residual, reason, column currents or None).
+    """
+    ev = _evaluate(net, x)
     step = np.inf
     res = float(ev.res[0])
     for it in range(max_iter + 1):
         if callback is not None:
             callback(np.array([index]), ev.res)
         if not np.isfinite(res):
-            return ch, False, it, res, "the KCL residual is not finite (a device model overflowed)"
-        if res <= itol and step <= vtol:
-            return ch, True, it, res, ""
+            return x, False, it, res, "the KCL residual is not finite (a device model overflowed)", None
+        if res <= itol and ev.res_v[0] <= vtol and step <= vtol:
+            return x, True, it, res, "", ev.column_currents(net)[:, 0]
         if it == max_iter:
             break
-        lad = _try_ladder(net, ev.eP[:, :, 0], ev.eS[:, :, 0], ev.u[:, :, 0], ev.w[:, :, 0])
+        lad = _try_ladder(net, ev.cells)
+        if lad is None:
+            return x, False, it, res, "the Jacobian is singular", ev.column_currents(net)[:, 0]
         with np.errstate(all="ignore"):
-            d = None if lad is None else _step(net, lad, ev)
-        if d is None or not all(np.isfinite(x).all() for x in d if x is not None):
-            return ch, False, it, res, "the Jacobian is singular"
+            dP, dS = lad.solve(ev.rP, ev.rS)
+            dM = (ev.m0 + ev.mP * dP + ev.mS * dS) if net.has_mid else ev.m0
+        if not (np.isfinite(dP).all() and np.isfinite(dS).all() and np.isfinite(dM).all()):
+            return x, False, it, res, "the Jacobian is singular", ev.column_currents(net)[:, 0]
         # Backtracking line search on the largest KCL residual.
         lam = 1.0
         while True:
-            trial = ch.add(d, lam)
-            ev_t = _evaluate(net, trial.xP, trial.xS, trial.xM, trial.srcP, trial.srcS)
+            trial = [a.copy() for a in x[:3]] + list(x[3:])
+            st = _nk.update(trial[0], trial[1], trial[2], dP, dS, ev.m0, ev.mP, ev.mS, net.has_mid, lam)
+            ev_t = _evaluate(net, trial)
             r_t = float(ev_t.res[0])
-            if np.isfinite(r_t) and (r_t <= (1.0 - 1e-4 * lam) * res or res <= itol or r_t <= itol):
+            if np.isfinite(r_t) and (r_t <= (1.0 - 1e-4 * lam) * res or ev.res_v[0] <= vtol or ev_t.res_v[0] <= vtol):
                 break
             lam *= 0.5
             if lam < 1e-6:
-                return ch, False, it + 1, res, "the line search found no decrease of the KCL residual"
-        ch, ev, res = trial, ev_t, r_t
-        step = lam * float(_absmax(*d)[0])
-    return ch, False, max_iter, res, f"no convergence within max_iterations={max_iter}"
+                return x, False, it + 1, res, "the line search found no decrease of the KCL residual", ev.column_currents(net)[:, 0]
+        x, ev, res = trial, ev_t, r_t
+        step = float(st[0])
+    return x, False, max_iter, res, f"no convergence within max_iterations={max_iter}", ev.column_currents(net)[:, 0]
 
 
 def solve_newton(
@@ -372,15 +440,16 @@ def solve_newton(
     *,
     full: bool = False,
     iteration: Iteration = "auto",
-    rtol: float = 1e-9,
+    rtol: float = 1e-8,
     vtol: float | None = None,
     itol: float | None = None,
     max_iterations: int = 50,
     chord_iterations: int = 25,
-    refresh: int = 4,
+    rebuild: Rebuild = "auto",
     chunk_size: int = 64,
     on_failure: OnFailure = "raise",
     callback: Callable[[np.ndarray, np.ndarray], None] | None = None,
+    threads: int | None = None,
 ) -> SolveResult:
     """Solve a nonlinear crossbar by Newton's method for a batch of input vectors.
 
@@ -399,26 +468,31 @@ def solve_newton(
         per iteration and vector); ``"auto"``: chord, then exact Newton for the vectors
         the chord iteration has not converged in ``chord_iterations`` steps.
     rtol : float
-        Relative tolerance (> 0).  Defaults for the absolute tolerances below derive
-        from it: ``vtol = rtol * max(max|V|, 1 mV)`` and
-        ``itol = max(rtol * max(max|V|, 1 mV) * g_dev, 64 eps max(max|V|, 1 mV) g_wire)``
-        with ``g_dev`` the largest device conductance dI/dV at 0 and +-max|V| and
-        ``g_wire`` the largest wire or terminal conductance (the round-off floor of a
-        KCL sum).
+        Relative tolerance (> 0); the default ``vtol`` is ``rtol * max(max|V|, 1 mV)``
+        for each vector.
     vtol : float, optional
-        Largest voltage update (V) of the last iteration of a converged vector.
+        Voltage tolerance (V).  A vector has converged when (1) the KCL residual of
+        every node divided by the node's total small-signal conductance (the correction
+        that node alone would need) and (2) the estimated error of the last update
+        (``|dx| rho / (1 - rho)`` with ``rho`` the observed contraction of the chord
+        iteration; ``|dx|`` itself for exact Newton) are both at most ``vtol``.
     itol : float, optional
-        Largest KCL residual (A) at any node of a converged vector.
+        Also require the largest KCL residual (A) at any node to be at most ``itol``.
     max_iterations : int
         Iteration limit of exact Newton (per vector, >= 1).
     chord_iterations : int
         Iteration limit of the chord iteration (>= 0).
-    refresh : int
-        The shared factorization is rebuilt from the batch-averaged cell Jacobian every
-        ``refresh`` chord iterations (>= 1).
+    rebuild : {"auto", "once", "never"}
+        The chord iteration starts with the factorization at 0 V; ``"once"`` replaces it
+        after the warm start by one built from the batch-averaged cell Jacobian (shared
+        by all chunks), ``"auto"`` does so when a cost model (measured factorization and
+        iteration times, measured contraction rates) predicts a saving, ``"never"``
+        keeps the 0 V one.
     chunk_size : int
         Vectors iterated together (>= 1); bounds memory to about
-        ``20 * chunk_size * m * n`` doubles.
+        ``12 * chunk_size * m * n`` doubles.  The default 64 keeps the block GEMMs
+        (q x q times q x 64) below OpenBLAS's threading threshold, whose spinning
+        threads slow a shared 2-core machine several-fold.
     on_failure : {"raise", "flag"}
         ``"raise"``: raise :class:`~xbarsolve.errors.ConvergenceError` naming the first
         vector that did not converge; ``"flag"``: return with ``converged`` False for it
@@ -427,6 +501,11 @@ def solve_newton(
         ``callback(vectors, residuals)`` after each residual evaluation, with the batch
         indices of the vectors iterated and their largest KCL residual (A).  Exact
         Newton calls it once per iteration per vector (residual history).
+    threads : int, optional
+        Threads of the compiled kernels (>= 1).  Default: Numba's setting, except 1
+        when the machine is oversubscribed (1-minute load average above the number of
+        CPUs): there a parallel region waits for descheduled workers, ~30 ms per kernel
+        call on a busy 2-core machine, far more than it saves.
 
     Returns
     -------
@@ -443,74 +522,111 @@ def solve_newton(
     """
     if iteration not in ("auto", "chord", "newton"):
         raise ValueError(f"iteration must be 'auto', 'chord' or 'newton'; got {iteration!r}")
+    if rebuild not in ("auto", "once", "never"):
+        raise ValueError(f"rebuild must be 'auto', 'once' or 'never'; got {rebuild!r}")
     if on_failure not in ("raise", "flag"):
         raise ValueError(f"on_failure must be 'raise' or 'flag'; got {on_failure!r}")
     if not (np.isfinite(rtol) and rtol > 0):
         raise ValueError(f"rtol must be > 0; got {rtol!r}")
     for name, val, lo in (("max_iterations", max_iterations, 1), ("chord_iterations", chord_iterations, 0),
-                          ("refresh", refresh, 1), ("chunk_size", chunk_size, 1)):
+                          ("chunk_size", chunk_size, 1)):
         if int(val) != val or val < lo:
             raise ValueError(f"{name} must be an integer >= {lo}; got {val!r}")
     for name, val in (("vtol", vtol), ("itol", itol)):
         if val is not None and not (np.isfinite(val) and val > 0):
             raise ValueError(f"{name} must be > 0 (or None for the default); got {val!r}")
+    if threads is not None and (int(threads) != threads or threads < 1):
+        raise ValueError(f"threads must be an integer >= 1 or None; got {threads!r}")
     V = np.ascontiguousarray(V, dtype=np.float64)
     net = _net(xbar)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(_default_threads() if threads is None else int(threads), numba.config.NUMBA_NUM_THREADS))
+    try:
+        return _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, chord_iterations, rebuild,
+                      chunk_size, on_failure, callback)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _default_threads() -> int:
+    n = numba.get_num_threads()
+    try:
+        busy = os.getloadavg()[0] > (os.cpu_count() or 1)
+    except OSError:  # not available on this platform
+        busy = False
+    return 1 if busy else n
+
+
+def _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, chord_iterations, rebuild,
+           chunk_size, on_failure, callback) -> SolveResult:
     k_all = V.shape[0]
-    vtol_k, itol_k = _tolerances(xbar, net, V, rtol, vtol, itol)
+    vtol_k, itol_k = _tolerances(V, rtol, vtol, itol)
     p, q = net.p, net.q
     X = [np.zeros((p, q, k_all)) for _ in range(3)]
     converged = np.zeros(k_all, dtype=bool)
     iterations = np.zeros(k_all, dtype=np.int64)
     residual = np.full(k_all, np.inf)
+    currents = np.full((net.n_columns, k_all), np.nan)
     reasons = {}
+    shared: dict = {}
     for start in range(0, k_all, chunk_size):
         sl = slice(start, min(start + chunk_size, k_all))
         idx = np.arange(sl.start, sl.stop)
-        srcP, srcS = _sources(net, V[sl])
         kk = idx.size
-        ch = _Chunk(np.zeros((p, q, kk)), np.zeros((p, q, kk)), np.zeros((p, q, kk)), srcP, srcS)
+        x = _state(net, V[sl])
         cb = None if callback is None else (lambda vec, r, _o=start: callback(vec + _o, r))
         if iteration in ("auto", "chord"):
-            ch, ok, its, res = _chord(net, ch, vtol_k[idx], itol_k[idx], chord_iterations, refresh, cb)
+            x, ok, its, res, cur = _chord(net, x, vtol_k[idx], itol_k[idx], chord_iterations, rebuild, shared, cb)
         else:
             ok, its, res = np.zeros(kk, bool), np.zeros(kk, np.int64), np.full(kk, np.inf)
+            cur = np.full((net.n_columns, kk), np.nan)
         if iteration in ("auto", "newton"):
             for t in np.flatnonzero(~ok):
-                one = ch.take(np.array([t]))
-                if iteration == "newton" or not all(np.isfinite(a).all() for a in (one.xP, one.xS, one.xM)):
-                    # start from 0 V: the first step is the linear solution
-                    one = _Chunk(np.zeros_like(one.xP), np.zeros_like(one.xS), np.zeros_like(one.xM), one.srcP, one.srcS)
+                one = _take(net, x, np.array([t]))
+                if iteration == "newton" or not all(np.isfinite(a).all() for a in one[:3]):
+                    one = _state(net, V[start + t:start + t + 1])  # from 0 V: the first step is the linear solution
                 cbt = None if callback is None else (lambda vec, r, _o=start + t: callback(np.array([_o]), r))
-                one, ok_t, it_t, res_t, why = _newton_one(net, one, vtol_k[start + t], itol_k[start + t], max_iterations, cbt, start + t)
-                ch.xP[:, :, t], ch.xS[:, :, t], ch.xM[:, :, t] = one.xP[:, :, 0], one.xS[:, :, 0], one.xM[:, :, 0]
+                one, ok_t, it_t, res_t, why, cur_t = _newton_one(net, one, vtol_k[start + t], itol_k[start + t], max_iterations, cbt, start + t)
+                for a, b in zip(x[:3], one[:3]):
+                    if net.has_mid or a is not x[2]:
+                        a[:, :, t] = b[:, :, 0]
                 ok[t], res[t] = ok_t, res_t
+                if cur_t is not None:
+                    cur[:, t] = cur_t
                 its[t] += it_t
                 if not ok_t:
                     reasons[start + t] = why
-        for a, b in zip(X, (ch.xP, ch.xS, ch.xM)):
-            a[:, :, sl] = b
+        for a, b in zip(X, x[:3]):
+            if b.shape == (p, q, kk):
+                a[:, :, sl] = b
         converged[sl], iterations[sl], residual[sl] = ok, its, res
+        currents[:, sl] = cur
     if on_failure == "raise" and not converged.all():
         t = int(np.flatnonzero(~converged)[0])
         why = reasons.get(t, f"the chord iteration did not converge within chord_iterations={chord_iterations}")
         raise ConvergenceError(
             f"Newton did not converge for input vector {t} (of {k_all}): {why}; KCL residual "
-            f"{residual[t]:.3g} A after {iterations[t]} iterations (tolerance {itol_k[t]:.3g} A). "
+            f"{residual[t]:.3g} A after {iterations[t]} iterations (voltage tolerance {vtol_k[t]:.3g} V). "
             "Pass on_failure='flag' to get per-vector flags instead.",
             vector=t, iterations=int(iterations[t]), residual=float(residual[t]),
         )
-    return _result(xbar, net, V, X, full, converged, iterations, residual)
+    return _result(xbar, net, V, X, currents, full, converged, iterations, residual)
 
 
-def _result(xbar, net, V, X, full, converged, iterations, residual) -> SolveResult:
+def _result(xbar, net, V, X, currents, full, converged, iterations, residual) -> SolveResult:
     xP, xS, xM = X
     if net.rows_first:
-        currents = net.ts0[:, None] * xS[0] + net.ts1[:, None] * xS[-1]  # (q=n, k)
+        sensed = net.ts0[:, None] * xS[0] + net.ts1[:, None] * xS[-1]  # (q=n, k)
         v_top, v_bottom, v_mid = xP, xS, xM
     else:
-        currents = net.tp0[:, None] * xP[:, 0] + net.tp1[:, None] * xP[:, -1]  # (p=n, k)
+        sensed = net.tp0[:, None] * xP[:, 0] + net.tp1[:, None] * xP[:, -1]  # (p=n, k)
         v_top, v_bottom, v_mid = (a.transpose(1, 0, 2) for a in (xS, xP, xM))
+    # Column currents: the cells' deliveries summed along each column at the final
+    # iterate (as accurate as the cell voltages, ~0.1 V); where a vector has none (it
+    # failed), the current through r_out (accurate only relative to the small column
+    # voltages).
+    missing = np.isnan(currents).any(axis=0)
+    currents = np.where(missing[None, :], sensed, currents)
     currents = np.ascontiguousarray(currents.T)
     common = dict(method="newton", converged=converged, iterations=iterations, residual=residual)
     if not full:
