@@ -133,3 +133,44 @@ def test_weak_parameter_is_not_claimed(rng):
     fit = fit_parasitics(meas, params=["r_row", "r_in"])
     assert fit["r_row"].verdict in ("not identifiable", "at bound")
     assert fit["r_in"].verdict == "identified"
+
+
+@pytest.mark.parametrize(
+    "transistor, device",
+    [(xs.transistors.Level1(), xs.devices.Sinh(a=2.0)), (Resistor(1500.0), xs.devices.Sinh(a=3.0)),
+     (xs.transistors.Level1(kp=150e-6, vto=0.5), xs.devices.Linear())],
+)
+def test_nonlinear_sensitivities_match_finite_differences(rng, transistor, device):
+    m, n = 6, 5
+    xbar = xs.Crossbar(rng.uniform(3e-6, 67e-6, (m, n)), r_row=1.3, r_col=0.8, r_in=20.0, r_out=15.0,
+                       transistor=transistor, device=device, sense="both")
+    V = rng.uniform(0, 0.4, (3, m))
+    values = xs.validation.sensitivity.parameter_values(xbar)
+    s = column_current_sensitivities(xbar, V, list(values))
+    np.testing.assert_allclose(s.currents, xs.solve(xbar, V, rtol=1e-12).currents, rtol=1e-9)
+    for a, (name, value) in enumerate(values.items()):
+        h = 1e-2 * abs(value)
+
+        def f(d):
+            return column_current_sensitivities(with_parameters(xbar, {name: value + d}), V, [name]).currents
+
+        fd = (-f(2 * h) + 8 * f(h) - 8 * f(-h) + f(-2 * h)) / (12 * h)
+        err = np.max(np.abs(fd - s.jacobian[:, :, a])) / np.max(np.abs(fd))
+        assert err < 1e-6, (name, err)
+
+
+def test_fit_nonlinear_device_parameter(rng):
+    m, n, k = 8, 6, 16
+    G = rng.uniform(5e-6, 60e-6, (m, n))
+    V = rng.uniform(0, 0.4, (k, m))
+    truth = xs.Crossbar(G, r_row=2.0, r_col=1.5, r_in=10.0, r_out=8.0, device=xs.devices.Sinh(a=3.0))
+    noise = 1e-9
+    I = xs.solve(truth, V, rtol=1e-12).currents + rng.normal(0, noise, (k, n))
+    meas = Measurement(G, V, I, r_row=1.0, r_col=1.0, r_in=10.0, r_out=8.0, known=("r_in", "r_out"), noise_rms=noise)
+    model = xs.Crossbar(G, r_row=1.0, r_col=1.0, r_in=10.0, r_out=8.0, device=xs.devices.Sinh(a=2.0))
+    fit = fit_parasitics(meas, model=model)
+    assert fit.params == ("r_row", "r_col", "a")
+    for name, true in (("r_row", 2.0), ("r_col", 1.5), ("a", 3.0)):
+        assert abs(fit[name].value - true) < 4 * fit[name].stderr, fit.summary()
+    assert fit["a"].verdict == "identified"
+    assert fit.rms_residual < 1.5 * noise

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..crossbar import Crossbar
 from .schema import Measurement
-from .sensitivity import column_current_sensitivities, with_parameters
+from .sensitivity import column_current_sensitivities, parameter_values, with_parameters
 
 __all__ = ["FitResult", "ParameterEstimate", "fit_parasitics"]
 
@@ -33,14 +33,15 @@ class ParameterEstimate:
     Attributes
     ----------
     name : str
-        Parameter name (``r_row``, ``r_col``, ``r_in``, ``r_out`` or ``r_on``).
+        Parameter name (``r_row``, ``r_col``, ``r_in``, ``r_out``, ``r_on``, ``a``, ``kp``
+        or ``vto``).
     value : float
-        Estimate (ohm).  For a parameter that is not identifiable this is one point of a
+        Estimate (ohm for resistances; 1/V, A/V^2, V for ``a``, ``kp``, ``vto``).  For a parameter that is not identifiable this is one point of a
         set of equally good values, not a measurement.
     stderr : float
-        Standard error (ohm), ``inf`` when the data do not determine the parameter.
+        Standard error (units of ``value``), ``inf`` when the data do not determine it.
     initial : float
-        Starting (nominal) value (ohm).
+        Starting (nominal) value (units of ``value``).
     verdict : str
         ``"identified"`` (relative standard error <= ``rel_tol``), ``"poorly identified"``
         (larger, but below 100 %), ``"not identifiable"`` (in a direction the data cannot
@@ -180,6 +181,7 @@ def fit_parasitics(
     rcond: float = 1e-8,
     xtol: float = 1e-10,
     max_nfev: int = 50,
+    model: Crossbar | None = None,
 ) -> FitResult:
     """Fit unknown parasitic resistances to measured column currents.
 
@@ -189,8 +191,9 @@ def fit_parasitics(
         The measurement (see :mod:`xbarsolve.validation.schema`); its conductance map and
         nominal resistances define the model.
     params : sequence of str, optional
-        Parameters to fit, from ``("r_row", "r_col", "r_in", "r_out", "r_on")``; default:
-        every resistance the file does not list as ``known``.
+        Parameters to fit, from ``("r_row", "r_col", "r_in", "r_out", "r_on")`` and, with a
+        nonlinear ``model``, ``("a", "kp", "vto")``; default: every parameter of the model
+        the file does not list as ``known``.
     bounds : mapping, optional
         ``name -> (low, high)`` in ohm, ``0 < low < high``; default a factor 100 either
         side of the initial value.
@@ -207,6 +210,12 @@ def fit_parasitics(
         Relative step tolerance of the optimiser (on the log-parameters).
     max_nfev : int
         Most model evaluations.
+    model : Crossbar, optional
+        Circuit model to fit instead of the file's linear one (its conductances are
+        replaced by the measured map): e.g. a :class:`~xbarsolve.devices.Sinh` memristor
+        or a :class:`~xbarsolve.transistors.Level1` transistor, whose ``a``, ``kp`` and
+        ``vto`` (> 0) can then be fitted too; starting values are the model's own.
+        Nonlinear models cost one sparse LU per vector and evaluation.
 
     Returns
     -------
@@ -229,18 +238,26 @@ def fit_parasitics(
 
     if not isinstance(measured, Measurement):
         raise TypeError(f"measured must be a validation.Measurement; got {type(measured).__name__}")
+    if model is None:
+        init = dict(measured.nominal)
+        base_model = measured.crossbar()
+    else:
+        if not isinstance(model, Crossbar) or model.shape != measured.shape:
+            raise ValueError(f"model must be a Crossbar of the measured shape {measured.shape}; got {model!r:.80}")
+        base_model = model.with_conductances(measured.conductance)
+        init = parameter_values(base_model)
     if params is None:
-        params = [p for p in measured.nominal if p not in measured.known]
+        params = [p for p in init if p not in measured.known]
     params = tuple(params)
-    available = tuple(measured.nominal)
+    available = tuple(init)
     for p in params:
         if p not in available:
-            raise ValueError(f"params: {p!r} is not a parameter of this {measured.cell} array; allowed: {available}")
+            raise ValueError(f"params: {p!r} is not a parameter of this {measured.cell if model is None else 'model'} "
+                             f"array; allowed: {available}")
     if not params:
         raise ValueError("params is empty: nothing to fit (every resistance is known)")
     if not 0 < rel_tol:
         raise ValueError(f"rel_tol must be > 0; got {rel_tol!r}")
-    init = dict(measured.nominal)
     for k, v in dict(initial or {}).items():
         if k not in init:
             raise ValueError(f"initial: unknown parameter {k!r}; allowed: {available}")
@@ -249,7 +266,7 @@ def fit_parasitics(
         if not init[p] > 0:
             raise ValueError(f"initial value of {p} must be > 0 ohm to fit it on a log scale; got {init[p]!r}")
     lo, hi = _bounds(bounds, params, init)
-    base = measured.crossbar(**init)
+    base = with_parameters(base_model, {p: init[p] for p in params})
     V = measured.inputs if vectors is None else measured.inputs[vectors]
     I_meas = measured.currents if vectors is None else measured.currents[vectors]
     if V.ndim != 2 or V.shape[0] < 1:

@@ -27,11 +27,14 @@ branch the name covers, which for a uniform array is the uniform value itself):
 ``r_in``   driver resistances;     ``r_out``  sense resistances;
 ``r_on``   access-transistor on-resistance (:class:`~xbarsolve.transistors.Resistor`).
 
-Nonlinear models (Level-1 ``kp``/``vto``, sinh ``a``) fit the same scheme: at the
-converged operating point of each input vector, the adjoint runs on the small-signal
-(Jacobian) network and a cell parameter contributes ``-(di_cell/dtheta)|_v * dphi``.  That
-needs one adjoint per vector (the small-signal network differs between vectors); add a
-``_TERMS`` entry and a per-vector adjoint when those models land.
+Nonlinear arrays (any device or transistor model; parameters ``a`` of
+:class:`~xbarsolve.devices.Sinh`, ``kp`` and ``vto`` of
+:class:`~xbarsolve.transistors.Level1` besides the resistances): at the operating point
+of each vector (Newton, polished with exact Newton steps on the full nodal system
+``F(x) = 0``), ``dI_j/dtheta = dc_j/dtheta - lambda_j^T dF/dtheta`` with the adjoint
+``A^T lambda_j = dc_j/dx`` on the (non-symmetric: the transistor is a controlled source)
+Jacobian ``A = dF/dx``; a cell parameter enters through ``di_cell/dtheta`` at fixed node
+voltages.  This costs one sparse LU per vector, so it is meant for modest arrays.
 """
 
 from __future__ import annotations
@@ -41,13 +44,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numba import njit
+
+from .._config import NJIT
 from ..crossbar import Crossbar
-from ..transistors import Resistor
+from ..devices import Sinh
+from ..transistors import Level1, Resistor
 
-__all__ = ["PARAMETERS", "Sensitivities", "column_current_sensitivities", "parameter_values", "with_parameters"]
+__all__ = ["PARAMETERS", "MODEL_PARAMETERS", "Sensitivities", "column_current_sensitivities", "parameter_values", "with_parameters"]
 
-#: Parameters whose sensitivities are available (ohm).
+#: Resistance parameters (ohm), available for every array.
 PARAMETERS = ("r_row", "r_col", "r_in", "r_out", "r_on")
+#: Model parameters of nonlinear arrays: sinh nonlinearity ``a`` (1/V) of
+#: :class:`~xbarsolve.devices.Sinh`, ``kp`` (A/V^2) and ``vto`` (V) of
+#: :class:`~xbarsolve.transistors.Level1`.
+MODEL_PARAMETERS = ("a", "kp", "vto")
 
 _DRIVE_T = {"left": "top", "right": "bottom", "both": "both"}
 _SENSE_T = {"bottom": "right", "top": "left", "both": "both"}
@@ -86,6 +97,11 @@ def parameter_values(xbar: Crossbar) -> dict[str, float]:
     }
     if isinstance(xbar.transistor, Resistor):
         out["r_on"] = xbar.transistor.r_on
+    if isinstance(xbar.device, Sinh):
+        out["a"] = xbar.device.a
+    if isinstance(xbar.transistor, Level1):
+        out["kp"] = xbar.transistor.kp
+        out["vto"] = xbar.transistor.vto
     return out
 
 
@@ -102,15 +118,24 @@ def with_parameters(xbar: Crossbar, values: dict[str, float]) -> Crossbar:
         / None, which it turns into a ``Resistor``).
     """
     changes = {}
+    device, transistor = xbar.device, xbar.transistor
     for name, value in values.items():
-        if name not in PARAMETERS:
-            raise ValueError(f"unknown parameter {name!r}; allowed: {PARAMETERS}")
         value = float(value)
         if name == "r_on":
-            changes["transistor"] = Resistor(value)
-        else:
+            transistor = Resistor(value)
+        elif name == "a":
+            if not isinstance(device, Sinh):
+                raise ValueError(f"'a' needs a devices.Sinh memristor; this crossbar has {type(device).__name__}")
+            device = dataclasses.replace(device, a=value)
+        elif name in ("kp", "vto"):
+            if not isinstance(transistor, Level1):
+                raise ValueError(f"{name!r} needs a transistors.Level1 transistor; this crossbar has {type(transistor).__name__}")
+            transistor = dataclasses.replace(transistor, **{name: value})
+        elif name in PARAMETERS:
             changes[name] = value
-    return dataclasses.replace(xbar, **changes)
+        else:
+            raise ValueError(f"unknown parameter {name!r}; allowed: {PARAMETERS + MODEL_PARAMETERS}")
+    return dataclasses.replace(xbar, device=device, transistor=transistor, **changes)
 
 
 def _transposed(xbar: Crossbar) -> Crossbar:
@@ -130,21 +155,21 @@ def _check(xbar: Crossbar, params) -> tuple[str, ...]:
     params = tuple(params)
     if not params:
         raise ValueError("params must name at least one parameter")
+    available = tuple(parameter_values(xbar))
     for p in params:
-        if p not in PARAMETERS:
-            raise ValueError(f"params: unknown parameter {p!r}; allowed: {PARAMETERS}")
-        if p == "r_on" and not isinstance(xbar.transistor, Resistor):
+        if p not in PARAMETERS + MODEL_PARAMETERS:
+            raise ValueError(f"params: unknown parameter {p!r}; allowed: {PARAMETERS + MODEL_PARAMETERS}")
+        if p == "r_on" and p not in available:
             raise ValueError(f"params: 'r_on' needs a transistors.Resistor access transistor; this crossbar has "
                              f"{type(xbar.transistor).__name__ if xbar.transistor is not None else 'none (1R)'}")
+        if p not in available:
+            raise ValueError(f"params: {p!r} is not a parameter of this crossbar's models; available: {available}")
     if len(set(params)) != len(params):
         raise ValueError(f"params must not repeat a name; got {params}")
-    if not xbar.is_linear:
-        raise NotImplementedError("adjoint sensitivities of nonlinear arrays need the per-vector small-signal adjoint "
-                                  "(see the module docstring); only linear arrays are supported yet")
     return params
 
 
-def column_current_sensitivities(xbar: Crossbar, V, params=PARAMETERS[:4]) -> Sensitivities:
+def column_current_sensitivities(xbar: Crossbar, V, params=PARAMETERS[:4], *, rtol: float = 1e-10) -> Sensitivities:
     """Column currents of a linear crossbar and their exact parameter derivatives.
 
     Parameters
@@ -154,13 +179,18 @@ def column_current_sensitivities(xbar: Crossbar, V, params=PARAMETERS[:4]) -> Se
     V : array_like, shape (m,) or (k, m)
         Source voltages (V).
     params : sequence of str
-        Names from :data:`PARAMETERS`.  The derivative with respect to ``r_row`` is that of
+        Names from :data:`PARAMETERS` or, for the models that have them,
+        :data:`MODEL_PARAMETERS`.  The derivative with respect to ``r_row`` is that of
         adding the same resistance (ohm) to every row segment; likewise for the others.
+    rtol : float
+        Newton tolerance of the forward solve of a nonlinear array (it is then polished
+        by exact Newton steps); unused for linear arrays.
 
     Returns
     -------
     Sensitivities
-        ``currents`` (k, n) in A and ``jacobian`` (k, n, p) in A/ohm.
+        ``currents`` (k, n) in A and ``jacobian`` (k, n, p) in A per unit of each
+        parameter (A/ohm for resistances, A V for ``a``, V^3 for ``kp``, S for ``vto``).
 
     Examples
     --------
@@ -175,6 +205,8 @@ def column_current_sensitivities(xbar: Crossbar, V, params=PARAMETERS[:4]) -> Se
 
     params = _check(xbar, params)
     V_in = as_batch(xbar, V)
+    if not xbar.is_linear:
+        return _nonlinear_sensitivities(xbar, V_in, params, rtol)
     m, n = xbar.shape
     # Everything is linear in V: for more vectors than rows, differentiate the transfer
     # matrix instead (forward solves for the m unit vectors) and map the batch with a GEMM,
@@ -224,3 +256,178 @@ def column_current_sensitivities(xbar: Crossbar, V, params=PARAMETERS[:4]) -> Se
         return Sensitivities(params=params, currents=V_in @ fwd.currents,
                              jacobian=np.einsum("ki,ijp->kjp", V_in, J, optimize=True))
     return Sensitivities(params=params, currents=fwd.currents, jacobian=J)
+
+
+# ------------------------------------------------------------------- nonlinear arrays
+@njit(**NJIT)
+def _ids_arrays(fn, vd, vs, vg, p):  # pragma: no cover - compiled
+    """Transistor kernel over arrays: rows (current, d/dvd, d/dvs)."""
+    out = np.empty((3, vd.size))
+    for k in range(vd.size):
+        i, a, b = fn(vd[k], vs[k], vg[k], p)
+        out[0, k] = i
+        out[1, k] = a
+        out[2, k] = b
+    return out
+
+
+@njit(**NJIT)
+def _junction_arrays(fn, v, p):  # pragma: no cover - compiled
+    """Junction kernel over an array: rows (current, derivative)."""
+    out = np.empty((2, v.size))
+    for k in range(v.size):
+        i, g = fn(v[k], p)
+        out[0, k] = i
+        out[1, k] = g
+    return out
+
+
+class _Nodal:
+    """Full nodal system of a crossbar with unknowns T, M (when there is a transistor) and B."""
+
+    def __init__(self, xbar: Crossbar):
+        m, n = xbar.shape
+        self.xbar = xbar
+        tr = xbar.transistor
+        self.has_mid = tr is not None and not tr.is_short
+        mn = m * n
+        self.T = np.arange(mn).reshape(m, n)
+        self.M = self.T + mn if self.has_mid else None
+        self.B = self.T + (2 if self.has_mid else 1) * mn
+        self.N = (3 if self.has_mid else 2) * mn
+        # Linear branches (a, b, r, family); b = -1 - i for source i, -1 - m for ground.
+        fam = []
+        gnd = -1 - m
+        fam.append(("r_row", self.T[:, :-1].ravel(), self.T[:, 1:].ravel(), xbar.r_row_segments.ravel()))
+        fam.append(("r_col", self.B[:-1, :].ravel(), self.B[1:, :].ravel(), xbar.r_col_segments.ravel()))
+        left, right = xbar.drive_ends
+        top, bottom = xbar.sense_ends
+        src = -1 - np.arange(m)
+        for used, c in ((left, 0), (right, -1)):
+            if used:
+                fam.append(("r_in", self.T[:, c], src, xbar.r_in_rows))
+        self.sense = []
+        for used, r in ((top, 0), (bottom, -1)):
+            if used:
+                fam.append(("r_out", self.B[r, :], np.full(n, gnd), xbar.r_out_columns))
+                self.sense.append(self.B[r, :])
+        self.families = fam
+        self.vg = (tr.gate_voltages(m) if tr is not None else None)
+        if self.vg is None:
+            self.vg = np.zeros(m)
+
+    def potentials(self, x, V):
+        """Potentials of the fixed nodes (-1 - i: source i, -1 - m: ground) appended to x."""
+        return np.concatenate([x, [0.0], V[::-1]])  # index -1 - i -> V[i]; -1 - m -> 0
+
+    def assemble(self, x, V):
+        """KCL residual F (A, currents leaving each node) and sparse Jacobian A = dF/dx."""
+        import scipy.sparse as sp
+
+        xbar = self.xbar
+        xa = self.potentials(x, V)
+        F = np.zeros(self.N)
+        rows, cols, vals = [], [], []
+
+        def stamp2(a, b, g, i):
+            # Two-terminal element carrying current i from a to b with di/dva = g = -di/dvb.
+            np.add.at(F, a, i)
+            rows.append(a); cols.append(a); vals.append(g)
+            un = b >= 0
+            np.add.at(F, b[un], -i[un])
+            rows.append(a[un]); cols.append(b[un]); vals.append(-g[un])
+            rows.append(b[un]); cols.append(a[un]); vals.append(-g[un])
+            rows.append(b[un]); cols.append(b[un]); vals.append(g[un])
+
+        for _, a, b, r in self.families:
+            g = 1.0 / r
+            stamp2(a, b, g, g * (xa[a] - xa[b]))
+        T, B = self.T.ravel(), self.B.ravel()
+        Mid = self.M.ravel() if self.has_mid else B
+        G = xbar.G.ravel()
+        v = xa[T] - xa[Mid]
+        stamp2(T, Mid, xbar.device.didv(v, G), xbar.device.current(v, G))
+        cells = {"v_mem": v, "G": G}
+        if self.has_mid:
+            tr = xbar.transistor
+            ids_k, junc_k = _ids_arrays, _junction_arrays
+            p = tr.parameters()
+            vg = np.repeat(self.vg, xbar.n)
+            out = ids_k(tr.kernel, np.ascontiguousarray(xa[Mid]), np.ascontiguousarray(xa[B]), vg, p)
+            i, gd, gs = out
+            np.add.at(F, Mid, i)
+            np.add.at(F, B, -i)
+            rows += [Mid, Mid, B, B]; cols += [Mid, B, Mid, B]; vals += [gd, gs, -gd, -gs]
+            for node in (Mid, B):
+                j = junc_k(tr.junction_kernel, np.ascontiguousarray(xa[node]), p)
+                np.add.at(F, node, j[0])
+                rows.append(node); cols.append(node); vals.append(j[1])
+            cells.update(ids=i, gd=gd, gs=gs, vd=xa[Mid], vs=xa[B])
+        A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.N, self.N))
+        return F, A, cells
+
+
+def _nonlinear_sensitivities(xbar: Crossbar, V: np.ndarray, params, rtol: float) -> Sensitivities:
+    from scipy.sparse.linalg import splu
+
+    from ..solve import solve
+
+    m, n = xbar.shape
+    net = _Nodal(xbar)
+    res = solve(xbar, V, full=True, rtol=rtol)
+    k = V.shape[0]
+    currents = np.empty((k, n))
+    J = np.zeros((k, n, len(params)))
+    for q in range(k):
+        parts = [res.v_top[q].ravel()] + ([res.v_mid[q].ravel()] if net.has_mid else []) + [res.v_bottom[q].ravel()]
+        x = np.concatenate(parts)
+        for _ in range(4):  # exact Newton polish: quadratic, so round-off after one or two steps
+            F, A, cells = net.assemble(x, V[q])
+            lu = splu(A)
+            dx = lu.solve(F)
+            x = x - dx
+            if np.max(np.abs(dx)) <= 1e-15 * max(1.0, np.max(np.abs(x))):
+                break
+        F, A, cells = net.assemble(x, V[q])
+        lu = splu(A)
+        xa = net.potentials(x, V[q])
+        # dc_j/dx: the sense branch currents x_B / r_out of column j.
+        C = np.zeros((net.N, n))
+        for nodes in net.sense:
+            C[nodes, np.arange(n)] += 1.0 / xbar.r_out_columns
+        currents[q] = sum(x[nodes] / xbar.r_out_columns for nodes in net.sense)
+        lam = lu.solve(C, trans="T")  # (N, n)
+        lam_a = np.concatenate([lam, np.zeros((m + 1, n))])  # fixed nodes: lambda = 0
+
+        def cell_term(p_nodes, q_nodes, di):
+            # -sum_cells di/dtheta (lambda_p - lambda_q)
+            return -(di @ (lam_a[p_nodes] - lam_a[q_nodes]))
+
+        T, B = net.T.ravel(), net.B.ravel()
+        Mid = net.M.ravel() if net.has_mid else B
+        for a_i, name in enumerate(params):
+            if name in PARAMETERS[:4]:
+                total = np.zeros(n)
+                for fam, a, b, r in net.families:
+                    if fam != name:
+                        continue
+                    dv = xa[a] - xa[b]
+                    total += (dv / r**2) @ (lam_a[a] - lam_a[b])
+                    if fam == "r_out":
+                        total -= dv / r**2  # dc_j/dr_out: the sense current itself
+                J[q, :, a_i] = total
+            elif name == "a":
+                dev = xbar.device
+                v, G = cells["v_mem"], cells["G"]
+                a, vr = dev.a, dev.v_read
+                sh = np.sinh(a * vr)
+                di = G * vr * (v * np.cosh(a * v) * sh - vr * np.sinh(a * v) * np.cosh(a * vr)) / sh**2
+                J[q, :, a_i] = cell_term(T, Mid, di)
+            elif name == "r_on":
+                r_on = xbar.transistor.r_on
+                J[q, :, a_i] = cell_term(Mid, B, -(cells["vd"] - cells["vs"]) / r_on**2)
+            elif name == "kp":
+                J[q, :, a_i] = cell_term(Mid, B, cells["ids"] / xbar.transistor.kp)
+            elif name == "vto":
+                J[q, :, a_i] = cell_term(Mid, B, cells["gd"] + cells["gs"])
+    return Sensitivities(params=params, currents=currents, jacobian=J)
