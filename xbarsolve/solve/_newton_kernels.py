@@ -281,9 +281,9 @@ def specialise(current, didv, ids, junction):
     if fn is None:
         g = dict(globals())
         g.update(_current=current, _didv=didv, _ids=ids, _junction=junction)
-        block = _evaluate_block.py_func
+        block = getattr(_evaluate_block, "py_func", _evaluate_block)  # plain functions under NUMBA_DISABLE_JIT
         g["_evaluate_block"] = njit(**dict(NJIT, cache=False))(FunctionType(block.__code__, g, block.__name__))
-        ev = evaluate.py_func
+        ev = getattr(evaluate, "py_func", evaluate)
         fn = njit(**dict(NJIT_PARALLEL, cache=False))(FunctionType(ev.__code__, g, ev.__name__))
         _SPECIALISED[key] = fn
     return fn

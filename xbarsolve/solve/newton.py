@@ -311,7 +311,6 @@ def _chord(net: _Net, x, vtol, itol, max_iter: int, rebuild: str, shared: dict, 
     if lad is None:  # singular at 0 V: leave every vector to exact Newton
         return x, done, it, res, cur
     x, step, _ = _apply(net, x, lad, ev)  # step: largest update of each vector (V)
-    prev_step = np.full(k, np.inf)
     it += 1
     out = x
     warm = [a.copy() for a in x[:3]]
@@ -319,57 +318,62 @@ def _chord(net: _Net, x, vtol, itol, max_iter: int, rebuild: str, shared: dict, 
     if rebuild != "never" and "mean" in shared:
         lad = shared["mean"]
     prev = None  # largest update of the previous chord step with the same factorization
+
+    def retire(sel, source):
+        """Write the vectors ``sel`` (mask over ``active``) of ``source`` ((p, q, active)) into ``out``."""
+        for a, b in zip(out[:3], source):
+            if net.has_mid or a is not out[2]:
+                a[:, :, active[sel]] = b[:, :, sel]
+
     for _ in range(max_iter):
         t_iter = time.perf_counter()
         ev = _evaluate(net, x)
         res[active] = ev.res
         if callback is not None:
             callback(active, ev.res)
-        # error estimate of a linearly converging iteration: step * rho / (1 - rho)
-        with np.errstate(all="ignore"):
-            known = np.isfinite(prev_step[active]) & (prev_step[active] > 0)
-            rho = np.where(known, np.minimum(step[active] / prev_step[active], 0.99), 0.5)
-        ok = (ev.res <= itol[active]) & (ev.res_v <= vtol[active]) & (step[active] * rho / (1.0 - rho) <= vtol[active])
         bad = ~np.isfinite(ev.res)
-        if ok.any() or bad.any():
-            fin = ok | bad
-            done[active[ok]] = True
-            cur[:, active[ok]] = ev.column_currents(net)[:, ok]
-            if x is not out:
-                for a, b in zip(out[:3], x[:3]):
-                    if net.has_mid or a is not out[2]:
-                        a[:, :, active[fin]] = b[:, :, fin]
-            lost = active[bad]  # a model overflowed: fall back to the (finite) warm start
-            for a, b in zip(out[:3], warm):
-                if net.has_mid or a is not out[2]:
-                    a[:, :, lost] = b[:, :, lost]
-            keep = np.flatnonzero(~fin)
+        if bad.any():  # a model overflowed: fall back to the (finite) warm start
+            retire(bad, [w[:, :, active] if (net.has_mid or i < 2) else w for i, w in enumerate(warm)])
+            keep = np.flatnonzero(~bad)
             active = active[keep]
             if not active.size:
                 break
             x = _take(net, x, keep)
             ev = _Eval(np.take(ev.rP, keep, axis=2), np.take(ev.rS, keep, axis=2),
                        *((np.take(a, keep, axis=2) if net.has_mid else a) for a in (ev.m0, ev.mP, ev.mS)),
-                       ev.cells, ev.res[keep], ev.res_v[keep], None)
+                       ev.cells, ev.res[keep], ev.res_v[keep], np.take(ev.i_col, keep, axis=2))
             prev = None
-        if rebuild != "never" and lad is shared["zero"] and (rebuild == "once" or _worth_rebuilding(shared, step[active], prev, vtol[active], t_iter)):
+        if rebuild != "never" and lad is shared["zero"] and (
+                rebuild == "once" or _worth_rebuilding(shared, step[active], prev, vtol[active], t_iter)):
             new = _try_ladder(net, ev.cells)
             if new is not None:
                 lad = shared["mean"] = new
                 prev = None
         x, st, _ = _apply(net, x, lad, ev)
+        it[active] += 1
         big = st.max()
         if prev is not None and lad is shared.get("mean") and prev > 0:
             shared["rate"] = max(shared.get("rate", 0.0), min(big / prev, 1.0))
         prev = big
-        prev_step[active] = step[active]
         step[active] = st
-        it[active] += 1
         shared["t_iter"] = (time.perf_counter() - t_iter) / active.size  # per vector
+        # Converged: small KCL residual at x_k and small update d_k (already applied; the
+        # error left is ~rho |d_k| with rho ~ 1e-2 the contraction).  The column currents
+        # are those of x_k, within ~|d_k| of x_{k+1}'s.
+        ok = (ev.res <= itol[active]) & (ev.res_v <= vtol[active]) & (st <= vtol[active])
+        if ok.any():
+            done[active[ok]] = True
+            cur[:, active[ok]] = ev.column_currents(net)[:, ok]
+            if x is not out:
+                retire(ok, x[:3])
+            keep = np.flatnonzero(~ok)
+            active = active[keep]
+            if not active.size:
+                break
+            x = _take(net, x, keep)
+            prev = None
     if active.size and x is not out:
-        for a, b in zip(out[:3], x[:3]):
-            if net.has_mid or a is not out[2]:
-                a[:, :, active] = b
+        retire(np.full(active.size, True), x[:3])
     return out, done, it, res, cur
 
 
@@ -502,10 +506,10 @@ def solve_newton(
         indices of the vectors iterated and their largest KCL residual (A).  Exact
         Newton calls it once per iteration per vector (residual history).
     threads : int, optional
-        Threads of the compiled kernels (>= 1).  Default: Numba's setting, except 1
-        when the machine is oversubscribed (1-minute load average above the number of
-        CPUs): there a parallel region waits for descheduled workers, ~30 ms per kernel
-        call on a busy 2-core machine, far more than it saves.
+        Threads of the compiled kernels and of BLAS (>= 1).  Default: Numba's setting,
+        except 1 when the machine is oversubscribed (1-minute load average above the
+        number of CPUs): there a parallel region waits for descheduled workers, ~30 ms
+        per kernel call on a busy 2-core machine, far more than it saves.
 
     Returns
     -------
@@ -539,11 +543,16 @@ def solve_newton(
         raise ValueError(f"threads must be an integer >= 1 or None; got {threads!r}")
     V = np.ascontiguousarray(V, dtype=np.float64)
     net = _net(xbar)
+    from threadpoolctl import threadpool_limits
+
+    n_threads = min(_default_threads() if threads is None else int(threads), numba.config.NUMBA_NUM_THREADS)
     previous = numba.get_num_threads()
-    numba.set_num_threads(min(_default_threads() if threads is None else int(threads), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n_threads)
     try:
-        return _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, chord_iterations, rebuild,
-                      chunk_size, on_failure, callback)
+        # BLAS (the block GEMMs and inverses) gets the same number of threads.
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            return _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, chord_iterations, rebuild,
+                          chunk_size, on_failure, callback)
     finally:
         numba.set_num_threads(previous)
 
