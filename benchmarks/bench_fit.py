@@ -1,6 +1,8 @@
 """Benchmark: fitting four parasitics of a 128x64 1T1M array to 200 measured vectors.
 
-    python benchmarks/bench_fit.py [--file validation_data/measured/synthetic_128x64.h5]
+    python benchmarks/bench_fit.py
+    python benchmarks/bench_fit.py --file validation_data/measured/synthetic_128x64.h5 \
+        --params r_row,r_col,r_in,r_out,r_on
 
 Prints one table: the adjoint-Jacobian fit (what ``xs.fit_parasitics`` does) against the
 same least-squares problem with a finite-difference Jacobian (scipy's ``"2-point"``) as the
@@ -29,7 +31,7 @@ from xbarsolve.validation import Measurement, fit_parasitics
 from xbarsolve.validation.sensitivity import column_current_sensitivities, with_parameters
 from xbarsolve.validation.synthetic import SyntheticChip
 
-PARAMS = ["r_row", "r_col", "r_in", "r_out"]
+PARAMS = ["r_row", "r_col", "r_in", "r_out"]  # the four of the target; --params changes them
 
 
 def _measurement(path: str | None) -> Measurement:
@@ -65,7 +67,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", default=None, help="measured-array HDF5 file (128x64)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the finite-difference baseline")
+    parser.add_argument("--params", default=",".join(PARAMS), help="comma-separated parameters (default %(default)s)")
     args = parser.parse_args()
+    PARAMS[:] = [p.strip() for p in args.params.split(",")]
     meas = _measurement(args.file)
     m, n = meas.shape
     xbar = meas.crossbar()
