@@ -17,8 +17,9 @@ of vectors is a sequence of GEMMs.
 
 Two iterations use it:
 
-* **chord** (the fast path): one factorization shared by the whole batch, built from
-  the batch-averaged cell Jacobian, preconditions a fixed-point iteration whose every
+* **chord** (the fast path): one factorization shared by the whole batch (first the
+  Jacobian at 0 V, then, when a cost model says it pays, the batch-averaged cell
+  Jacobian), preconditions a fixed-point iteration whose every
   step is exact in the middle-node elimination and the wire network and approximate
   only in the cells' small-signal conductances.  It converges linearly, with a rate
   given by the spread of the cells' conductances between vectors (a few per cent for
@@ -30,8 +31,10 @@ Two iterations use it:
   ``chord_iterations`` with exact Newton.
 
 A vector has converged when every node's KCL residual divided by the node's total
-small-signal conductance and the estimated error of the last update are both at most
-``vtol`` (see :func:`solve_newton`).
+small-signal conductance and the update computed at that point are both at most
+``vtol`` (see :func:`solve_newton`).  Column currents are the sums along each column of
+what the cells deliver to it (equal by KCL to the current through ``r_out``, but as
+accurate as the cell voltages rather than the small column voltages).
 """
 
 from __future__ import annotations
@@ -477,9 +480,8 @@ def solve_newton(
     vtol : float, optional
         Voltage tolerance (V).  A vector has converged when (1) the KCL residual of
         every node divided by the node's total small-signal conductance (the correction
-        that node alone would need) and (2) the estimated error of the last update
-        (``|dx| rho / (1 - rho)`` with ``rho`` the observed contraction of the chord
-        iteration; ``|dx|`` itself for exact Newton) are both at most ``vtol``.
+        that node alone would need) and (2) the largest update computed at that point
+        (chord; for exact Newton the last update taken) are both at most ``vtol``.
     itol : float, optional
         Also require the largest KCL residual (A) at any node to be at most ``itol``.
     max_iterations : int
