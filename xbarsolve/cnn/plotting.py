@@ -53,7 +53,7 @@ def table6_markdown(records) -> str:
     head = ["network", "crossbars", "images", "software", *("analog" if b == 0 else f"{b}-bit" for b in bits), "clipped cells"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     order = {n: i for i, n in enumerate(_LABEL)}
-    for (net, tile, n, *_), row in sorted(rows.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1], -kv[0][3], kv[0][4])):
+    for (net, tile, n, *_), row in sorted(rows.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1], -kv[0][3], kv[0][4] != "digital")):
         cells = [_LABEL.get(net, net), _tile_label(tile, row["task"]), str(n), f"{100 * row['software']:.1f}"]
         cells += [f"{100 * row[b]:.1f}" if b in row else "-" for b in bits]
         c, total = row["clipped"]
@@ -62,11 +62,12 @@ def table6_markdown(records) -> str:
     return "\n".join(lines)
 
 
-def plot_error_propagation(records, network: str, tile: int = 0, ax=None):
+def plot_error_propagation(records, network: str, tile: int = 0, ax=None, *, wire: float = 1.0,
+                           shift_reference: str = "digital"):
     """Fig. 19: per-layer mean and worst relative error (%), layer alone and accumulated."""
     import matplotlib.pyplot as plt
 
-    sel = _select(records, network=network, tile=tile, sigma=0.0, bits=0)
+    sel = _select(records, network=network, tile=tile, sigma=0.0, bits=0, wire=wire, shift_reference=shift_reference)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
     if not sel:
@@ -81,38 +82,40 @@ def plot_error_propagation(records, network: str, tile: int = 0, ax=None):
     ax.set_xticks(k)
     ax.set_xticklabels(names, rotation=90, fontsize=7)
     ax.set_ylabel("relative error (%)")
-    ax.set_title(f"{_LABEL.get(network, network)}, {_tile_label(tile)}")
+    ax.set_title(f"{_LABEL.get(network, network)}, {_tile_label(tile, sel[0][0])}")
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     return ax
 
 
-def plot_accuracy_vs_sigma(records, tile: int = 0, ax=None):
+def plot_accuracy_vs_sigma(records, tile: int = 0, ax=None, *, wire: float = 1.0, shift_reference: str = "digital"):
     """Fig. 20: accuracy vs programming-error sigma (uS), recalibrated, ideal converters."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
     for net in _LABEL:
-        sel = sorted(_select(records, network=net, tile=tile, bits=0), key=lambda tr: tr[0]["sigma"])
+        sel = sorted(_select(records, network=net, tile=tile, bits=0, wire=wire, shift_reference=shift_reference),
+                     key=lambda tr: tr[0]["sigma"])
         if sel:
             ax.plot([1e6 * t["sigma"] for t, _ in sel], [100 * r["accuracy_analog"] for _, r in sel], "o-", label=_LABEL[net])
     ax.set_xlabel("programming error sigma (uS)")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(_tile_label(tile))
-    ax.legend(fontsize=7)
+    ax.set_title(_tile_label(tile, {"wire": wire, "shift_reference": shift_reference}))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     return ax
 
 
-def plot_accuracy_vs_bits(records, tile: int = 0, ax=None):
+def plot_accuracy_vs_bits(records, tile: int = 0, ax=None, *, wire: float = 1.0, shift_reference: str = "digital"):
     """Fig. 21: accuracy vs ADC/DAC resolution; the dashed line is ideal converters."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
     for net in _LABEL:
-        sel = _select(records, network=net, tile=tile, sigma=0.0)
+        sel = _select(records, network=net, tile=tile, sigma=0.0, wire=wire, shift_reference=shift_reference)
         q = sorted((t["bits"], r["accuracy_analog"]) for t, r in sel if t["bits"])
         if q:
             line, = ax.plot([b for b, _ in q], [100 * a for _, a in q], "o-", label=_LABEL[net])
@@ -121,14 +124,16 @@ def plot_accuracy_vs_bits(records, tile: int = 0, ax=None):
                 ax.axhline(100 * ideal[0], color=line.get_color(), ls="--", lw=0.8)
     ax.set_xlabel("ADC/DAC bits")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(_tile_label(tile))
-    ax.legend(fontsize=7)
+    ax.set_title(_tile_label(tile, {"wire": wire, "shift_reference": shift_reference}))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     return ax
 
 
 def save_figures(records, out) -> list[Path]:
-    """Write Figs. 19-21 as PNG files into ``out``; returns the paths."""
+    """Write Figs. 19-21 as PNG files into ``out``, one set per crossbar size and variant
+    (wire resistance, shift reference); returns the paths."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -136,22 +141,24 @@ def save_figures(records, out) -> list[Path]:
 
     out = Path(out)
     paths = []
-    tiles = sorted({t["tile"] for t, _ in records})
+    variants = sorted({(t["tile"], t.get("wire", 1.0), t.get("shift_reference", "digital")) for t, _ in records})
     nets = [n for n in _LABEL if any(t["network"] == n for t, _ in records)]
-    for tile in tiles:
+    for tile, wire, ref in variants:
+        kw = dict(wire=wire, shift_reference=ref)
+        suffix = f"tile{tile}" + (f"_wire{wire:g}" if wire != 1.0 else "") + ("_refcol" if ref != "digital" else "")
         fig, axes = plt.subplots(len(nets), 1, figsize=(8, 3.2 * max(len(nets), 1)), squeeze=False)
         for ax, net in zip(axes[:, 0], nets):
-            plot_error_propagation(records, net, tile, ax=ax)
+            plot_error_propagation(records, net, tile, ax=ax, **kw)
         fig.tight_layout()
-        p = out / f"fig19_error_propagation_tile{tile}.png"
+        p = out / f"fig19_error_propagation_{suffix}.png"
         fig.savefig(p, dpi=120)
         plt.close(fig)
         paths.append(p)
         for name, fn in (("fig20_accuracy_vs_sigma", plot_accuracy_vs_sigma), ("fig21_accuracy_vs_bits", plot_accuracy_vs_bits)):
             fig, ax = plt.subplots(figsize=(5, 3.5))
-            fn(records, tile, ax=ax)
+            fn(records, tile, ax=ax, **kw)
             fig.tight_layout()
-            p = out / f"{name}_tile{tile}.png"
+            p = out / f"{name}_{suffix}.png"
             fig.savefig(p, dpi=120)
             plt.close(fig)
             paths.append(p)
