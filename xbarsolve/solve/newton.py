@@ -320,7 +320,8 @@ def _chord(net: _Net, x, vtol, itol, max_iter: int, rebuild: str, shared: dict, 
     active = np.arange(k)
     if rebuild != "never" and "mean" in shared:
         lad = shared["mean"]
-    prev = None  # largest update of the previous chord step with the same factorization
+    last = None  # largest update of the last chord step with the current factorization
+    before = None  # ... and of the step before it
 
     def retire(sel, source):
         """Write the vectors ``sel`` (mask over ``active``) of ``source`` ((p, q, active)) into ``out``."""
@@ -345,19 +346,19 @@ def _chord(net: _Net, x, vtol, itol, max_iter: int, rebuild: str, shared: dict, 
             ev = _Eval(np.take(ev.rP, keep, axis=2), np.take(ev.rS, keep, axis=2),
                        *((np.take(a, keep, axis=2) if net.has_mid else a) for a in (ev.m0, ev.mP, ev.mS)),
                        ev.cells, ev.res[keep], ev.res_v[keep], np.take(ev.i_col, keep, axis=2))
-            prev = None
+            last = before = None
         if rebuild != "never" and lad is shared["zero"] and (
-                rebuild == "once" or _worth_rebuilding(shared, step[active], prev, vtol[active], t_iter)):
+                rebuild == "once" or _worth_rebuilding(shared, last, before, vtol[active], t_iter)):
             new = _try_ladder(net, ev.cells)
             if new is not None:
                 lad = shared["mean"] = new
-                prev = None
+                last = before = None
         x, st, _ = _apply(net, x, lad, ev)
         it[active] += 1
         big = st.max()
-        if prev is not None and lad is shared.get("mean") and prev > 0:
-            shared["rate"] = max(shared.get("rate", 0.0), min(big / prev, 1.0))
-        prev = big
+        if last is not None and lad is shared.get("mean") and last > 0:
+            shared["rate"] = max(shared.get("rate", 0.0), min(big / last, 1.0))
+        before, last = last, big
         step[active] = st
         shared["t_iter"] = (time.perf_counter() - t_iter) / active.size  # per vector
         # Converged: small KCL residual at x_k and small update d_k (already applied; the
@@ -374,28 +375,34 @@ def _chord(net: _Net, x, vtol, itol, max_iter: int, rebuild: str, shared: dict, 
             if not active.size:
                 break
             x = _take(net, x, keep)
-            prev = None
+            last = before = None
     if active.size and x is not out:
         retire(np.full(active.size, True), x[:3])
     return out, done, it, res, cur
 
 
-def _worth_rebuilding(shared: dict, step: np.ndarray, prev, vtol: np.ndarray, t_start: float) -> bool:
-    """Whether a batch-averaged factorization saves time over the 0 V one (cost model:
-    measured factorization and iteration times, contraction rates of the two)."""
-    if prev is None:  # contraction not measured yet: rebuild if it costs less than one iteration
-        return shared.get("t_factor", 0.0) < 2.0 * (time.perf_counter() - t_start) * step.size / max(step.size, 1) * step.size
-    big = step.max()
-    rho0 = min(big / prev, 0.999) if prev > 0 else 0.0
+def _worth_rebuilding(shared: dict, last, before, vtol: np.ndarray, t_start: float) -> bool:
+    """Whether a batch-averaged factorization saves time over the 0 V one.
+
+    Cost model: the measured factorization time against the iterations saved, from the
+    measured contraction of the 0 V factorization (``last / before``) and that of the
+    averaged one (measured on earlier chunks, else assumed 0.02), times the measured
+    time of an iteration.  ``last``, ``before``: largest updates of the last two steps.
+    """
+    k = vtol.size
+    if last is None or before is None:  # contraction not measured yet
+        # rebuild now if a factorization costs less than one iteration of the batch
+        return shared.get("t_factor", 0.0) < 2.0 * (time.perf_counter() - t_start) * k
+    rho0 = min(last / before, 0.999) if before > 0 else 0.0
     if rho0 < 0.05:
         return False
     rho1 = shared.get("rate", 0.02) or 0.02
-    need = np.log(max(vtol.min(), 1e-300) / max(big, 1e-300))
+    need = np.log(max(vtol.min(), 1e-300) / max(last, 1e-300))
     if need >= 0:
         return False
     n0 = need / np.log(rho0)
     n1 = need / np.log(max(rho1, 1e-6))
-    t_iter = shared.get("t_iter", time.perf_counter() - t_start) * step.size
+    t_iter = shared.get("t_iter", time.perf_counter() - t_start) * k
     return shared.get("t_factor", 0.0) < (n0 - n1) * t_iter
 
 
