@@ -41,7 +41,9 @@ from ._config import NJIT
 __all__ = ["Device", "Linear", "Sinh", "Poly"]
 
 
-@njit(**NJIT)
+# Not cached on disk: a cached specialisation keyed by a function argument's type does not
+# survive the process that made it (Numba then fails on the stale index entry).
+@njit(**dict(NJIT, cache=False))
 def _evaluate(fn, v, G, p):  # pragma: no cover - compiled
     out = np.empty(v.size)
     vf = v.ravel()
