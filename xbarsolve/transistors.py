@@ -182,8 +182,8 @@ def _level1_ids(vd, vs, vg, p):  # pragma: no cover - compiled
 def _level1_junction(v, p):  # pragma: no cover - compiled
     """ngspice's bulk junction diode of a drain or source at ``v`` (V), bulk at 0 V.
 
-    ``p[3] = is`` (A), ``p[4] = gmin`` (S), ``p[5] = vt`` (V).  Returns the current out of
-    the terminal into the bulk (A) and its derivative (S).
+    ``p[3] = is`` (A), ``p[4] = gmin`` (S), ``p[5] = vt`` (V), ``p[6] = 1 / vt`` (1/V).
+    Returns the current out of the terminal into the bulk (A) and its derivative (S).
     """
     i_s = p[3]
     gmin = p[4]
@@ -193,8 +193,8 @@ def _level1_junction(v, p):  # pragma: no cover - compiled
         gb = gmin
         cb = gmin * vb - i_s
     else:
-        e = np.exp(min(709.0, vb / vt))
-        gb = i_s * e / vt + gmin
+        e = np.exp(min(709.0, vb * p[6]))
+        gb = i_s * e * p[6] + gmin
         cb = i_s * (e - 1.0) + gmin * vb
     return -cb, gb
 
@@ -280,8 +280,8 @@ class Level1(Transistor):
         return _BOLTZMANN * _T_NOM / _CHARGE
 
     def parameters(self) -> np.ndarray:
-        """``[vto, beta, lambda, is, gmin, vt]`` (V, A/V^2, 1/V, A, S, V)."""
-        return np.array([self.vto, self.beta, self.lambda_, self.is_, self.gmin, self.vt])
+        """``[vto, beta, lambda, is, gmin, vt, 1/vt]`` (V, A/V^2, 1/V, A, S, V, 1/V)."""
+        return np.array([self.vto, self.beta, self.lambda_, self.is_, self.gmin, self.vt, 1.0 / self.vt])
 
     @property
     def kernel(self) -> Callable:

@@ -102,8 +102,9 @@ def evaluate(xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, 
         Largest |KCL residual| (A) over the nodes of block ``a`` for each vector (NaN
         counts as infinite).
     res_v : (p, k)
-        Largest |KCL residual| divided by the node's total small-signal conductance (V):
-        the voltage correction each node alone would need.
+        Largest |KCL residual| divided by the node's wire and terminal conductance (the
+        middle nodes': their total small-signal conductance) (V): a bound of the voltage
+        correction each node alone would need.
     i_col : (p, q, k)
         Net current (A) each cell delivers to its column node (channel current less the
         column-side junction leak); summed along a column it is the column current up to
@@ -130,6 +131,10 @@ def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc
         gP += (tp0[a] if b == 0 else 0.0) + (tp1[a] if b == q - 1 else 0.0)
         gS = (c[a - 1, b] if a > 0 else 0.0) + (c[a, b] if a < p - 1 else 0.0)
         gS += (ts0[b] if a == 0 else 0.0) + (ts1[b] if a == p - 1 else 0.0)
+        # reciprocals once per node (the cells' own conductance is left out: the scaled
+        # residual is then an upper bound of the correction the node alone would need)
+        rgP = 1.0 / gP if gP > 0.0 else np.inf
+        rgS = 1.0 / gS if gS > 0.0 else np.inf
         sP = 0.0
         sS = 0.0
         su = 0.0
@@ -221,10 +226,7 @@ def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc
                 su += cBT
                 sw += cTB
             m_abs = max(abs(fp), abs(fs), abs(fM))
-            if top_is_P:
-                v_abs = max(abs(fp) / (gP + cT), abs(fs) / (gS + cB))
-            else:
-                v_abs = max(abs(fp) / (gP + cB), abs(fs) / (gS + cT))
+            v_abs = max(abs(fp) * rgP, abs(fs) * rgS)
             if has_mid:
                 v_abs = max(v_abs, abs(fM * inv))
             if not (m_abs == m_abs):  # NaN

@@ -116,7 +116,7 @@ def _net(xbar: Crossbar) -> _Net:
         ids, junction, pt = tr.kernel, tr.junction_kernel, np.asarray(tr.parameters(), dtype=np.float64)
     else:
         vg = np.zeros(m)
-        ids, junction, pt = _resistor_ids, _no_junction, np.zeros(6)
+        ids, junction, pt = _resistor_ids, _no_junction, np.zeros(7)
     current, didv = xbar.device.kernels
     pd = np.asarray(xbar.device.parameters(), dtype=np.float64)
     dcode = _nk.DEVICE_CODES.get(type(xbar.device).__name__) if type(xbar.device).__module__ == "xbarsolve.devices" else None
