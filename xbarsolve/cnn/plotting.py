@@ -122,6 +122,7 @@ def plot_accuracy_vs_bits(records, tile: int = 0, ax=None, *, wire: float = 1.0,
             ideal = [r["accuracy_analog"] for t, r in sel if not t["bits"]]
             if ideal:
                 ax.axhline(100 * ideal[0], color=line.get_color(), ls="--", lw=0.8)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("ADC/DAC bits")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(_tile_label(tile, {"wire": wire, "shift_reference": shift_reference}))
