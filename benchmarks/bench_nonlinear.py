@@ -92,7 +92,7 @@ def main() -> None:
                 out, w, _ = timed(xs.spice.solve, xbar, V[:1], options={"gmin": gmin}, timeout=args.ngspice_timeout)
                 sp_s, sp_dev = w, rel(out.currents, ref.currents[:1])
             except Exception as err:  # noqa: BLE001 - a timeout or a failed run is reported, not fatal
-                sp_s = f"{type(err).__name__}"
+                sp_s = f"> {args.ngspice_timeout:.0f} s" if "timeout" in str(err) else type(err).__name__
         for k in batches:
             res, w, c = timed(xs.solve, xbar, V[:k])
             kk = min(k, n_ref)
