@@ -94,6 +94,17 @@ def test_chord_newton_auto_and_batching_agree(rng):
     assert np.all(zero.currents == 0)
 
 
+def test_threads_give_identical_results(rng):
+    """The kernels' parallel loops write disjoint rows and the solver's choices do not
+    depend on timing: one and two threads give the same bits."""
+    xbar = random_array(rng, 40, 24, xs.devices.Sinh(a=2.0), xs.transistors.Level1())
+    V = rng.uniform(0.0, 0.4, (9, 40))
+    a = xs.solve(xbar, V, threads=1, full=True)
+    b = xs.solve(xbar, V, threads=2, full=True)
+    assert np.array_equal(a.currents, b.currents) and np.array_equal(a.v_mid, b.v_mid)
+    assert np.array_equal(a.iterations, b.iterations)
+
+
 def test_newton_converges_quadratically(rng):
     """Exact Newton: the scaled residual obeys r_{k+1} <= C r_k^2 with a modest C."""
     xbar = random_array(rng, 16, 12, xs.devices.Sinh(a=6.0), xs.transistors.Level1(v_gate=1.5))

@@ -40,7 +40,6 @@ accurate as the cell voltages rather than the small column voltages).
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -307,9 +306,7 @@ def _chord(net: _Net, x, vtol, itol, max_iter: int, rebuild: str, shared: dict, 
     # (the circuit linearised at 0 V): the linear solution.
     ev = _evaluate_at_zero(net, x, shared)
     if "zero" not in shared:
-        t0 = time.perf_counter()
         shared["zero"] = _try_ladder(net, ev.cells)
-        shared["t_factor"] = time.perf_counter() - t0
     lad = shared["zero"]
     if lad is None:  # singular at 0 V: leave every vector to exact Newton
         return x, done, it, res, cur
@@ -330,7 +327,6 @@ def _chord(net: _Net, x, vtol, itol, max_iter: int, rebuild: str, shared: dict, 
                 a[:, :, active[sel]] = b[:, :, sel]
 
     for _ in range(max_iter):
-        t_iter = time.perf_counter()
         ev = _evaluate(net, x)
         res[active] = ev.res
         if callback is not None:
@@ -348,7 +344,7 @@ def _chord(net: _Net, x, vtol, itol, max_iter: int, rebuild: str, shared: dict, 
                        ev.cells, ev.res[keep], ev.res_v[keep], np.take(ev.i_col, keep, axis=2))
             last = before = None
         if rebuild != "never" and lad is shared["zero"] and (
-                rebuild == "once" or _worth_rebuilding(shared, last, before, vtol[active], t_iter)):
+                rebuild == "once" or _worth_rebuilding(net, shared, last, before, vtol[active])):
             new = _try_ladder(net, ev.cells)
             if new is not None:
                 lad = shared["mean"] = new
@@ -360,7 +356,6 @@ def _chord(net: _Net, x, vtol, itol, max_iter: int, rebuild: str, shared: dict, 
             shared["rate"] = max(shared.get("rate", 0.0), min(big / last, 1.0))
         before, last = last, big
         step[active] = st
-        shared["t_iter"] = (time.perf_counter() - t_iter) / active.size  # per vector
         # Converged: small KCL residual at x_k and small update d_k (already applied; the
         # error left is ~rho |d_k| with rho ~ 1e-2 the contraction).  The column currents
         # are those of x_k, within ~|d_k| of x_{k+1}'s.
@@ -381,18 +376,30 @@ def _chord(net: _Net, x, vtol, itol, max_iter: int, rebuild: str, shared: dict, 
     return out, done, it, res, cur
 
 
-def _worth_rebuilding(shared: dict, last, before, vtol: np.ndarray, t_start: float) -> bool:
+def _costs(net: _Net) -> tuple[float, float, float]:
+    """Model costs (s) of a factorization, of one residual evaluation per vector and of a
+    chord iteration per vector (evaluation and block solve), fitted on this machine
+    class; deterministic, so that the choice of factorization (and the iterates) do not
+    depend on timing noise."""
+    p, q = net.p, net.q
+    factor = 0.3e-9 * p * q**3 + 5e-9 * p * q * q
+    evaluation = 35e-9 * p * q
+    return factor, evaluation, evaluation + 0.12e-9 * p * q * q
+
+
+def _worth_rebuilding(net: _Net, shared: dict, last, before, vtol: np.ndarray) -> bool:
     """Whether a batch-averaged factorization saves time over the 0 V one.
 
-    Cost model: the measured factorization time against the iterations saved, from the
-    measured contraction of the 0 V factorization (``last / before``) and that of the
-    averaged one (measured on earlier chunks, else assumed 0.02), times the measured
-    time of an iteration.  ``last``, ``before``: largest updates of the last two steps.
+    Cost model (:func:`_costs`): a factorization against the iterations it saves, from
+    the measured contraction of the 0 V factorization (``last / before``, the largest
+    updates of the last two steps) and that of the averaged one (measured on earlier
+    chunks, else assumed 0.02).
     """
     k = vtol.size
+    t_factor, t_eval, t_iter = _costs(net)
     if last is None or before is None:  # contraction not measured yet
-        # rebuild now if a factorization costs less than one iteration of the batch
-        return shared.get("t_factor", 0.0) < 2.0 * (time.perf_counter() - t_start) * k
+        # rebuild now if a factorization costs less than two evaluations of the batch
+        return t_factor < 2.0 * t_eval * k
     rho0 = min(last / before, 0.999) if before > 0 else 0.0
     if rho0 < 0.05:
         return False
@@ -402,8 +409,7 @@ def _worth_rebuilding(shared: dict, last, before, vtol: np.ndarray, t_start: flo
         return False
     n0 = need / np.log(rho0)
     n1 = need / np.log(max(rho1, 1e-6))
-    t_iter = shared.get("t_iter", time.perf_counter() - t_start) * k
-    return shared.get("t_factor", 0.0) < (n0 - n1) * t_iter
+    return t_factor < (n0 - n1) * t_iter * k
 
 
 def _newton_one(net: _Net, x, vtol: float, itol: float, max_iter: int, callback, index: int):
