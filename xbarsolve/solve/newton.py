@@ -504,9 +504,9 @@ def solve_newton(
     rebuild : {"auto", "once", "never"}
         The chord iteration starts with the factorization at 0 V; ``"once"`` replaces it
         after the warm start by one built from the batch-averaged cell Jacobian (shared
-        by all chunks), ``"auto"`` does so when a cost model (measured factorization and
-        iteration times, measured contraction rates) predicts a saving, ``"never"``
-        keeps the 0 V one.
+        by all chunks), ``"auto"`` does so when a cost model (operation counts, measured
+        contraction rates; no wall-clock timings, so results are reproducible) predicts
+        a saving, ``"never"`` keeps the 0 V one.
     chunk_size : int
         Vectors iterated together (>= 1); bounds memory to about
         ``12 * chunk_size * m * n`` doubles.  The default 32 keeps a chunk's arrays
