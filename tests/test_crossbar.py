@@ -111,3 +111,9 @@ def test_floating_node_is_reported(monkeypatch):
     monkeypatch.setattr(sparse, "branches", floating)
     with pytest.raises(SingularNetworkError, match="no path to a source or to ground"):
         solve_sparse(xs.Crossbar(np.full((3, 3), 1e-5)), np.ones((1, 3)))
+
+
+def test_linear_method_is_refused_for_a_nonlinear_array():
+    xbar = xs.Crossbar(np.full((3, 2), 1e-5), device=xs.devices.Sinh(a=2.0))
+    with pytest.raises(ValueError, match="linear arrays only"):
+        xs.solve(xbar, np.full(3, 0.1), method="block")

@@ -73,7 +73,7 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
     full : bool
         Also return node voltages and cell currents (always computed directly).
     method : {"auto", "transfer", "block", "sparse"}
-        Linear arrays only.  ``"auto"`` uses the cached transfer matrix, or builds it when
+        Linear arrays only (any other value for a nonlinear array is an error).  ``"auto"`` uses the cached transfer matrix, or builds it when
         the batch is at least as large as the block size (when ``V @ T`` costs less than
         a direct block solve), else solves directly; zero resistances always take the
         exact sparse path.
@@ -87,6 +87,9 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
     """
     V = as_batch(xbar, V)
     if not xbar.is_linear:
+        if method != "auto":
+            raise ValueError(f"method={method!r} applies to linear arrays only; a nonlinear array is solved by Newton "
+                             "(choose its iteration with iteration=...)")
         from .newton import solve_newton
 
         return solve_newton(xbar, V, full=full, **newton_options)
