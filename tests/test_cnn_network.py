@@ -123,3 +123,23 @@ def test_mnist_cnn_on_parasitic_crossbars(data_dir):
     assert all(e.mean_alone < 0.01 for e in r.layers)  # < 1 % of the output range per layer
     assert r.accuracy_software >= 0.97
     assert r.accuracy_analog >= r.accuracy_software - 0.03
+
+
+def test_read_noise_is_seeded_and_programming_stage_before_conversion(rng):
+    from xbarsolve.cnn import layers as L
+
+    model = L.Model((L.Node("fc", L.Dense(rng.normal(size=(20, 6)))),), (20,), "fc")
+    x = np.abs(rng.normal(size=(30, 20)))
+    noisy = AnalogNetwork(model, AnalogConfig(**{**IDEAL, "read_noise_sigma": 1e-7})).prepare(x[:10])
+    a, b = noisy.predict(x), noisy.predict(x)
+    np.testing.assert_array_equal(a, b)  # seeded by the config
+    clean = AnalogNetwork(model, AnalogConfig(**IDEAL)).prepare(x[:10])
+    assert not np.allclose(noisy.logits(x, np.random.default_rng(0)), clean.logits(x))
+    before = AnalogNetwork(model, AnalogConfig(programming_sigma=1e-6, programming_stage="before")).prepare(x[:10])
+    after = AnalogNetwork(model, AnalogConfig(programming_sigma=1e-6, programming_stage="after")).prepare(x[:10])
+    ref = model.logits(x)
+    for net in (before, after):
+        err = np.abs(net.logits(x) - ref).max() / np.abs(ref).max()
+        assert 0 < err < 0.2
+    with pytest.raises(ValueError, match="programming_stage"):
+        AnalogConfig(programming_stage="during")
