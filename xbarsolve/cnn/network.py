@@ -39,7 +39,7 @@ from typing import Callable, Literal, Mapping
 import numpy as np
 
 from ..calibration import Calibration
-from .layers import Conv2D, Model, Node
+from .layers import Conv2D, Model, Node, conv_output_size
 from .mapping import G_MAX, G_MIN, MappedMatrix, Scheme, map_weights, tile_slices, toeplitz_matrix
 from .quantization import quantize
 
@@ -293,7 +293,6 @@ class AnalogLayer:
         if self.sparse:
             self.matrix = toeplitz_matrix(layer.kernel, input_shape, layer.strides, layer.padding)
             pads = layer.pads(input_shape[:2])
-            from .layers import conv_output_size
             self.out_hw = tuple(conv_output_size(input_shape[a], layer.kernel.shape[a], layer.strides[a], pads[a]) for a in (0, 1))
         else:
             self.matrix = layer.weight_matrix
@@ -317,8 +316,8 @@ class AnalogLayer:
         if self.sparse:
             y = y.reshape(N, *self.out_hw, -1)
         elif isinstance(layer, Conv2D):
-            y = y.reshape(N, -1, *y.shape[1:])
-            Ho, Wo = layer.patches(x[:1]).shape[1:3]
+            pads = layer.pads(x.shape[1:3])
+            Ho, Wo = (conv_output_size(x.shape[1 + a], layer.kernel.shape[a], layer.strides[a], pads[a]) for a in (0, 1))
             y = y.reshape(N, Ho, Wo, -1)
         return layer.finish(y)
 
