@@ -19,26 +19,35 @@ from xbarsolve.validation.synthetic import SyntheticChip, generate, ngspice_tran
 
 DATA = Path(__file__).resolve().parents[1] / "validation_data" / "measured"
 FILE64 = DATA / "synthetic_64x64.h5"
+FILE128 = DATA / "synthetic_128x64.h5"
+
+
+def _load(path: Path) -> Measurement:
+    assert path.is_file(), f"{path} is missing: run validation_data/measured/make_synthetic.py --all"
+    return Measurement.load(path)
 
 
 @pytest.fixture(scope="module")
 def meas64() -> Measurement:
-    assert FILE64.is_file(), f"{FILE64} is missing: run validation_data/measured/make_synthetic.py"
-    return Measurement.load(FILE64)
+    return _load(FILE64)
 
 
-@pytest.fixture(scope="module")
-def chip64(meas64) -> SyntheticChip:
-    return SyntheticChip.from_measurement(meas64)
+@pytest.fixture(scope="module", params=[FILE64, FILE128], ids=["64x64", "128x64"])
+def synthetic(request) -> tuple[Measurement, SyntheticChip]:
+    meas = _load(request.param)
+    return meas, SyntheticChip.from_measurement(meas)
 
 
-def test_file_is_marked_synthetic_and_small(meas64):
-    assert "SYNTHETIC" in meas64.title and meas64.synthetic is not None
-    assert FILE64.stat().st_size < 2e6
-    assert meas64.shape == (64, 64) and meas64.n_vectors == 200
+@pytest.mark.parametrize("path, shape", [(FILE64, (64, 64)), (FILE128, (128, 64))])
+def test_files_are_marked_synthetic_and_small(path, shape):
+    meas = _load(path)
+    assert "SYNTHETIC" in meas.title and meas.synthetic is not None
+    assert path.stat().st_size < 2e6
+    assert meas.shape == shape and meas.n_vectors == 200
 
 
-def test_fit_recovers_hidden_parameters(meas64, chip64):
+def test_fit_recovers_hidden_parameters(synthetic):
+    meas64, chip64 = synthetic
     fit = fit_parasitics(meas64)
     for name, tol in (("r_row", 0.02), ("r_col", 0.02), ("r_in", 0.05), ("r_out", 0.05), ("r_on", 0.05)):
         true = getattr(chip64, name)
@@ -50,7 +59,8 @@ def test_fit_recovers_hidden_parameters(meas64, chip64):
     assert abs(meas64.r_on - chip64.r_on) / chip64.r_on > 0.2
 
 
-def test_prediction_error_within_noise_floor(meas64):
+def test_prediction_error_within_noise_floor(synthetic):
+    meas64, _ = synthetic
     rng = np.random.default_rng(0)
     order = rng.permutation(meas64.n_vectors)
     train, test = order[:150], order[150:]
