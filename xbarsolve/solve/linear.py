@@ -184,7 +184,8 @@ class Factorization:
         else:
             F[0] += lad.ts0[:, None] * V.T
             F[-1] += lad.ts1[:, None] * V.T
-        U = _kernels.block_solve(self._Kinv, lad.c, F)  # (p, q, k) S-node voltages
+        with single_thread_blas():  # p small GEMMs in sequence; see single_thread_blas
+            U = _kernels.block_solve(self._Kinv, lad.c, F)  # (p, q, k) S-node voltages
         if lad.rows_first:
             currents = (lad.ts0[:, None] * U[0] + lad.ts1[:, None] * U[-1]).T
         else:
