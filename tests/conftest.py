@@ -54,3 +54,17 @@ def data_dir() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return d
+
+
+@pytest.fixture
+def torch():
+    """PyTorch, an optional extra: skips with this reason on a user's machine without it,
+    fails in CI (whose .ci/run installs the CPU wheel) so its tests never vanish silently."""
+    try:
+        import torch as _torch
+    except ImportError:
+        msg = "PyTorch is an optional extra (pip install 'xbarsolve[torch]'); the PyTorch loader tests need it"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return _torch

@@ -139,9 +139,8 @@ def test_shipped_mnist_cnn(data_dir):
     assert model.preprocess["test_accuracy"] > 0.98
 
 
-def test_conv_padding_matches_pytorch(rng):
+def test_conv_padding_matches_pytorch(rng, torch):
     """PyTorch's own conv2d (NCHW, OIHW) against ours (NHWC, HWIO) with explicit padding."""
-    torch = pytest.importorskip("torch")
     x = rng.normal(size=(2, 9, 9, 3))
     k = rng.normal(size=(3, 3, 3, 5))
     for stride, pad in ((1, 1), (2, 1), (2, 0)):
@@ -151,8 +150,7 @@ def test_conv_padding_matches_pytorch(rng):
         np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-12)
 
 
-def test_torch_resnet20_loader(data_dir):
-    pytest.importorskip("torch")
+def test_torch_resnet20_loader(data_dir, torch):
     from xbarsolve.cnn.datasets import cifar10_torch_input
     from xbarsolve.cnn.models import load_torch_resnet
 

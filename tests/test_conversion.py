@@ -20,15 +20,6 @@ import naive_conversion as naive
 G_MIN, G_MAX = 1 / 300e3, 1 / 15e3
 
 
-def _have_newton() -> bool:
-    try:
-        from xbarsolve.solve.newton import solve_newton  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-HAVE_NEWTON = _have_newton()
 
 
 # ----------------------------------------------------------- test-local nonlinear models
@@ -199,7 +190,6 @@ def test_library_models_pass_their_targets(rng, device):
     _check_cells_pass_targets(xbar, conv, v)
 
 
-@pytest.mark.skipif(not HAVE_NEWTON, reason="the Newton solver (xbarsolve.solve.newton) is not available")
 @pytest.mark.parametrize("transistor", [None, xs.transistors.Level1(w=4e-6)])
 def test_nonlinear_converted_array_solves_to_ideal(rng, transistor):
     xbar = _array(rng, 16, 6, device=xs.devices.Sinh(a=4.0), transistor=transistor)

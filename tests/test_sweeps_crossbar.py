@@ -114,7 +114,7 @@ def test_crossbar_job_resumes_after_kill_9(tmp_path):
 
 
 def test_runner_on_a_dask_cluster(tmp_path):
-    distributed = pytest.importorskip("dask.distributed")
+    import dask.distributed as distributed  # a test dependency: never skipped
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
         s = run_tasks([{"x": i} for i in range(6)], square, tmp_path / "d.h5", scheduler=cluster.scheduler_address,
                       progress=False)
