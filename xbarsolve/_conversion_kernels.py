@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._config import NJIT
+from ._config import NJIT, NJIT_FUNCTION_ARGS
 
 
 @njit(**NJIT)
@@ -105,7 +105,7 @@ def column_voltages(I, r_col, r_out_top, r_out_bottom, top, bottom):  # pragma: 
     return v_bottom
 
 
-@njit(**NJIT)
+@njit(**NJIT_FUNCTION_ARGS)
 def junction_currents(junction, v, p):  # pragma: no cover - compiled
     """Current (A) out of each node at voltage ``v[i, j]`` (V) into the bulk through ``junction``."""
     m, n = v.shape
@@ -116,7 +116,7 @@ def junction_currents(junction, v, p):  # pragma: no cover - compiled
     return out
 
 
-@njit(**NJIT)
+@njit(**NJIT_FUNCTION_ARGS)
 def invert_transistor(ids, I, v_source, v_gate, p, v_span, tol, max_iter):  # pragma: no cover - compiled
     """Drain voltage (V) at which each transistor passes ``I[i, j]`` (A) from drain to source.
 
@@ -176,7 +176,7 @@ def invert_transistor(ids, I, v_source, v_gate, p, v_span, tol, max_iter):  # pr
     return vd_out, ok
 
 
-@njit(**NJIT)
+@njit(**NJIT_FUNCTION_ARGS)
 def invert_device(current, I, v_mem, G0, p, tol, max_iter):  # pragma: no cover - compiled
     """State ``G`` (S) with ``current(v_mem, G, p) == I`` for every cell (secant in ``G``).
 

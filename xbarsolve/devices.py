@@ -36,14 +36,14 @@ from typing import Callable, ClassVar
 import numpy as np
 from numba import njit
 
-from ._config import NJIT
+from ._config import NJIT, NJIT_FUNCTION_ARGS
 
 __all__ = ["Device", "Linear", "Sinh", "Poly"]
 
 
 # Not cached on disk: a cached specialisation keyed by a function argument's type does not
 # survive the process that made it (Numba then fails on the stale index entry).
-@njit(**dict(NJIT, cache=False))
+@njit(**NJIT_FUNCTION_ARGS)
 def _evaluate(fn, v, G, p):  # pragma: no cover - compiled
     out = np.empty(v.size)
     vf = v.ravel()
