@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow test-nojit bench clean
 
 setup:
 	@./scripts/setup.sh
@@ -15,6 +15,11 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
+
+# The compiled kernels' tests with Numba switched off, so coverage tools see the kernels.
+test-nojit: setup
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_linear.py tests/test_crossbar.py tests/test_io.py \
+		tests/test_conversion.py tests/test_calibration.py tests/test_metrics.py
 
 bench: setup
 	$(PY) benchmarks/bench_linear.py
