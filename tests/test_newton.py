@@ -196,6 +196,39 @@ def test_singular_jacobian_raises_documented_error(rng):
     assert not out.converged[0] and np.isfinite(out.currents).all()
 
 
+class _PoisonedNumpy:
+    """``numpy`` whose ``empty`` fills with NaN: uninitialised memory may hold anything."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def empty(shape, dtype=np.float64, **kw):
+        out = np.empty(shape, dtype, **kw)
+        if np.issubdtype(out.dtype, np.inexact):
+            out.fill(np.nan)
+        return out
+
+
+@pytest.mark.parametrize("tr", [None, "level1"])
+@pytest.mark.parametrize("iteration", ["newton", "auto"])
+def test_solution_does_not_read_uninitialised_memory(rng, monkeypatch, tr, iteration):
+    """Regression: without middle nodes the update coefficients (m0, mP, mS) are
+    placeholders the kernel never writes; exact Newton checked them for finiteness, so
+    whatever the allocator left there (inf in the 32-image MNIST sinh benchmark) made a
+    regular Jacobian "singular".  With ``np.empty`` returning NaN the result must not change."""
+    from xbarsolve.solve import newton as nt
+
+    xbar = random_array(rng, 12, 7, xs.devices.Sinh(a=2.0), None if tr is None else TRANSISTORS[tr])
+    V = rng.uniform(0.0, 1.5, (3, 12))
+    V[:, 3] = 0.0  # a row with no input, as in the CNN's sparse activations
+    ref = xs.solve(xbar, V, iteration=iteration)
+    monkeypatch.setattr(nt, "np", _PoisonedNumpy())
+    out = xs.solve(xbar, V, iteration=iteration)
+    assert out.converged.all()
+    np.testing.assert_allclose(out.currents, ref.currents, rtol=1e-9, atol=1e-15)
+
+
 # ----------------------------------------------------- user-defined model (docs)
 @functools.lru_cache(maxsize=None)
 def docs_example():

@@ -183,7 +183,10 @@ def _evaluate(net: _Net, x) -> _Eval:
     xP, xS, xM = x[:3]
     p, q, k = xP.shape
     rP, rS = np.empty((p, q, k)), np.empty((p, q, k))
-    mids = [np.empty((p, q, k)) if net.has_mid else np.empty((1, 1, 1)) for _ in range(3)]
+    # Without middle nodes the kernel never writes m0, mP, mS: the placeholders must be
+    # initialised (uninitialised memory read as inf/NaN once made exact Newton call a
+    # regular Jacobian "singular").
+    mids = [np.empty((p, q, k)) if net.has_mid else np.zeros((1, 1, 1)) for _ in range(3)]
     cells = np.empty((4, p, q))
     res = np.empty((p, k))
     res_v = np.empty((p, k))
@@ -434,8 +437,10 @@ def _newton_one(net: _Net, x, vtol: float, itol: float, max_iter: int, callback,
             return x, False, it, res, "the Jacobian is singular", ev.column_currents(net)[:, 0]
         with np.errstate(all="ignore"):
             dP, dS = lad.solve(ev.rP, ev.rS)
-            dM = (ev.m0 + ev.mP * dP + ev.mS * dS) if net.has_mid else ev.m0
-        if not (np.isfinite(dP).all() and np.isfinite(dS).all() and np.isfinite(dM).all()):
+            finite = np.isfinite(dP).all() and np.isfinite(dS).all()
+            if net.has_mid:  # without middle nodes m0, mP, mS are unused placeholders
+                finite = finite and np.isfinite(ev.m0 + ev.mP * dP + ev.mS * dS).all()
+        if not finite:
             return x, False, it, res, "the Jacobian is singular", ev.column_currents(net)[:, 0]
         # Backtracking line search on the largest KCL residual.
         lam = 1.0
