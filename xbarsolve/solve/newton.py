@@ -613,8 +613,15 @@ def _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, chor
         if iteration in ("auto", "newton"):
             for t in np.flatnonzero(~ok):
                 one = _take(net, x, np.array([t]))
+                zero = _state(net, V[start + t:start + t + 1])  # from 0 V: the first step is the linear solution
                 if iteration == "newton" or not all(np.isfinite(a).all() for a in one[:3]):
-                    one = _state(net, V[start + t:start + t + 1])  # from 0 V: the first step is the linear solution
+                    one = zero
+                elif not _evaluate(net, one).res[0] <= _evaluate(net, zero).res[0]:
+                    # The chord left this vector worse off than 0 V, e.g. at the linear
+                    # solution of an input far beyond the device's range (26 V on sinh
+                    # cells: 1e18 A of KCL residual), from which Newton sheds only ~1/a V
+                    # per step; from 0 V the line search damps the first step instead.
+                    one = zero
                 cbt = None if callback is None else (lambda vec, r, _o=start + t: callback(np.array([_o]), r))
                 one, ok_t, it_t, res_t, why, cur_t = _newton_one(net, one, vtol_k[start + t], itol_k[start + t], max_iterations, cbt, start + t)
                 for a, b in zip(x[:3], one[:3]):
