@@ -23,6 +23,8 @@ G_MIN, G_MAX = 1 / 300e3, 1 / 15e3
 
 
 # ----------------------------------------------------------- test-local nonlinear models
+# Written here on purpose, through the public device/transistor protocol only: they show that
+# conversion accepts a user's own models (the library's models have their own tests below).
 @njit(cache=True)
 def _sinh_current(v, G, p):
     return G * p[1] * np.sinh(p[0] * v) / np.sinh(p[0] * p[1])

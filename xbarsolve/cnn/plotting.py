@@ -88,6 +88,16 @@ def plot_error_propagation(records, network: str, tile: int = 0, ax=None, *, wir
     return ax
 
 
+def _finish_accuracy_axes(ax, tile: int, wire: float, shift_reference: str):
+    """Shared ending of the accuracy figures: y label, title, legend (if any), grid."""
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(_tile_label(tile, {"wire": wire, "shift_reference": shift_reference}))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.3)
+    return ax
+
+
 def plot_accuracy_vs_sigma(records, tile: int = 0, ax=None, *, wire: float = 1.0, shift_reference: str = "digital"):
     """Fig. 20: accuracy vs programming-error sigma (uS), recalibrated, ideal converters."""
     import matplotlib.pyplot as plt
@@ -100,12 +110,7 @@ def plot_accuracy_vs_sigma(records, tile: int = 0, ax=None, *, wire: float = 1.0
         if sel:
             ax.plot([1e6 * t["sigma"] for t, _ in sel], [100 * r["accuracy_analog"] for _, r in sel], "o-", label=_LABEL[net])
     ax.set_xlabel("programming error sigma (uS)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(_tile_label(tile, {"wire": wire, "shift_reference": shift_reference}))
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    ax.grid(True, alpha=0.3)
-    return ax
+    return _finish_accuracy_axes(ax, tile, wire, shift_reference)
 
 
 def plot_accuracy_vs_bits(records, tile: int = 0, ax=None, *, wire: float = 1.0, shift_reference: str = "digital"):
@@ -124,12 +129,7 @@ def plot_accuracy_vs_bits(records, tile: int = 0, ax=None, *, wire: float = 1.0,
                 ax.axhline(100 * ideal[0], color=line.get_color(), ls="--", lw=0.8)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("ADC/DAC bits")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(_tile_label(tile, {"wire": wire, "shift_reference": shift_reference}))
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    ax.grid(True, alpha=0.3)
-    return ax
+    return _finish_accuracy_axes(ax, tile, wire, shift_reference)
 
 
 def save_figures(records, out) -> list[Path]:

@@ -15,6 +15,7 @@ from scipy.sparse.linalg import splu
 from ..crossbar import Crossbar
 from ..errors import SingularNetworkError
 from ..results import SolveResult
+from .linear import _with_cells
 
 __all__ = ["solve_sparse", "branches"]
 
@@ -145,6 +146,4 @@ def solve_sparse(xbar: Crossbar, V: np.ndarray, full: bool = False) -> SolveResu
     currents = cell.sum(axis=1)
     if not full:
         return SolveResult(inputs=V, currents=currents, method="sparse")
-    from .linear import _with_cells
-
     return _with_cells(xbar, V, currents, v_top, v_bottom, "sparse")
