@@ -69,7 +69,8 @@ def test_crossbar_factory_seam(rng):
 
     model = L.Model((L.Node("fc", L.Dense(rng.normal(size=(20, 6)))),), (20,), "fc")
     AnalogNetwork(model, AnalogConfig(rows_max=8), crossbar_factory=factory).prepare(np.abs(rng.normal(size=(4, 20))))
-    assert seen == [("fc/0", (8, 6)), ("fc/1", (8, 6)), ("fc/2", (4, 6))]
+    # 6 weight columns and the default shift mapping's unit reference column per tile
+    assert seen == [("fc/0", (8, 7)), ("fc/1", (8, 7)), ("fc/2", (4, 7))]
     assert isinstance(default_crossbar_factory(np.full((3, 2), 1e-5), "x/0", AnalogConfig(), rng), ProgrammedCrossbar)
 
 
@@ -114,7 +115,8 @@ def test_mnist_cnn_on_parasitic_crossbars(data_dir):
     model = mnist_cnn4()
     xtr, _ = load_mnist(data_dir, "train")
     x, y = load_mnist(data_dir, "test")
-    ideal = AnalogNetwork(model, AnalogConfig(**IDEAL)).prepare(mnist_input(xtr[:2]))
+    # the paper's crossbar sizes: shift mapping undone digitally, no reference column
+    ideal = AnalogNetwork(model, AnalogConfig(**IDEAL, shift_reference="digital")).prepare(mnist_input(xtr[:2]))
     assert ideal.crossbar_shapes() == {"conv1": [(25, 20)], "conv2": [(500, 50)], "conv3": [(800, 500)], "conv4": [(500, 10)]}
     net = AnalogNetwork(model, AnalogConfig(rows_max=64, cols_max=64)).prepare(mnist_input(xtr[:100]))
     r = net.evaluate(mnist_input(x[:100]), y[:100])

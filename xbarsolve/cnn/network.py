@@ -54,6 +54,11 @@ __all__ = [
 DEFAULT_V_CONV = 0.1
 
 
+#: Changes whenever what :meth:`AnalogNetwork.prepare` computes from the same inputs
+#: changes, so that an old cache file is not mistaken for a current one.
+_CACHE_VERSION = b"xbarsolve-cnn-cache-2"
+
+
 @dataclass(frozen=True)
 class AnalogConfig:
     """How the linear layers are put on crossbars.  SI units.
@@ -69,10 +74,12 @@ class AnalogConfig:
         DAC full scale (V): the largest input maps to ``v_max`` (paper: 0.4 V).
     scheme : {"shift", "differential"}
         Negative-weight mapping.
-    shift_reference : {"digital", "column"}
-        Shift scheme: undo the shift with the digital ``sum(V)`` after the ADC (the
-        paper's equation), or with an analog unit column in every crossbar whose current
-        is subtracted before the ADC (the ADC then sees only the signal).
+    shift_reference : {"column", "digital"}
+        Shift scheme: undo the shift with an analog unit column in every crossbar whose
+        current is subtracted before the ADC (the default: the ADC then sees only the
+        signal), or with the digital ``sum(V)`` after the ADC (the paper's equation; the
+        ADC must then digitize the common mode ``b * sum(V)`` too, and 4-6 bit
+        converters lose most of their resolution to it).
     conv_mapping : {"dense", "sparse"}
         Convolution mapping: im2col (one vector per window) or Toeplitz (one per image).
     rows_max, cols_max : int or None
@@ -91,8 +98,9 @@ class AnalogConfig:
     n_calibration : int
         Calibration samples (input vectors) per tile (paper: 10).
     n_range_samples : int
-        Input vectors of the calibration images used to find the DAC and ADC ranges
-        (a random subset when there are more).
+        Input vectors of the calibration images used to find the ADC ranges (a random
+        subset when there are more).  The DAC full scale is the largest input of all
+        of them.
     dac_bits, adc_bits : int or None
         Converter resolutions; None = ideal.
     adc_range : {"calibration", "max"}
@@ -117,7 +125,7 @@ class AnalogConfig:
     r_out: float = 1.0
     v_max: float = 0.4
     scheme: Scheme = "shift"
-    shift_reference: Literal["digital", "column"] = "digital"
+    shift_reference: Literal["digital", "column"] = "column"
     conv_mapping: Literal["dense", "sparse"] = "dense"
     rows_max: int | None = None
     cols_max: int | None = None
@@ -354,10 +362,10 @@ class AnalogLayer:
         """Set the DAC full scale, the ADC ranges and (if configured) the per-column
         calibration from the node's exact inputs ``x_cal`` on held-out data."""
         P = self.vectors(x_cal)
-        if len(P) > self.cfg.n_range_samples:
-            P = P[rng.choice(len(P), self.cfg.n_range_samples, replace=False)]
         amax = float(np.abs(P).max()) if P.size else 0.0
         self.x_scale = amax if amax > 0 else 1.0
+        if len(P) > self.cfg.n_range_samples:
+            P = P[rng.choice(len(P), self.cfg.n_range_samples, replace=False)]
         for t in self.tiles:
             t.slope = t.offset = None
             t.analog_lo = t.analog_hi = None
@@ -534,7 +542,7 @@ class AnalogNetwork:
     def _cache_path(self, x_cal: np.ndarray) -> Path | None:
         if self.cache_dir is None:
             return None
-        h = hashlib.sha256()
+        h = hashlib.sha256(_CACHE_VERSION)
         for nd in self.model.linear_nodes:
             h.update(nd.name.encode())
             h.update(np.ascontiguousarray(nd.layer.weight_matrix).tobytes())
