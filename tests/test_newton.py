@@ -45,15 +45,19 @@ def rel(a, b):
 @pytest.mark.parametrize("dev", list(DEVICES))
 @pytest.mark.parametrize("tr", [None, *TRANSISTORS])
 @pytest.mark.parametrize("shape, drive, sense", [((9, 7), "left", "bottom"), ((6, 11), "both", "both"), ((7, 5), "right", "top")])
-def test_matches_naive_newton(rng, dev, tr, shape, drive, sense):
+@pytest.mark.parametrize("iteration", ["auto", "lines", "chord"])
+def test_matches_naive_newton(rng, dev, tr, shape, drive, sense, iteration):
     xbar = random_array(rng, *shape, DEVICES[dev], None if tr is None else TRANSISTORS[tr], drive=drive, sense=sense)
     V = rng.uniform(0.0, 0.4, (3, shape[0]))
     ref, vt, vm, vb = naive_newton(xbar, V)
     if xbar.is_linear:
+        if iteration != "auto":  # Newton's options are refused, not ignored
+            with pytest.raises(TypeError, match="iteration"):
+                xs.solve(xbar, V, iteration=iteration)
         res = xs.solve(xbar, V, full=True)
         assert res.method != "newton"
     else:
-        res = xs.solve(xbar, V, full=True, rtol=1e-12)
+        res = xs.solve(xbar, V, full=True, rtol=1e-12, iteration=iteration)
         assert res.method == "newton" and res.converged.all()
     assert rel(res.currents, ref) < 1e-10
     np.testing.assert_allclose(res.v_top, vt, rtol=0, atol=1e-12)
@@ -92,6 +96,37 @@ def test_chord_newton_auto_and_batching_agree(rng):
     assert rel(xs.solve(xbar, V).currents, b.currents) < 1e-7
     zero = xs.solve(xbar, np.zeros(20))
     assert np.all(zero.currents == 0)
+
+
+@pytest.mark.parametrize("tr", [None, "level1"])
+def test_line_relaxation_converges_in_a_few_sweeps_on_tiles(rng, tr):
+    """On a 64 x 64 tile with 1-ohm wires the two wire families barely couple (~1e-2 per
+    sweep), so the line relaxation needs only a few sweeps, and "auto" uses it alone."""
+    xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, (64, 64)), r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
+                       device=xs.devices.Sinh(a=2.0), transistor=None if tr is None else TRANSISTORS[tr])
+    V = rng.uniform(0.0, 0.4, (6, 64))
+    lines = xs.solve(xbar, V, iteration="lines", rtol=1e-12)
+    assert lines.converged.all() and (lines.iterations <= 7).all(), lines.iterations
+    newton = xs.solve(xbar, V, iteration="newton", rtol=1e-12)
+    assert rel(lines.currents, newton.currents) < 1e-10
+    auto = xs.solve(xbar, V)
+    assert (auto.iterations == xs.solve(xbar, V, iteration="lines").iterations).all()
+
+
+def test_auto_hands_stalled_line_relaxation_to_the_chord_iteration(rng):
+    """200-ohm wires couple rows and columns strongly (~0.8 per sweep): the line
+    relaxation stalls, says so, and "auto" finishes with the chord iteration."""
+    xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, (40, 40)), r_row=200.0, r_col=200.0, r_in=1.0, r_out=1.0,
+                       device=xs.devices.Sinh(a=2.0))
+    V = rng.uniform(0.0, 0.4, (3, 40))
+    lines = xs.solve(xbar, V, iteration="lines", on_failure="flag")
+    assert not lines.converged.any() and (lines.iterations < 10).all()
+    with pytest.raises(xs.ConvergenceError, match="stalled"):
+        xs.solve(xbar, V, iteration="lines")
+    auto = xs.solve(xbar, V, rtol=1e-12)
+    ref, *_ = naive_newton(xbar, V)
+    assert auto.converged.all() and (auto.iterations > lines.iterations).all()
+    assert rel(auto.currents, ref) < 1e-10
 
 
 def test_threads_give_identical_results(rng):

@@ -141,7 +141,7 @@ def _sinh_current(v, G, p):  # pragma: no cover - compiled
     a = p[0]
     if a == 0.0:
         return G * v
-    e = np.exp(a * v)  # one exponential serves sinh and cosh (Numba/LLVM share it)
+    e = np.exp(a * v)
     return G * p[1] * 0.5 * (e - 1.0 / e)
 
 
@@ -152,6 +152,19 @@ def _sinh_didv(v, G, p):  # pragma: no cover - compiled
         return G
     e = np.exp(a * v)
     return G * p[1] * a * 0.5 * (e + 1.0 / e)
+
+
+@njit(**NJIT)
+def _sinh_iv(v, G, p):  # pragma: no cover - compiled
+    """Current and derivative together from one exponential (LLVM does not merge the two
+    calls of :func:`_sinh_current` and :func:`_sinh_didv`; each costs ~3.5 ns)."""
+    a = p[0]
+    if a == 0.0:
+        return G * v, G
+    e = np.exp(a * v)
+    r = 1.0 / e
+    k = G * p[1] * 0.5
+    return k * (e - r), k * a * (e + r)
 
 
 @dataclass(frozen=True)

@@ -18,36 +18,37 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import NJIT, NJIT_PARALLEL
-from ..devices import _linear_current, _linear_didv, _poly_current, _poly_didv, _sinh_current, _sinh_didv
+from ..devices import _linear_current, _linear_didv, _poly_current, _poly_didv, _sinh_iv
 from ..transistors import _level1_ids, _level1_junction, _no_junction, _resistor_ids
 
-# The residual kernel calls the models through the module globals ``_current``, ``_didv``,
-# ``_ids`` and ``_junction``.  Here they dispatch the built-in models on a code stored as
-# the last parameter, so that the kernel is compiled once and cached on disk; for models
-# written by users, :func:`specialise` compiles a copy of the kernel whose globals are the
-# user's functions (once per process and model pair).
+# The residual kernel calls the models through the module globals ``_iv`` (a device's
+# current and derivative), ``_ids`` and ``_junction``.  Here they dispatch the built-in
+# models on a code stored as the last parameter, so that the kernel is compiled once and
+# cached on disk; for models written by users, :func:`specialise` compiles a copy of the
+# kernel whose globals are the user's functions (once per process and model pair).
 DEVICE_CODES = {"Linear": 0.0, "Sinh": 1.0, "Poly": 2.0}
 TRANSISTOR_CODES = {"Resistor": 0.0, "Level1": 1.0}
 
 
-@njit(**NJIT)
-def _current(v, G, p):  # pragma: no cover - compiled
+@njit(inline="always", **NJIT)
+def _iv(v, G, p):  # pragma: no cover - compiled
     code = p[p.size - 1]
     if code == 1.0:
-        return _sinh_current(v, G, p)
+        return _sinh_iv(v, G, p)
     if code == 2.0:
-        return _poly_current(v, G, p)
-    return _linear_current(v, G, p)
+        return _poly_current(v, G, p), _poly_didv(v, G, p)
+    return _linear_current(v, G, p), _linear_didv(v, G, p)
 
 
-@njit(**NJIT)
-def _didv(v, G, p):  # pragma: no cover - compiled
-    code = p[p.size - 1]
-    if code == 1.0:
-        return _sinh_didv(v, G, p)
-    if code == 2.0:
-        return _poly_didv(v, G, p)
-    return _linear_didv(v, G, p)
+# A user's device: its two kernels, bound by :func:`specialise` (the linear law here only
+# so that the module is complete).
+_user_current = _linear_current
+_user_didv = _linear_didv
+
+
+@njit(inline="always", **NJIT)
+def _user_iv(v, G, p):  # pragma: no cover - compiled
+    return _user_current(v, G, p), _user_didv(v, G, p)
 
 
 @njit(**NJIT)
@@ -64,9 +65,37 @@ def _junction(v, p):  # pragma: no cover - compiled
     return _no_junction(v, p)
 
 
+@njit(inline="always", **NJIT)
+def _cell(vT, vB, vm, g, vg, pd, pt, has_mid):  # pragma: no cover - compiled
+    """KCL terms of one cell at potentials ``vT``, ``vB`` (and ``vm`` of its middle node).
+
+    Returns ``(fT, fB, fM, cT, cTB, cBT, cB, rT, rB, m0, mT, mB, i_col, inv)``: the
+    currents the cell draws out of its top, bottom and middle nodes (A); the condensed
+    Jacobian (S), whose T equation reads ``+cT dT - cTB dB`` and B equation
+    ``-cBT dT + cB dB``; the condensed right-hand sides ``rT``, ``rB`` (A) the middle-node
+    elimination adds; the middle-node update ``dM = m0 + mT dT + mB dB``; the current the
+    cell delivers to its column node (A); and ``1 / (middle node's conductance)`` (ohm;
+    0 without a middle node).
+    """
+    if has_mid:
+        im, gm = _iv(vT - vm, g, pd)
+        r = _ids(vm, vB, vg, pt)
+        jm = _junction(vm, pt)
+        jb = _junction(vB, pt)
+        fM = r[0] + jm[0] - im
+        gd = r[1]
+        gs = r[2]
+        inv = 1.0 / (gm + gd + jm[1])
+        return (im, jb[0] - r[0], fM,
+                gm * (gd + jm[1]) * inv, -gm * gs * inv, gd * gm * inv, -gs * (gm + jm[1]) * inv + jb[1],
+                -gm * fM * inv, -gd * fM * inv, -fM * inv, gm * inv, -gs * inv, r[0] - jb[0], inv)
+    im, gm = _iv(vT - vB, g, pd)
+    return (im, -im, 0.0, gm, gm, gm, gm, 0.0, 0.0, 0.0, 0.0, 0.0, im, 0.0)
+
+
 @njit(**NJIT_PARALLEL)
 def evaluate(xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P, has_mid,
-             rP, rS, m0, mP, mS, cells, res, res_v, i_col):  # pragma: no cover - compiled
+             rP, rS, m0, mP, mS, cells, cellv, res, res_v, i_col):  # pragma: no cover - compiled
     """KCL residual and the condensed Newton system of every vector of the batch.
 
     Parameters
@@ -98,6 +127,9 @@ def evaluate(xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, 
     cells : (4, p, q)
         Sum over the batch of the condensed cell Jacobian ``(eP, eS, u, w)`` (S): the P
         equation of cell (a, b) reads ``+eP dP - u dS``, its S equation ``-w dP + eS dS``.
+    cellv : (3, p, q, k) or (3, 1, 1, 1)
+        ``(eP, eS, w)`` of every vector when its shape is ``(3, p, q, k)`` (``cells`` is
+        then left at 0); untouched otherwise.
     res : (p, k)
         Largest |KCL residual| (A) over the nodes of block ``a`` for each vector (NaN
         counts as infinite).
@@ -113,24 +145,35 @@ def evaluate(xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, 
     p = xP.shape[0]
     for a in prange(p):
         _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P, has_mid,
-                        rP, rS, m0, mP, mS, cells, res, res_v, i_col)
+                        rP, rS, m0, mP, mS, cells, cellv, res, res_v, i_col)
 
 
 @njit(**NJIT)
 def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P, has_mid,
-                    rP, rS, m0, mP, mS, cells, res, res_v, i_col):  # pragma: no cover - compiled
+                    rP, rS, m0, mP, mS, cells, cellv, res, res_v, i_col):  # pragma: no cover - compiled
     p, q, k = xP.shape
+    per_vector = cellv.shape[1] == p and cellv.shape[3] == k
     for t in range(k):
         res[a, t] = 0.0
         res_v[a, t] = 0.0
+    # neighbours along the S chain (a -/+ 1) and their conductances, 0 S at the ends
+    # (a prange index may be unsigned: mixing it with signed integers would give floats)
+    ia = np.int64(a)
+    al = ia - 1 if ia > 0 else ia
+    ar = ia + 1 if ia < p - 1 else ia
     for b in range(q):
         g = G[a, b]
         vg = vgc[a, b]
-        # wire and terminal conductance at P(a, b) and S(a, b)
-        gP = (wp[a, b - 1] if b > 0 else 0.0) + (wp[a, b] if b < q - 1 else 0.0)
-        gP += (tp0[a] if b == 0 else 0.0) + (tp1[a] if b == q - 1 else 0.0)
-        gS = (c[a - 1, b] if a > 0 else 0.0) + (c[a, b] if a < p - 1 else 0.0)
-        gS += (ts0[b] if a == 0 else 0.0) + (ts1[b] if a == p - 1 else 0.0)
+        bl = b - 1 if b > 0 else b
+        br = b + 1 if b < q - 1 else b
+        wl = wp[a, b - 1] if b > 0 else 0.0
+        wr = wp[a, b] if b < q - 1 else 0.0
+        tP = (tp0[a] if b == 0 else 0.0) + (tp1[a] if b == q - 1 else 0.0)
+        cu = c[a - 1, b] if a > 0 else 0.0
+        cd = c[a, b] if a < p - 1 else 0.0
+        tS = (ts0[b] if a == 0 else 0.0) + (ts1[b] if a == p - 1 else 0.0)
+        gP = wl + wr + tP
+        gS = cu + cd + tS
         # reciprocals once per node (the cells' own conductance is left out: the scaled
         # residual is then an upper bound of the correction the node alone would need)
         rgP = 1.0 / gP if gP > 0.0 else np.inf
@@ -143,88 +186,38 @@ def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc
             vp = xP[a, b, t]
             vs = xS[a, b, t]
             # wire and terminal currents leaving P(a, b) and S(a, b)
-            fp = 0.0
-            if b > 0:
-                fp += wp[a, b - 1] * (vp - xP[a, b - 1, t])
-            if b < q - 1:
-                fp += wp[a, b] * (vp - xP[a, b + 1, t])
-            if b == 0:
-                fp += tp0[a] * (vp - srcP[a, t])
-            if b == q - 1:
-                fp += tp1[a] * (vp - srcP[a, t])
-            fs = 0.0
-            if a > 0:
-                fs += c[a - 1, b] * (vs - xS[a - 1, b, t])
-            if a < p - 1:
-                fs += c[a, b] * (vs - xS[a + 1, b, t])
-            if a == 0:
-                fs += ts0[b] * (vs - srcS[b, t])
-            if a == p - 1:
-                fs += ts1[b] * (vs - srcS[b, t])
+            fp = gP * vp - wl * xP[a, bl, t] - wr * xP[a, br, t] - tP * srcP[a, t]
+            fs = gS * vs - cu * xS[al, b, t] - cd * xS[ar, b, t] - tS * srcS[b, t]
+            vm = xM[a, b, t] if has_mid else 0.0
             if top_is_P:
-                vT = vp
-                vB = vs
-            else:
-                vT = vs
-                vB = vp
-            if has_mid:
-                vm = xM[a, b, t]
-                im = _current(vT - vm, g, pd)
-                gm = _didv(vT - vm, g, pd)
-                r = _ids(vm, vB, vg, pt)
-                jm = _junction(vm, pt)
-                jb = _junction(vB, pt)
-                fT = im
-                fB = jb[0] - r[0]
-                i_col[a, b, t] = r[0] - jb[0]
-                fM = r[0] + jm[0] - im
-                gd = r[1]
-                gs = r[2]
-                inv = 1.0 / (gm + gd + jm[1])
-                cT = gm * (gd + jm[1]) * inv
-                cTB = -gm * gs * inv
-                cBT = gd * gm * inv
-                cB = -gs * (gm + jm[1]) * inv + jb[1]
-                rT = -gm * fM * inv
-                rB = -gd * fM * inv
-                m0[a, b, t] = -fM * inv
-                if top_is_P:
-                    mP[a, b, t] = gm * inv
-                    mS[a, b, t] = -gs * inv
-                else:  # stored as the coefficients of dP and dS
-                    mP[a, b, t] = -gs * inv
-                    mS[a, b, t] = gm * inv
-            else:
-                im = _current(vT - vB, g, pd)
-                gm = _didv(vT - vB, g, pd)
-                fT = im
-                fB = -im
-                fM = 0.0
-                i_col[a, b, t] = im
-                cT = gm
-                cTB = gm
-                cBT = gm
-                cB = gm
-                rT = 0.0
-                rB = 0.0
-            if top_is_P:
+                fT, fB, fM, cT, cTB, cBT, cB, rT, rB, mm0, mT, mB, ic, inv = _cell(vp, vs, vm, g, vg, pd, pt, has_mid)
                 fp += fT
                 fs += fB
                 rP[a, b, t] = rT - fp
                 rS[a, b, t] = rB - fs
-                sP += cT
-                sS += cB
-                su += cTB
-                sw += cBT
+                eP, eS, u, w = cT, cB, cTB, cBT
             else:
+                fT, fB, fM, cT, cTB, cBT, cB, rT, rB, mm0, mT, mB, ic, inv = _cell(vs, vp, vm, g, vg, pd, pt, has_mid)
                 fp += fB
                 fs += fT
                 rP[a, b, t] = rB - fp
                 rS[a, b, t] = rT - fs
-                sP += cB
-                sS += cT
-                su += cBT
-                sw += cTB
+                eP, eS, u, w = cB, cT, cBT, cTB
+            i_col[a, b, t] = ic
+            if has_mid:
+                m0[a, b, t] = mm0
+                # stored as the coefficients of dP and dS
+                mP[a, b, t] = mT if top_is_P else mB
+                mS[a, b, t] = mB if top_is_P else mT
+            if per_vector:  # (no batch sums: a serial reduction keeps the loop scalar)
+                cellv[0, a, b, t] = eP
+                cellv[1, a, b, t] = eS
+                cellv[2, a, b, t] = w
+            else:
+                sP += eP
+                sS += eS
+                su += u
+                sw += w
             m_abs = max(abs(fp), abs(fs), abs(fM))
             v_abs = max(abs(fp) * rgP, abs(fs) * rgS)
             if has_mid:
@@ -241,6 +234,52 @@ def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc
         cells[1, a, b] = sS
         cells[2, a, b] = su
         cells[3, a, b] = sw
+
+
+@njit(**NJIT_PARALLEL)
+def chain_solve_p(base, extra, wp, r):  # pragma: no cover - compiled
+    """Solve ``tridiag(-wp, base + extra, -wp) x = r`` along every P chain (axis 1) in
+    place, with the diagonal ``base`` (p, q) plus each vector's ``extra`` (p, q, k)."""
+    p, q, k = r.shape
+    for a in prange(p):
+        inv = np.empty((q, k))
+        for t in range(k):
+            inv[0, t] = 1.0 / (base[a, 0] + extra[a, 0, t])
+        for b in range(1, q):
+            wb = wp[a, b - 1]
+            d0 = base[a, b]
+            for t in range(k):
+                r[a, b, t] += wb * r[a, b - 1, t] * inv[b - 1, t]
+                inv[b, t] = 1.0 / (d0 + extra[a, b, t] - wb * wb * inv[b - 1, t])
+        for t in range(k):
+            r[a, q - 1, t] *= inv[q - 1, t]
+        for b in range(q - 2, -1, -1):
+            wb = wp[a, b]
+            for t in range(k):
+                r[a, b, t] = (r[a, b, t] + wb * r[a, b + 1, t]) * inv[b, t]
+
+
+@njit(**NJIT_PARALLEL)
+def chain_solve_s(base, extra, c, r):  # pragma: no cover - compiled
+    """Solve ``tridiag(-c, base + extra, -c) x = r`` along every S chain (axis 0) in
+    place, with the diagonal ``base`` (p, q) plus each vector's ``extra`` (p, q, k)."""
+    p, q, k = r.shape
+    for b in prange(q):
+        inv = np.empty((p, k))
+        for t in range(k):
+            inv[0, t] = 1.0 / (base[0, b] + extra[0, b, t])
+        for a in range(1, p):
+            ca = c[a - 1, b]
+            d0 = base[a, b]
+            for t in range(k):
+                r[a, b, t] += ca * r[a - 1, b, t] * inv[a - 1, t]
+                inv[a, t] = 1.0 / (d0 + extra[a, b, t] - ca * ca * inv[a - 1, t])
+        for t in range(k):
+            r[p - 1, b, t] *= inv[p - 1, t]
+        for a in range(p - 2, -1, -1):
+            ca = c[a, b]
+            for t in range(k):
+                r[a, b, t] = (r[a, b, t] + ca * r[a + 1, b, t]) * inv[a, t]
 
 
 @njit(**NJIT_PARALLEL)
@@ -275,20 +314,25 @@ def update(xP, xS, xM, dP, dS, m0, mP, mS, has_mid, scale):  # pragma: no cover 
 
 _SPECIALISED: dict = {}
 
+#: The kernels that call the models, callers after callees, with their options.
+_MODEL_KERNELS = (("_cell", dict(NJIT, inline="always")), ("_evaluate_block", NJIT), ("evaluate", NJIT_PARALLEL))
+
 
 def specialise(current, didv, ids, junction):
     """:func:`evaluate` compiled for user-written model functions (memoised per process)."""
     key = (current, didv, ids, junction)
-    fn = _SPECIALISED.get(key)
-    if fn is None:
+    fns = _SPECIALISED.get(key)
+    if fns is None:
         g = dict(globals())
-        g.update(_current=current, _didv=didv, _ids=ids, _junction=junction)
-        block = getattr(_evaluate_block, "py_func", _evaluate_block)  # plain functions under NUMBA_DISABLE_JIT
-        g["_evaluate_block"] = njit(**dict(NJIT, cache=False))(FunctionType(block.__code__, g, block.__name__))
-        ev = getattr(evaluate, "py_func", evaluate)
-        fn = njit(**dict(NJIT_PARALLEL, cache=False))(FunctionType(ev.__code__, g, ev.__name__))
-        _SPECIALISED[key] = fn
-    return fn
+        g.update(_user_current=current, _user_didv=didv, _ids=ids, _junction=junction)
+        py = getattr(_user_iv, "py_func", _user_iv)
+        g["_iv"] = njit(inline="always", **dict(NJIT, cache=False))(FunctionType(py.__code__, g, py.__name__))
+        for name, opts in _MODEL_KERNELS:
+            f = globals()[name]
+            py = getattr(f, "py_func", f)  # plain functions under NUMBA_DISABLE_JIT
+            g[name] = njit(**dict(opts, cache=False))(FunctionType(py.__code__, g, py.__name__))
+        fns = _SPECIALISED[key] = g["evaluate"]
+    return fns
 
 
 @njit(**NJIT_PARALLEL)

@@ -55,7 +55,7 @@ from . import _newton_kernels as _nk
 
 __all__ = ["solve_newton"]
 
-Iteration = Literal["auto", "chord", "newton"]
+Iteration = Literal["auto", "lines", "chord", "newton"]
 Rebuild = Literal["auto", "once", "never"]
 OnFailure = Literal["raise", "flag"]
 
@@ -173,30 +173,38 @@ class _Eval:
     res: np.ndarray  # (k,) largest |KCL residual| (A)
     res_v: np.ndarray  # (k,) largest |KCL residual| / node conductance (V)
     i_col: np.ndarray | None  # (p, q, k) current each cell delivers to its column node (A)
+    cellv: np.ndarray | None = None  # (3, p, q, k) each vector's (eP, eS, w) (S), on request
 
     def column_currents(self, net: "_Net") -> np.ndarray:
         """Column currents (A), (n, k): the cells' deliveries summed along each column."""
         return self.i_col.sum(axis=0 if net.rows_first else 1)
 
 
-def _evaluate(net: _Net, x) -> _Eval:
+def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None) -> _Eval:
+    """The residual and condensed Newton system at ``x`` (kernel :func:`_nk.evaluate`);
+    with ``per_vector`` also each vector's cell entries (``cellv``).  ``work``: an earlier
+    result of the same shape whose arrays are overwritten instead of allocated (fresh
+    arrays of a few MB cost page faults comparable to the evaluation itself)."""
     xP, xS, xM = x[:3]
     p, q, k = xP.shape
-    rP, rS = np.empty((p, q, k)), np.empty((p, q, k))
-    # Without middle nodes the kernel never writes m0, mP, mS: the placeholders must be
-    # initialised (uninitialised memory read as inf/NaN once made exact Newton call a
-    # regular Jacobian "singular").
-    mids = [np.empty((p, q, k)) if net.has_mid else np.zeros((1, 1, 1)) for _ in range(3)]
-    cells = np.empty((4, p, q))
-    res = np.empty((p, k))
-    res_v = np.empty((p, k))
-    i_col = np.empty((p, q, k))
+    if work is None:
+        # Without middle nodes the kernel never writes m0, mP, mS: the placeholders must be
+        # initialised (uninitialised memory read as inf/NaN once made exact Newton call a
+        # regular Jacobian "singular").
+        work = _Eval(np.empty((p, q, k)), np.empty((p, q, k)),
+                     *(np.empty((p, q, k)) if net.has_mid else np.zeros((1, 1, 1)) for _ in range(3)),
+                     np.empty((4, p, q)), np.empty((p, k)), np.empty((p, k)), np.empty((p, q, k)),
+                     np.empty((3, p, q, k)) if per_vector else None)
+    cellv = work.cellv if per_vector else np.empty((3, 1, 1, 1))
+    res, res_v = (np.empty((p, k)) for _ in range(2))
     kernel = _nk.evaluate if net.funcs is None else _nk.specialise(*net.funcs)
     kernel(xP, xS, xM, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,
-           net.pd, net.pt, net.rows_first, net.has_mid, rP, rS, *mids, cells, res, res_v, i_col)
+           net.pd, net.pt, net.rows_first, net.has_mid, work.rP, work.rS, work.m0, work.mP, work.mS, work.cells,
+           cellv, res, res_v, work.i_col)
     with np.errstate(all="ignore"):
-        cells /= k
-    return _Eval(rP, rS, *mids, cells, res.max(axis=0), res_v.max(axis=0), i_col)
+        work.cells /= k
+    return _Eval(work.rP, work.rS, work.m0, work.mP, work.mS, work.cells, res.max(axis=0), res_v.max(axis=0),
+                 work.i_col, work.cellv if per_vector else None)
 
 
 def _evaluate_at_zero(net: _Net, x, shared: dict) -> _Eval:
@@ -379,6 +387,65 @@ def _chord(net: _Net, x, vtol, itol, max_iter: int, rebuild: str, shared: dict, 
     return out, done, it, res, cur
 
 
+def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback):
+    """Line relaxation for a group of vectors.  Returns (x, converged, sweeps, residual,
+    column currents) like :func:`_chord`, and whether it stopped because the updates of
+    every unconverged vector stalled.
+
+    A sweep is an inexact Newton step: the residual and each vector's own condensed
+    Jacobian at the iterate (one evaluation), then one block Gauss-Seidel sweep on that
+    Newton system: the P chains with the S corrections at 0, then the S chains with the
+    P corrections in place.  Each is a tridiagonal solve per chain, ``O(m n)`` with no
+    factorization to share, exact in the cells' nonlinearity; what the sweep leaves of
+    the Newton step is the coupling of the two wire families, a factor of about
+    ``(g / (g + g_r (pi / 2n)^2)) * (g / (g + g_c (pi / 2m)^2))`` per sweep for cells of
+    conductance ``g`` on wires of ``g_r``, ``g_c`` (~0.01 on a 64 x 64 array with
+    1-ohm wires, ~0.1 on 576 x 64).  Vectors stop when their updates stall (shrink by
+    less than half per sweep) and are left to the chord iteration.  The convergence test
+    is the chord iteration's: residual at the iterate and the update from it.
+    """
+    xP, xS, xM, srcP, srcS = x
+    p, q, k = xP.shape
+    # Start: every node at its chain's source potential (0 V on the sensed family), the
+    # middle nodes at their cell's bottom node (an access transistor in triode is the
+    # smaller resistance of the cell).
+    xP[:] = srcP[:, None, :]
+    xS[:] = srcS[None, :, :]
+    if net.has_mid:
+        xM[:] = xS if net.rows_first else xP
+    it = np.zeros(k, dtype=np.int64)
+    done = np.zeros(k, dtype=bool)
+    res = np.full(k, np.inf)
+    prev = np.full(k, np.inf)
+    cur = np.full((net.n_columns, k), np.nan)
+    ev = None
+    for sweep in range(1, max_sweeps + 1):
+        ev = _evaluate(net, x, per_vector=True, work=ev)
+        if callback is not None:
+            callback(np.arange(k), ev.res)
+        todo = ~done
+        res[todo] = ev.res[todo]
+        ok = todo & (ev.res <= itol) & (ev.res_v <= vtol) & (prev <= vtol)
+        if ok.any():  # converged at this iterate (the update that led here was small)
+            done |= ok
+            cur[:, ok] = ev.column_currents(net)[:, ok]
+            if done.all():
+                break
+        it[~done] = sweep
+        eP, eS, w = ev.cellv
+        with np.errstate(all="ignore"):
+            _nk.chain_solve_p(net.p_diag, eP, net.wp, ev.rP)
+            _nk.add_scaled(ev.rS, w, ev.rP)
+            _nk.chain_solve_s(net.s_diag, eS, net.c, ev.rS)
+        step = _nk.update(xP, xS, xM, ev.rP, ev.rS, ev.m0, ev.mP, ev.mS, net.has_mid, 1.0)
+        # Stop when every unconverged vector stalls or overflowed (NaN counts as stalled).
+        slow = ~(step <= 0.5 * prev)
+        prev = np.where(done, prev, step)
+        if sweep >= 3 and slow[~done].all():
+            return x, done, it, res, cur, True
+    return x, done, it, res, cur, False
+
+
 def _costs(net: _Net) -> tuple[float, float, float]:
     """Model costs (s) of a factorization, of one residual evaluation per vector and of a
     chord iteration per vector (evaluation and block solve), fitted on this machine
@@ -469,6 +536,7 @@ def solve_newton(
     vtol: float | None = None,
     itol: float | None = None,
     max_iterations: int = 50,
+    lines_iterations: int = 30,
     chord_iterations: int = 25,
     rebuild: Rebuild = "auto",
     chunk_size: int = 32,
@@ -487,11 +555,16 @@ def solve_newton(
     full : bool
         Also return node voltages (``v_top``, ``v_mid``, ``v_bottom``) and the
         memristor currents (``cell_currents``, A, from ``T`` into the cell).
-    iteration : {"auto", "chord", "newton"}
-        ``"chord"``: shared factorization for the batch (fast, linear convergence);
-        ``"newton"``: exact Newton per vector (quadratic convergence, one factorization
-        per iteration and vector); ``"auto"``: chord, then exact Newton for the vectors
-        the chord iteration has not converged in ``chord_iterations`` steps.
+    iteration : {"auto", "lines", "chord", "newton"}
+        ``"lines"``: nonlinear line relaxation (Newton on one wire family at a time,
+        ``O(m n)`` per sweep, no factorization; fast where the wires couple the families
+        weakly, as in 64 x 64 tiles); ``"chord"``: shared factorization for the batch
+        (linear convergence at the rate of the cells' conductance spread); ``"newton"``:
+        exact Newton per vector (quadratic convergence, one factorization per iteration
+        and vector); ``"auto"``: lines, then the chord iteration for the vectors whose
+        line relaxation stalls or does not converge within ``lines_iterations`` sweeps,
+        then exact Newton for those the chord iteration has not converged in
+        ``chord_iterations`` steps.
     rtol : float
         Relative tolerance (> 0); the default ``vtol`` is ``rtol * max(max|V|, 1 mV)``
         for each vector.
@@ -504,6 +577,8 @@ def solve_newton(
         Also require the largest KCL residual (A) at any node to be at most ``itol``.
     max_iterations : int
         Iteration limit of exact Newton (per vector, >= 1).
+    lines_iterations : int
+        Sweep limit of the line relaxation (>= 1).
     chord_iterations : int
         Iteration limit of the chord iteration (>= 0).
     rebuild : {"auto", "once", "never"}
@@ -545,15 +620,16 @@ def solve_newton(
         stops decreasing, a singular Jacobian, a device model that overflows, or the
         iteration limit.
     """
-    if iteration not in ("auto", "chord", "newton"):
-        raise ValueError(f"iteration must be 'auto', 'chord' or 'newton'; got {iteration!r}")
+    if iteration not in ("auto", "lines", "chord", "newton"):
+        raise ValueError(f"iteration must be 'auto', 'lines', 'chord' or 'newton'; got {iteration!r}")
     if rebuild not in ("auto", "once", "never"):
         raise ValueError(f"rebuild must be 'auto', 'once' or 'never'; got {rebuild!r}")
     if on_failure not in ("raise", "flag"):
         raise ValueError(f"on_failure must be 'raise' or 'flag'; got {on_failure!r}")
     if not (np.isfinite(rtol) and rtol > 0):
         raise ValueError(f"rtol must be > 0; got {rtol!r}")
-    for name, val, lo in (("max_iterations", max_iterations, 1), ("chord_iterations", chord_iterations, 0),
+    for name, val, lo in (("max_iterations", max_iterations, 1), ("lines_iterations", lines_iterations, 1),
+                          ("chord_iterations", chord_iterations, 0),
                           ("chunk_size", chunk_size, 1)):
         if int(val) != val or val < lo:
             raise ValueError(f"{name} must be an integer >= {lo}; got {val!r}")
@@ -572,8 +648,8 @@ def solve_newton(
     try:
         # BLAS (the block GEMMs and inverses) gets the same number of threads.
         with threadpool_limits(limits=n_threads, user_api="blas"):
-            return _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, chord_iterations, rebuild,
-                          chunk_size, on_failure, callback)
+            return _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, lines_iterations,
+                          chord_iterations, rebuild, chunk_size, on_failure, callback)
     finally:
         numba.set_num_threads(previous)
 
@@ -587,8 +663,8 @@ def _default_threads() -> int:
     return 1 if busy else n
 
 
-def _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, chord_iterations, rebuild,
-           chunk_size, on_failure, callback) -> SolveResult:
+def _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, lines_iterations, chord_iterations,
+           rebuild, chunk_size, on_failure, callback) -> SolveResult:
     k_all = V.shape[0]
     vtol_k, itol_k = _tolerances(V, rtol, vtol, itol)
     p, q = net.p, net.q
@@ -605,11 +681,26 @@ def _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, chor
         kk = idx.size
         x = _state(net, V[sl])
         cb = None if callback is None else (lambda vec, r, _o=start: callback(vec + _o, r))
-        if iteration in ("auto", "chord"):
-            x, ok, its, res, cur = _chord(net, x, vtol_k[idx], itol_k[idx], chord_iterations, rebuild, shared, cb)
-        else:
-            ok, its, res = np.zeros(kk, bool), np.zeros(kk, np.int64), np.full(kk, np.inf)
-            cur = np.full((net.n_columns, kk), np.nan)
+        ok, its, res = np.zeros(kk, bool), np.zeros(kk, np.int64), np.full(kk, np.inf)
+        cur = np.full((net.n_columns, kk), np.nan)
+        if iteration in ("auto", "lines"):
+            x, ok, its, res, cur, stalled = _lines(net, x, vtol_k[idx], itol_k[idx], lines_iterations, cb)
+            if iteration == "lines":
+                why = ("the line relaxation stalled (its updates shrank by less than half per sweep: the wires "
+                       "couple rows and columns too strongly for it; iteration='auto' or 'chord' handles that)"
+                       if stalled else f"the line relaxation did not converge within lines_iterations={lines_iterations}")
+                reasons.update({start + int(t): why for t in np.flatnonzero(~ok)})
+        if iteration == "chord" or (iteration == "auto" and not ok.all()):
+            # the vectors line relaxation left, afresh (their iterates may have overflowed)
+            sub = np.flatnonzero(~ok)
+            cbs = None if cb is None else (lambda vec, r, _s=sub: cb(_s[vec], r))
+            y, ok_c, its_c, res_c, cur_c = _chord(net, _state(net, V[sl][sub]), vtol_k[idx[sub]], itol_k[idx[sub]],
+                                                  chord_iterations, rebuild, shared, cbs)
+            for a, b in zip(x[:3], y[:3]):
+                if net.has_mid or a is not x[2]:
+                    a[:, :, sub] = b
+            ok[sub], res[sub], cur[:, sub] = ok_c, res_c, cur_c
+            its[sub] += its_c
         if iteration in ("auto", "newton"):
             for t in np.flatnonzero(~ok):
                 one = _take(net, x, np.array([t]))
@@ -640,7 +731,8 @@ def _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, chor
         currents[:, sl] = cur
     if on_failure == "raise" and not converged.all():
         t = int(np.flatnonzero(~converged)[0])
-        why = reasons.get(t, f"the chord iteration did not converge within chord_iterations={chord_iterations}")
+        why = reasons.get(t, f"the {iteration} iteration did not converge (lines_iterations={lines_iterations}, "
+                             f"chord_iterations={chord_iterations})")
         raise ConvergenceError(
             f"Newton did not converge for input vector {t} (of {k_all}): {why}; KCL residual "
             f"{residual[t]:.3g} A after {iterations[t]} iterations (voltage tolerance {vtol_k[t]:.3g} V). "
