@@ -11,3 +11,7 @@ NJIT_PARALLEL = dict(NJIT, parallel=True)
 #: and stale index entries from earlier processes raised ``ReferenceError: underlying
 #: object has vanished``; these kernels compile once per process instead.
 NJIT_FUNCTION_ARGS = dict(NJIT, cache=False)
+#: For loops written to be vectorised (SIMD): lets LLVM fuse multiply-adds (results stay
+#: deterministic and NaN/inf keep their IEEE meaning, unlike full ``fastmath``).
+NJIT_SIMD = dict(NJIT, fastmath={"contract"})
+NJIT_SIMD_PARALLEL = dict(NJIT_SIMD, parallel=True)

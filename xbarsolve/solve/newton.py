@@ -52,6 +52,7 @@ from ..results import SolveResult
 from ..transistors import _no_junction, _resistor_ids
 from . import _kernels
 from . import _newton_kernels as _nk
+from .linear import _blas_controller
 
 __all__ = ["solve_newton"]
 
@@ -173,7 +174,7 @@ class _Eval:
     res: np.ndarray  # (k,) largest |KCL residual| (A)
     res_v: np.ndarray  # (k,) largest |KCL residual| / node conductance (V)
     i_col: np.ndarray | None  # (p, q, k) current each cell delivers to its column node (A)
-    cellv: np.ndarray | None = None  # (3, p, q, k) each vector's (eP, eS, w) (S), on request
+    cellv: object = None  # each vector's (eP, eS, w) (S), three (p, q, k) arrays, on request
 
     def column_currents(self, net: "_Net") -> np.ndarray:
         """Column currents (A), (n, k): the cells' deliveries summed along each column."""
@@ -187,22 +188,33 @@ def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None)
     arrays of a few MB cost page faults comparable to the evaluation itself)."""
     xP, xS, xM = x[:3]
     p, q, k = xP.shape
+    two_terminal = not net.has_mid and net.funcs is None  # the vectorised kernel applies
     if work is None:
         # Without middle nodes the kernel never writes m0, mP, mS: the placeholders must be
         # initialised (uninitialised memory read as inf/NaN once made exact Newton call a
         # regular Jacobian "singular").
+        if two_terminal:
+            D = np.empty((p, q, k))
+            cellv = (D, D, D)  # eP = eS = w = dI/dV
+        else:
+            cellv = np.empty((3, p, q, k)) if per_vector else None
         work = _Eval(np.empty((p, q, k)), np.empty((p, q, k)),
                      *(np.empty((p, q, k)) if net.has_mid else np.zeros((1, 1, 1)) for _ in range(3)),
-                     np.empty((4, p, q)), np.empty((p, k)), np.empty((p, k)), np.empty((p, q, k)),
-                     np.empty((3, p, q, k)) if per_vector else None)
-    cellv = work.cellv if per_vector else np.empty((3, 1, 1, 1))
+                     np.empty((4, p, q)), np.empty((p, k)), np.empty((p, k)), np.empty((p, q, k)), cellv)
     res, res_v = (np.empty((p, k)) for _ in range(2))
-    kernel = _nk.evaluate if net.funcs is None else _nk.specialise(*net.funcs)
-    kernel(xP, xS, xM, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,
-           net.pd, net.pt, net.rows_first, net.has_mid, work.rP, work.rS, work.m0, work.mP, work.mS, work.cells,
-           cellv, res, res_v, work.i_col)
-    with np.errstate(all="ignore"):
-        work.cells /= k
+    if two_terminal:
+        D = work.cellv[0]
+        _nk.evaluate_2t(xP, xS, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.pd,
+                        net.rows_first, work.rP, work.rS, D, res, res_v, work.i_col)
+        if not per_vector:
+            work.cells[:] = D.mean(axis=2)
+    else:
+        kernel = _nk.evaluate if net.funcs is None else _nk.specialise(*net.funcs)
+        kernel(xP, xS, xM, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,
+               net.pd, net.pt, net.rows_first, net.has_mid, work.rP, work.rS, work.m0, work.mP, work.mS, work.cells,
+               work.cellv if per_vector else np.empty((3, 1, 1, 1)), res, res_v, work.i_col)
+        with np.errstate(all="ignore"):
+            work.cells /= k
     return _Eval(work.rP, work.rS, work.m0, work.mP, work.mS, work.cells, res.max(axis=0), res_v.max(axis=0),
                  work.i_col, work.cellv if per_vector else None)
 
@@ -280,10 +292,15 @@ def _apply(net: _Net, x, lad: _Ladder, ev: _Eval, scale: float = 1.0, copy: bool
     return x, step, (dP, dS)
 
 
-def _state(net: _Net, V: np.ndarray):
-    """Zero potentials for inputs V (k, m): [xP, xS, xM, srcP, srcS]."""
+def _state(net: _Net, V: np.ndarray, reuse=None):
+    """Zero potentials for inputs V (k, m): [xP, xS, xM, srcP, srcS].  ``reuse``: an
+    earlier state of the same size whose potential arrays are zeroed and reused."""
     p, q, k = net.p, net.q, V.shape[0]
     srcP, srcS = _sources(net, V)
+    if reuse is not None:
+        for a in reuse[:3]:
+            a.fill(0.0)
+        return [*reuse[:3], srcP, srcS]
     return [np.zeros((p, q, k)), np.zeros((p, q, k)), np.zeros((p, q, k) if net.has_mid else (1, 1, 1)), srcP, srcS]
 
 
@@ -387,10 +404,11 @@ def _chord(net: _Net, x, vtol, itol, max_iter: int, rebuild: str, shared: dict, 
     return out, done, it, res, cur
 
 
-def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback):
+def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work: _Eval | None = None):
     """Line relaxation for a group of vectors.  Returns (x, converged, sweeps, residual,
-    column currents) like :func:`_chord`, and whether it stopped because the updates of
-    every unconverged vector stalled.
+    column currents) like :func:`_chord`, whether it stopped because the updates of
+    every unconverged vector stalled, and its evaluation workspace (pass it back as
+    ``work`` for the next group of the same size).
 
     A sweep is an inexact Newton step: the residual and each vector's own condensed
     Jacobian at the iterate (one evaluation), then one block Gauss-Seidel sweep on that
@@ -401,8 +419,7 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback):
     ``(g / (g + g_r (pi / 2n)^2)) * (g / (g + g_c (pi / 2m)^2))`` per sweep for cells of
     conductance ``g`` on wires of ``g_r``, ``g_c`` (~0.01 on a 64 x 64 array with
     1-ohm wires, ~0.1 on 576 x 64).  Vectors stop when their updates stall (shrink by
-    less than half per sweep) and are left to the chord iteration.  The convergence test
-    is the chord iteration's: residual at the iterate and the update from it.
+    less than half per sweep) and are left to the chord iteration.
     """
     xP, xS, xM, srcP, srcS = x
     p, q, k = xP.shape
@@ -418,32 +435,36 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback):
     res = np.full(k, np.inf)
     prev = np.full(k, np.inf)
     cur = np.full((net.n_columns, k), np.nan)
-    ev = None
+    ev = work
     for sweep in range(1, max_sweeps + 1):
         ev = _evaluate(net, x, per_vector=True, work=ev)
         if callback is not None:
             callback(np.arange(k), ev.res)
         todo = ~done
         res[todo] = ev.res[todo]
-        ok = todo & (ev.res <= itol) & (ev.res_v <= vtol) & (prev <= vtol)
-        if ok.any():  # converged at this iterate (the update that led here was small)
-            done |= ok
-            cur[:, ok] = ev.column_currents(net)[:, ok]
-            if done.all():
-                break
-        it[~done] = sweep
+        it[todo] = sweep
         eP, eS, w = ev.cellv
         with np.errstate(all="ignore"):
             _nk.chain_solve_p(net.p_diag, eP, net.wp, ev.rP)
             _nk.add_scaled(ev.rS, w, ev.rP)
             _nk.chain_solve_s(net.s_diag, eS, net.c, ev.rS)
         step = _nk.update(xP, xS, xM, ev.rP, ev.rS, ev.m0, ev.mP, ev.mS, net.has_mid, 1.0)
-        # Stop when every unconverged vector stalls or overflowed (NaN counts as stalled).
+        # Converged (the chord iteration's test): small KCL residual at the iterate and
+        # small update from it; the column currents are the iterate's, within ~rate *
+        # |update| of the next one's.
+        ok = todo & (ev.res <= itol) & (ev.res_v <= vtol) & (step <= vtol)
+        if ok.any():
+            done |= ok
+            cur[:, ok] = ev.column_currents(net)[:, ok]
+            if done.all():
+                break
+        # Converged vectors keep iterating with the others (they only improve); stop
+        # when every other one stalls or overflowed (NaN counts as stalled).
         slow = ~(step <= 0.5 * prev)
         prev = np.where(done, prev, step)
         if sweep >= 3 and slow[~done].all():
-            return x, done, it, res, cur, True
-    return x, done, it, res, cur, False
+            return x, done, it, res, cur, True, ev
+    return x, done, it, res, cur, False, ev
 
 
 def _costs(net: _Net) -> tuple[float, float, float]:
@@ -539,7 +560,7 @@ def solve_newton(
     lines_iterations: int = 30,
     chord_iterations: int = 25,
     rebuild: Rebuild = "auto",
-    chunk_size: int = 32,
+    chunk_size: int | None = None,
     on_failure: OnFailure = "raise",
     callback: Callable[[np.ndarray, np.ndarray], None] | None = None,
     threads: int | None = None,
@@ -587,12 +608,14 @@ def solve_newton(
         by all chunks), ``"auto"`` does so when a cost model (operation counts, measured
         contraction rates; no wall-clock timings, so results are reproducible) predicts
         a saving, ``"never"`` keeps the 0 V one.
-    chunk_size : int
+    chunk_size : int, optional
         Vectors iterated together (>= 1); bounds memory to about
-        ``12 * chunk_size * m * n`` doubles.  The default 32 keeps a chunk's arrays
-        near the size of the L3 cache for 576 x 64 (measured 10-20 % faster than 64;
-        128 and more are slower) and the block GEMMs (q x q times q x 32) below
-        OpenBLAS's threading threshold.
+        ``12 * chunk_size * m * n`` doubles.  The default is 32, or more for small
+        arrays (``2**17 / (m n)`` vectors, ~100k cells): 32 keeps a chunk's arrays near
+        the size of the L3 cache for 576 x 64 (measured 10-20 % faster than 64; 128 and
+        more are slower) and the block GEMMs (q x q times q x 32) below OpenBLAS's
+        threading threshold; on small arrays (a 25 x 21 tile) the per-chunk Python
+        overhead of a few hundred microseconds would dominate.
     on_failure : {"raise", "flag"}
         ``"raise"``: raise :class:`~xbarsolve.errors.ConvergenceError` naming the first
         vector that did not converge; ``"flag"``: return with ``converged`` False for it
@@ -630,7 +653,7 @@ def solve_newton(
         raise ValueError(f"rtol must be > 0; got {rtol!r}")
     for name, val, lo in (("max_iterations", max_iterations, 1), ("lines_iterations", lines_iterations, 1),
                           ("chord_iterations", chord_iterations, 0),
-                          ("chunk_size", chunk_size, 1)):
+                          ("chunk_size", 1 if chunk_size is None else chunk_size, 1)):
         if int(val) != val or val < lo:
             raise ValueError(f"{name} must be an integer >= {lo}; got {val!r}")
     for name, val in (("vtol", vtol), ("itol", itol)):
@@ -639,15 +662,15 @@ def solve_newton(
     if threads is not None and (int(threads) != threads or threads < 1):
         raise ValueError(f"threads must be an integer >= 1 or None; got {threads!r}")
     V = np.ascontiguousarray(V, dtype=np.float64)
+    if chunk_size is None:
+        chunk_size = max(32, 2**17 // xbar.G.size)
     net = _net(xbar)
-    from threadpoolctl import threadpool_limits
-
     n_threads = min(_default_threads() if threads is None else int(threads), numba.config.NUMBA_NUM_THREADS)
     previous = numba.get_num_threads()
     numba.set_num_threads(n_threads)
     try:
         # BLAS (the block GEMMs and inverses) gets the same number of threads.
-        with threadpool_limits(limits=n_threads, user_api="blas"):
+        with _blas_controller().limit(limits=n_threads, user_api="blas"):
             return _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, lines_iterations,
                           chord_iterations, rebuild, chunk_size, on_failure, callback)
     finally:
@@ -668,23 +691,30 @@ def _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, line
     k_all = V.shape[0]
     vtol_k, itol_k = _tolerances(V, rtol, vtol, itol)
     p, q = net.p, net.q
-    X = [np.zeros((p, q, k_all)) for _ in range(3)]
+    # node potentials of the whole batch only when asked for (they are 3 m n doubles a vector)
+    X = [np.zeros((p, q, k_all)) for _ in range(3)] if full else None
     converged = np.zeros(k_all, dtype=bool)
     iterations = np.zeros(k_all, dtype=np.int64)
     residual = np.full(k_all, np.inf)
     currents = np.full((net.n_columns, k_all), np.nan)
     reasons = {}
     shared: dict = {}
+    reuse: dict = {}
     for start in range(0, k_all, chunk_size):
         sl = slice(start, min(start + chunk_size, k_all))
         idx = np.arange(sl.start, sl.stop)
         kk = idx.size
-        x = _state(net, V[sl])
+        # the chunks' arrays are reused (allocating MBs anew costs page faults), except
+        # the node potentials kept for full results
+        x = _state(net, V[sl], None if full else reuse.get(("x", kk)))
+        if not full:
+            reuse[("x", kk)] = x
         cb = None if callback is None else (lambda vec, r, _o=start: callback(vec + _o, r))
         ok, its, res = np.zeros(kk, bool), np.zeros(kk, np.int64), np.full(kk, np.inf)
         cur = np.full((net.n_columns, kk), np.nan)
         if iteration in ("auto", "lines"):
-            x, ok, its, res, cur, stalled = _lines(net, x, vtol_k[idx], itol_k[idx], lines_iterations, cb)
+            x, ok, its, res, cur, stalled, reuse[("ev", kk)] = _lines(net, x, vtol_k[idx], itol_k[idx],
+                                                                      lines_iterations, cb, reuse.get(("ev", kk)))
             if iteration == "lines":
                 why = ("the line relaxation stalled (its updates shrank by less than half per sweep: the wires "
                        "couple rows and columns too strongly for it; iteration='auto' or 'chord' handles that)"
@@ -724,11 +754,12 @@ def _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, line
                 its[t] += it_t
                 if not ok_t:
                     reasons[start + t] = why
-        for a, b in zip(X, x[:3]):
-            if b.shape == (p, q, kk):
-                a[:, :, sl] = b
+        if full:
+            for a, b in zip(X, x[:3]):
+                if b.shape == (p, q, kk):
+                    a[:, :, sl] = b
         converged[sl], iterations[sl], residual[sl] = ok, its, res
-        currents[:, sl] = cur
+        currents[:, sl] = np.where(np.isnan(cur).any(axis=0)[None, :], _sensed(net, x), cur)
     if on_failure == "raise" and not converged.all():
         t = int(np.flatnonzero(~converged)[0])
         why = reasons.get(t, f"the {iteration} iteration did not converge (lines_iterations={lines_iterations}, "
@@ -742,24 +773,26 @@ def _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, line
     return _result(xbar, net, V, X, currents, full, converged, iterations, residual)
 
 
-def _result(xbar, net, V, X, currents, full, converged, iterations, residual) -> SolveResult:
-    xP, xS, xM = X
+def _sensed(net: _Net, x) -> np.ndarray:
+    """Column currents (A), (n, k), through ``r_out`` at the state ``x``: accurate only
+    relative to the small column voltages, for the vectors that failed (the others take
+    the cells' deliveries summed along each column, as accurate as the cell voltages)."""
+    xP, xS = x[:2]
     if net.rows_first:
-        sensed = net.ts0[:, None] * xS[0] + net.ts1[:, None] * xS[-1]  # (q=n, k)
-        v_top, v_bottom, v_mid = xP, xS, xM
-    else:
-        sensed = net.tp0[:, None] * xP[:, 0] + net.tp1[:, None] * xP[:, -1]  # (p=n, k)
-        v_top, v_bottom, v_mid = (a.transpose(1, 0, 2) for a in (xS, xP, xM))
-    # Column currents: the cells' deliveries summed along each column at the final
-    # iterate (as accurate as the cell voltages, ~0.1 V); where a vector has none (it
-    # failed), the current through r_out (accurate only relative to the small column
-    # voltages).
-    missing = np.isnan(currents).any(axis=0)
-    currents = np.where(missing[None, :], sensed, currents)
+        return net.ts0[:, None] * xS[0] + net.ts1[:, None] * xS[-1]  # (q=n, k)
+    return net.tp0[:, None] * xP[:, 0] + net.tp1[:, None] * xP[:, -1]  # (p=n, k)
+
+
+def _result(xbar, net, V, X, currents, full, converged, iterations, residual) -> SolveResult:
     currents = np.ascontiguousarray(currents.T)
     common = dict(method="newton", converged=converged, iterations=iterations, residual=residual)
     if not full:
         return SolveResult(inputs=V, currents=currents, **common)
+    xP, xS, xM = X
+    if net.rows_first:
+        v_top, v_bottom, v_mid = xP, xS, xM
+    else:
+        v_top, v_bottom, v_mid = (a.transpose(1, 0, 2) for a in (xS, xP, xM))
     v_top, v_bottom, v_mid = (np.ascontiguousarray(np.moveaxis(a, 2, 0)) for a in (v_top, v_bottom, v_mid))
     if not net.has_mid:
         v_mid = None if xbar.transistor is None else v_bottom.copy()
