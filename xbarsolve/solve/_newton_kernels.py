@@ -381,50 +381,75 @@ def _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, 
             res_v[t] = max(res_v[t], vv)
 
 
-@njit(**NJIT_PARALLEL)
-def chain_solve_p(base, extra, wp, r):  # pragma: no cover - compiled
-    """Solve ``tridiag(-wp, base + extra, -wp) x = r`` along every P chain (axis 1) in
-    place, with the diagonal ``base`` (p, q) plus each vector's ``extra`` (p, q, k)."""
-    p, q, k = r.shape
+@njit(**NJIT_SIMD_PARALLEL)
+def lines_p(p_diag, eP, wp, rP, w, rS):  # pragma: no cover - compiled
+    """First half of a line-relaxation sweep, in place: solve
+    ``tridiag(-wp, p_diag + eP, -wp) dP = rP`` along every P chain (axis 1; ``p_diag``
+    (p, q), each vector's ``eP`` (p, q, k)), leaving dP in ``rP``, and add the
+    coupling ``w dP`` of each cell to the S right-hand sides ``rS``."""
+    p, q, k = rP.shape
     for a in prange(p):
         inv = np.empty((q, k))
+        r = rP[a]
+        e = eP[a]
         for t in range(k):
-            inv[0, t] = 1.0 / (base[a, 0] + extra[a, 0, t])
+            inv[0, t] = 1.0 / (p_diag[a, 0] + e[0, t])
         for b in range(1, q):
             wb = wp[a, b - 1]
-            d0 = base[a, b]
+            d0 = p_diag[a, b]
             for t in range(k):
-                r[a, b, t] += wb * r[a, b - 1, t] * inv[b - 1, t]
-                inv[b, t] = 1.0 / (d0 + extra[a, b, t] - wb * wb * inv[b - 1, t])
+                r[b, t] += wb * r[b - 1, t] * inv[b - 1, t]
+                inv[b, t] = 1.0 / (d0 + e[b, t] - wb * wb * inv[b - 1, t])
         for t in range(k):
-            r[a, q - 1, t] *= inv[q - 1, t]
+            r[q - 1, t] *= inv[q - 1, t]
         for b in range(q - 2, -1, -1):
             wb = wp[a, b]
             for t in range(k):
-                r[a, b, t] = (r[a, b, t] + wb * r[a, b + 1, t]) * inv[b, t]
+                r[b, t] = (r[b, t] + wb * r[b + 1, t]) * inv[b, t]
+        ws = w[a]
+        rs = rS[a]
+        for b in range(q):
+            for t in range(k):
+                rs[b, t] += ws[b, t] * r[b, t]
 
 
-@njit(**NJIT_PARALLEL)
-def chain_solve_s(base, extra, c, r):  # pragma: no cover - compiled
-    """Solve ``tridiag(-c, base + extra, -c) x = r`` along every S chain (axis 0) in
-    place, with the diagonal ``base`` (p, q) plus each vector's ``extra`` (p, q, k)."""
-    p, q, k = r.shape
+@njit(**NJIT_SIMD_PARALLEL)
+def lines_s(s_diag, eS, c, rS, xP, xS, xM, dP, m0, mP, mS, has_mid, step):  # pragma: no cover - compiled
+    """Second half of a line-relaxation sweep: solve ``tridiag(-c, s_diag + eS, -c) dS
+    = rS`` along every S chain (axis 0) in place, then apply the sweep's update to that
+    chain's cells: ``xP += dP``, ``xS += dS``, ``xM += m0 + mP dP + mS dS``.  Writes the
+    largest |update| (V) of each chain and vector into ``step`` (q, k) (NaN as inf)."""
+    p, q, k = rS.shape
     for b in prange(q):
         inv = np.empty((p, k))
         for t in range(k):
-            inv[0, t] = 1.0 / (base[0, b] + extra[0, b, t])
+            inv[0, t] = 1.0 / (s_diag[0, b] + eS[0, b, t])
+            step[b, t] = 0.0
         for a in range(1, p):
             ca = c[a - 1, b]
-            d0 = base[a, b]
+            d0 = s_diag[a, b]
             for t in range(k):
-                r[a, b, t] += ca * r[a - 1, b, t] * inv[a - 1, t]
-                inv[a, t] = 1.0 / (d0 + extra[a, b, t] - ca * ca * inv[a - 1, t])
+                rS[a, b, t] += ca * rS[a - 1, b, t] * inv[a - 1, t]
+                inv[a, t] = 1.0 / (d0 + eS[a, b, t] - ca * ca * inv[a - 1, t])
         for t in range(k):
-            r[p - 1, b, t] *= inv[p - 1, t]
+            rS[p - 1, b, t] *= inv[p - 1, t]
         for a in range(p - 2, -1, -1):
             ca = c[a, b]
             for t in range(k):
-                r[a, b, t] = (r[a, b, t] + ca * r[a + 1, b, t]) * inv[a, t]
+                rS[a, b, t] = (rS[a, b, t] + ca * rS[a + 1, b, t]) * inv[a, t]
+        for a in range(p):
+            for t in range(k):
+                d1 = dP[a, b, t]
+                d2 = rS[a, b, t]
+                xP[a, b, t] += d1
+                xS[a, b, t] += d2
+                big = max(abs(d1), abs(d2))
+                if has_mid:
+                    d3 = m0[a, b, t] + mP[a, b, t] * d1 + mS[a, b, t] * d2
+                    xM[a, b, t] += d3
+                    big = max(big, abs(d3))
+                big = big if big == big else np.inf
+                step[b, t] = max(step[b, t], big)
 
 
 @njit(**NJIT_PARALLEL)

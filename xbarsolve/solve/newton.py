@@ -436,6 +436,7 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work: _Eval | No
     prev = np.full(k, np.inf)
     cur = np.full((net.n_columns, k), np.nan)
     ev = work
+    steps = np.empty((q, k))
     for sweep in range(1, max_sweeps + 1):
         ev = _evaluate(net, x, per_vector=True, work=ev)
         if callback is not None:
@@ -445,10 +446,9 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work: _Eval | No
         it[todo] = sweep
         eP, eS, w = ev.cellv
         with np.errstate(all="ignore"):
-            _nk.chain_solve_p(net.p_diag, eP, net.wp, ev.rP)
-            _nk.add_scaled(ev.rS, w, ev.rP)
-            _nk.chain_solve_s(net.s_diag, eS, net.c, ev.rS)
-        step = _nk.update(xP, xS, xM, ev.rP, ev.rS, ev.m0, ev.mP, ev.mS, net.has_mid, 1.0)
+            _nk.lines_p(net.p_diag, eP, net.wp, ev.rP, w, ev.rS)
+            _nk.lines_s(net.s_diag, eS, net.c, ev.rS, xP, xS, xM, ev.rP, ev.m0, ev.mP, ev.mS, net.has_mid, steps)
+        step = steps.max(axis=0)
         # Converged (the chord iteration's test): small KCL residual at the iterate and
         # small update from it; the column currents are the iterate's, within ~rate *
         # |update| of the next one's.
