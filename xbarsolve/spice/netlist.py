@@ -61,7 +61,9 @@ OPTIONS: dict[str, float | int] = {
 #: Name of the raw file the control block writes, relative to ngspice's working directory.
 RAW_FILE = "xbar.raw"
 
-_TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "netlists" / "crossbar.cir.tmpl"
+#: The template as package data: in a checkout a symbolic link to the repository's
+#: ``netlists/crossbar.cir.tmpl`` (the one file to edit), in a wheel a copy of it.
+_TEMPLATE_PATH = Path(__file__).resolve().parent / "crossbar.cir.tmpl"
 
 
 def _template() -> Template:
@@ -69,8 +71,8 @@ def _template() -> Template:
         return Template(_TEMPLATE_PATH.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(
-            f"netlist template not found at {_TEMPLATE_PATH}; xbarsolve.spice reads it from the "
-            "repository's netlists/ folder, so install xbarsolve from a checkout (pip install -e .)"
+            f"netlist template not found at {_TEMPLATE_PATH}: the package data of xbarsolve.spice "
+            "(a link to netlists/crossbar.cir.tmpl in a checkout) is missing; reinstall xbarsolve"
         ) from None
 
 
