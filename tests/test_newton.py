@@ -113,6 +113,21 @@ def test_line_relaxation_converges_in_a_few_sweeps_on_tiles(rng, tr):
     assert (auto.iterations == xs.solve(xbar, V, iteration="lines").iterations).all()
 
 
+def test_line_relaxation_drops_converged_vectors_and_keeps_their_state(rng):
+    """Vectors that converge early (here the zero inputs, in one sweep) leave the batch
+    being iterated; their node potentials and currents, and those of the others, are
+    still the solution (checked against the NumPy twin with full outputs)."""
+    xbar = random_array(rng, 9, 7, DEVICES["sinh"], TRANSISTORS["level1"])
+    V = rng.uniform(0.0, 0.4, (7, 9))
+    V[[0, 2, 3, 5, 6]] = 0.0
+    res = xs.solve(xbar, V, full=True, iteration="lines", rtol=1e-12)
+    assert res.converged.all() and (res.iterations[[0, 2, 3, 5, 6]] == 1).all() and (res.iterations[[1, 4]] > 2).all()
+    ref, vt, vm, vb = naive_newton(xbar, V)
+    assert rel(res.currents, ref) < 1e-10
+    for a, b in ((res.v_top, vt), (res.v_mid, vm), (res.v_bottom, vb)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
 def test_auto_hands_stalled_line_relaxation_to_the_chord_iteration(rng):
     """200-ohm wires couple rows and columns strongly (~0.8 per sweep): the line
     relaxation stalls, says so, and "auto" finishes with the chord iteration."""

@@ -433,38 +433,60 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work: _Eval | No
     it = np.zeros(k, dtype=np.int64)
     done = np.zeros(k, dtype=bool)
     res = np.full(k, np.inf)
-    prev = np.full(k, np.inf)
     cur = np.full((net.n_columns, k), np.nan)
+    act = np.arange(k)  # the vectors of the chunk iterated in y
+    y = x  # x itself until converged vectors are dropped (then a compact copy)
+    prev = np.full(k, np.inf)
     ev = work
-    steps = np.empty((q, k))
+    stalled = False
     for sweep in range(1, max_sweeps + 1):
-        ev = _evaluate(net, x, per_vector=True, work=ev)
+        ka = act.size
+        ev = _evaluate(net, y, per_vector=True, work=ev if ev is not None and ev.rP.shape[2] == ka else None)
+        if sweep == 1:
+            work = ev
         if callback is not None:
-            callback(np.arange(k), ev.res)
-        todo = ~done
-        res[todo] = ev.res[todo]
-        it[todo] = sweep
+            callback(act, ev.res)
+        res[act] = ev.res
+        it[act] = sweep
         eP, eS, w = ev.cellv
+        steps = np.empty((q, ka))
         with np.errstate(all="ignore"):
             _nk.lines_p(net.p_diag, eP, net.wp, ev.rP, w, ev.rS)
-            _nk.lines_s(net.s_diag, eS, net.c, ev.rS, xP, xS, xM, ev.rP, ev.m0, ev.mP, ev.mS, net.has_mid, steps)
+            _nk.lines_s(net.s_diag, eS, net.c, ev.rS, y[0], y[1], y[2], ev.rP, ev.m0, ev.mP, ev.mS, net.has_mid, steps)
         step = steps.max(axis=0)
         # Converged (the chord iteration's test): small KCL residual at the iterate and
         # small update from it; the column currents are the iterate's, within ~rate *
         # |update| of the next one's.
-        ok = todo & (ev.res <= itol) & (ev.res_v <= vtol) & (step <= vtol)
+        ok = (ev.res <= itol[act]) & (ev.res_v <= vtol[act]) & (step <= vtol[act])
         if ok.any():
-            done |= ok
-            cur[:, ok] = ev.column_currents(net)[:, ok]
-            if done.all():
-                break
-        # Converged vectors keep iterating with the others (they only improve); stop
-        # when every other one stalls or overflowed (NaN counts as stalled).
+            done[act[ok]] = True
+            cur[:, act[ok]] = ev.column_currents(net)[:, ok]
+        keep = ~ok
+        if not keep.any():
+            break
+        # Stop when every unconverged vector stalls or overflowed (NaN counts as stalled).
         slow = ~(step <= 0.5 * prev)
-        prev = np.where(done, prev, step)
-        if sweep >= 3 and slow[~done].all():
-            return x, done, it, res, cur, True, ev
-    return x, done, it, res, cur, False, ev
+        prev = step
+        if sweep >= 3 and slow[keep].all():
+            stalled = True
+            break
+        if 2 * np.count_nonzero(keep) <= ka:
+            # Drop the converged vectors once they are half of those iterated (until then
+            # they iterate on: a copy costs about what an evaluation does).
+            idx = np.flatnonzero(keep)
+            if y is not x:
+                _put(net, x, act[ok], y, np.flatnonzero(ok))
+            y, act, prev = _take(net, y, idx), act[idx], prev[idx]
+    if y is not x:
+        _put(net, x, act, y, np.arange(act.size))
+    return x, done, it, res, cur, stalled, work
+
+
+def _put(net: _Net, x, dest, y, src) -> None:
+    """Write the vectors ``src`` of the state ``y`` into the vectors ``dest`` of ``x``."""
+    for a, b in zip(x[:3], y[:3]):
+        if net.has_mid or a is not x[2]:
+            a[:, :, dest] = b[:, :, src]
 
 
 def _costs(net: _Net) -> tuple[float, float, float]:
