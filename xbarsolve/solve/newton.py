@@ -15,9 +15,16 @@ chains of one family (tridiagonal) leaves a block-tridiagonal system with dense
 ``q x q`` blocks, ``q = min(m, n)``, solved by block elimination; a solve for a batch
 of vectors is a sequence of GEMMs.
 
-Two iterations use it:
+Three iterations:
 
-* **chord** (the fast path): one factorization shared by the whole batch (first the
+* **lines** (the first of ``"auto"``): an inexact Newton step per sweep, the Newton
+  system solved by one block Gauss-Seidel sweep over the row and column chains
+  (tridiagonal, with each vector's own cell conductances), so ``O(m n)`` per sweep with
+  no factorization.  Its rate is the coupling of the two wire families through the
+  cells, ~3e-3 per sweep on a 64 x 51 tile with 1-ohm wires, ~0.1 on 576 x 64; cells
+  without a middle node and a built-in device use a vectorised residual kernel
+  (:func:`xbarsolve.solve._newton_kernels.evaluate_2t`).
+* **chord**: one factorization shared by the whole batch (first the
   Jacobian at 0 V, then, when a cost model says it pays, the batch-averaged cell
   Jacobian), preconditions a fixed-point iteration whose every
   step is exact in the middle-node elimination and the wire network and approximate
@@ -27,8 +34,8 @@ Two iterations use it:
   at 0 V (the "linear solution").
 * **newton**: exact Newton for one vector at a time (refactor per iteration), with a
   backtracking line search on the KCL residual; quadratic convergence.  ``"auto"`` runs
-  the chord iteration and finishes the vectors it does not converge within
-  ``chord_iterations`` with exact Newton.
+  the line relaxation, gives the vectors whose sweeps stall to the chord iteration, and
+  finishes those it does not converge within ``chord_iterations`` with exact Newton.
 
 A vector has converged when every node's KCL residual divided by the node's total
 small-signal conductance and the update computed at that point are both at most
@@ -350,9 +357,7 @@ def _chord(net: _Net, x, vtol, itol, max_iter: int, rebuild: str, shared: dict, 
 
     def retire(sel, source):
         """Write the vectors ``sel`` (mask over ``active``) of ``source`` ((p, q, active)) into ``out``."""
-        for a, b in zip(out[:3], source):
-            if net.has_mid or a is not out[2]:
-                a[:, :, active[sel]] = b[:, :, sel]
+        _put(net, out, active[sel], source, sel)
 
     for _ in range(max_iter):
         ev = _evaluate(net, x)
@@ -417,9 +422,9 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work: _Eval | No
     factorization to share, exact in the cells' nonlinearity; what the sweep leaves of
     the Newton step is the coupling of the two wire families, a factor of about
     ``(g / (g + g_r (pi / 2n)^2)) * (g / (g + g_c (pi / 2m)^2))`` per sweep for cells of
-    conductance ``g`` on wires of ``g_r``, ``g_c`` (~0.01 on a 64 x 64 array with
-    1-ohm wires, ~0.1 on 576 x 64).  Vectors stop when their updates stall (shrink by
-    less than half per sweep) and are left to the chord iteration.
+    conductance ``g`` on wires of ``g_r``, ``g_c`` (measured ~3e-3 on a 64 x 51 tile
+    with 1-ohm wires, ~0.1 on 576 x 64).  Vectors stop when their updates stall (shrink
+    by less than half per sweep) and are left to the chord iteration.
     """
     xP, xS, xM, srcP, srcS = x
     p, q, k = xP.shape
@@ -748,9 +753,7 @@ def _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, line
             cbs = None if cb is None else (lambda vec, r, _s=sub: cb(_s[vec], r))
             y, ok_c, its_c, res_c, cur_c = _chord(net, _state(net, V[sl][sub]), vtol_k[idx[sub]], itol_k[idx[sub]],
                                                   chord_iterations, rebuild, shared, cbs)
-            for a, b in zip(x[:3], y[:3]):
-                if net.has_mid or a is not x[2]:
-                    a[:, :, sub] = b
+            _put(net, x, sub, y, np.arange(sub.size))
             ok[sub], res[sub], cur[:, sub] = ok_c, res_c, cur_c
             its[sub] += its_c
         if iteration in ("auto", "newton"):
@@ -767,9 +770,7 @@ def _solve(xbar, net, V, full, iteration, rtol, vtol, itol, max_iterations, line
                     one = zero
                 cbt = None if callback is None else (lambda vec, r, _o=start + t: callback(np.array([_o]), r))
                 one, ok_t, it_t, res_t, why, cur_t = _newton_one(net, one, vtol_k[start + t], itol_k[start + t], max_iterations, cbt, start + t)
-                for a, b in zip(x[:3], one[:3]):
-                    if net.has_mid or a is not x[2]:
-                        a[:, :, t] = b[:, :, 0]
+                _put(net, x, [t], one, [0])
                 ok[t], res[t] = ok_t, res_t
                 if cur_t is not None:
                     cur[:, t] = cur_t
