@@ -93,6 +93,29 @@ def _cell(vT, vB, vm, g, vg, pd, pt, has_mid):  # pragma: no cover - compiled
     return (im, -im, 0.0, gm, gm, gm, gm, 0.0, 0.0, 0.0, 0.0, 0.0, im, 0.0)
 
 
+@njit(inline="always", **NJIT)
+def _wires(a, b, p, q, wp, tp0, tp1, c, ts0, ts1):  # pragma: no cover - compiled
+    """The wires at the nodes P(a, b) and S(a, b): neighbour indices along the P chain
+    (``bl``, ``br``: the node itself at the ends), conductances to the neighbours and
+    terminals (S: ``wl``, ``wr``, ``tP`` on the P chain; ``cu``, ``cd``, ``tS`` on the
+    S chain, 0 where there is none), their sums ``gP``, ``gS`` and reciprocals (ohm,
+    inf for an isolated node).  The cells' own conductance is left out of ``gP``, ``gS``:
+    a residual scaled by their reciprocals bounds the correction the node alone would need."""
+    bl = b - 1 if b > 0 else b
+    br = b + 1 if b < q - 1 else b
+    wl = wp[a, b - 1] if b > 0 else 0.0
+    wr = wp[a, b] if b < q - 1 else 0.0
+    tP = (tp0[a] if b == 0 else 0.0) + (tp1[a] if b == q - 1 else 0.0)
+    cu = c[a - 1, b] if a > 0 else 0.0
+    cd = c[a, b] if a < p - 1 else 0.0
+    tS = (ts0[b] if a == 0 else 0.0) + (ts1[b] if a == p - 1 else 0.0)
+    gP = wl + wr + tP
+    gS = cu + cd + tS
+    rgP = 1.0 / gP if gP > 0.0 else np.inf
+    rgS = 1.0 / gS if gS > 0.0 else np.inf
+    return bl, br, wl, wr, tP, cu, cd, tS, gP, gS, rgP, rgS
+
+
 @njit(**NJIT_PARALLEL)
 def evaluate(xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P, has_mid,
              rP, rS, m0, mP, mS, cells, cellv, res, res_v, i_col):  # pragma: no cover - compiled
@@ -164,20 +187,7 @@ def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc
     for b in range(q):
         g = G[a, b]
         vg = vgc[a, b]
-        bl = b - 1 if b > 0 else b
-        br = b + 1 if b < q - 1 else b
-        wl = wp[a, b - 1] if b > 0 else 0.0
-        wr = wp[a, b] if b < q - 1 else 0.0
-        tP = (tp0[a] if b == 0 else 0.0) + (tp1[a] if b == q - 1 else 0.0)
-        cu = c[a - 1, b] if a > 0 else 0.0
-        cd = c[a, b] if a < p - 1 else 0.0
-        tS = (ts0[b] if a == 0 else 0.0) + (ts1[b] if a == p - 1 else 0.0)
-        gP = wl + wr + tP
-        gS = cu + cd + tS
-        # reciprocals once per node (the cells' own conductance is left out: the scaled
-        # residual is then an upper bound of the correction the node alone would need)
-        rgP = 1.0 / gP if gP > 0.0 else np.inf
-        rgS = 1.0 / gS if gS > 0.0 else np.inf
+        bl, br, wl, wr, tP, cu, cd, tS, gP, gS, rgP, rgS = _wires(a, b, p, q, wp, tp0, tp1, c, ts0, ts1)
         sP = 0.0
         sS = 0.0
         su = 0.0
@@ -320,18 +330,7 @@ def _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, 
         res[t] = 0.0
         res_v[t] = 0.0
     for b in range(q):
-        bl = b - 1 if b > 0 else b
-        br = b + 1 if b < q - 1 else b
-        wl = wp[a, b - 1] if b > 0 else 0.0
-        wr = wp[a, b] if b < q - 1 else 0.0
-        tP = (tp0[a] if b == 0 else 0.0) + (tp1[a] if b == q - 1 else 0.0)
-        cu = c[a - 1, b] if a > 0 else 0.0
-        cd = c[a, b] if a < p - 1 else 0.0
-        tS = (ts0[b] if a == 0 else 0.0) + (ts1[b] if a == p - 1 else 0.0)
-        gP = wl + wr + tP
-        gS = cu + cd + tS
-        rgP = 1.0 / gP if gP > 0.0 else np.inf
-        rgS = 1.0 / gS if gS > 0.0 else np.inf
+        bl, br, wl, wr, tP, cu, cd, tS, gP, gS, rgP, rgS = _wires(a, b, p, q, wp, tp0, tp1, c, ts0, ts1)
         g = G[a, b]
         xp = xP[a, b]
         xs = xS[a, b]
