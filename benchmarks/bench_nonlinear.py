@@ -2,8 +2,8 @@
 
 Arrays: the paper's parameters (G uniform in [3.33, 66.7] uS, 1-ohm wire segments,
 r_in = r_out = 1 ohm), sinh memristors (a = 2 /V, v_read = 0.2 V) and level-1 access
-transistors (vto 0.7 V, kp 100 uA/V^2, w/l = 2/0.5 um, lambda 0.02 /V, gate 3.3 V);
-inputs uniform in [0, 0.4] V.
+transistors (vto 0.7 V, kp 100 uA/V^2, w/l = 2/0.5 um, lambda 0.02 /V, gate 3.3 V), or
+with ``--cells 1R`` the sinh memristors alone; inputs uniform in [0, 0.4] V.
 
 For each size and batch (1 and 256 vectors) the table gives
 
@@ -11,13 +11,15 @@ For each size and batch (1 and 256 vectors) the table gives
   of this process per vector (the machine is shared: CPU time is what the solve costs);
 * ``dev ref``: largest relative deviation of its column currents from the converged
   reference (exact Newton, ``iteration="newton"``, ``rtol=1e-13``) on the first vectors;
+* ``chord``: wall time per vector with ``iteration="chord"`` (the default before the
+  line relaxation) and the ratio of it to the default's;
 * ``SciPy``: plain Newton on the full nodal system with a sparse LU of the Jacobian per
   iteration and per vector (``tests/naive_newton.py``), on a few vectors, and the
   speed-up of xbarsolve over it;
 * ``ngspice``: ``xs.spice.solve`` on one vector (``ngspice -b``, tightened options, gmin
   matched to the model), skipped when it exceeds the time limit, and the deviation.
 
-Run: ``python benchmarks/bench_nonlinear.py`` (``--quick`` for a smoke run).
+Run: ``python benchmarks/bench_nonlinear.py [--cells 1T1M|1R]`` (``--quick`` for a smoke run).
 """
 
 from __future__ import annotations
@@ -40,11 +42,13 @@ from naive_newton import naive_newton  # noqa: E402
 SIZES = [(64, 64), (144, 16), (288, 32), (576, 64), (128, 128)]
 
 
-def array(m: int, n: int, rng) -> xs.Crossbar:
+def array(m: int, n: int, rng, cells: str = "1T1M") -> xs.Crossbar:
     G = rng.uniform(1 / 300e3, 1 / 15e3, (m, n))
-    return xs.Crossbar(G, r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
-                       device=xs.devices.Sinh(a=2.0, v_read=0.2),
-                       transistor=xs.transistors.Level1(vto=0.7, kp=100e-6, w=2e-6, l=0.5e-6, lambda_=0.02, v_gate=3.3))
+    tr = None
+    if cells == "1T1M":
+        tr = xs.transistors.Level1(vto=0.7, kp=100e-6, w=2e-6, l=0.5e-6, lambda_=0.02, v_gate=3.3)
+    return xs.Crossbar(G, r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0, device=xs.devices.Sinh(a=2.0, v_read=0.2),
+                       transistor=tr)
 
 
 def timed(fn, *args, **kw):
@@ -62,21 +66,23 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small batches, no SciPy/ngspice on large sizes")
     ap.add_argument("--scipy-vectors", type=int, default=2, help="vectors for the SciPy Newton baseline")
     ap.add_argument("--ngspice-timeout", type=float, default=120.0, help="time limit of one ngspice run (s)")
+    ap.add_argument("--cells", choices=("1T1M", "1R"), default="1T1M", help="sinh memristor with or without Level1 NMOS")
     args = ap.parse_args()
     rng = np.random.default_rng(2026)
     batches = (1, 16) if args.quick else (1, 256)
-    print(f"# bench_nonlinear: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at start")
+    print(f"# bench_nonlinear ({args.cells} cells): load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at start")
     # compile (and cache) the kernels outside the timings
-    small = array(8, 8, rng)
-    xs.solve(small, rng.uniform(0, 0.4, (2, 8)))
-    xs.solve(small, rng.uniform(0, 0.4, (1, 8)), iteration="newton")
+    small = array(8, 8, rng, args.cells)
+    for it in ("auto", "chord", "newton"):
+        xs.solve(small, rng.uniform(0, 0.4, (2, 8)), iteration=it)
 
     header = (f"{'size':>8} {'batch':>5} | {'ms/vec':>8} {'cpu ms/vec':>10} {'iters':>5} {'dev ref':>8} | "
+              f"{'chord ms/vec':>12} {'ratio':>6} | "
               f"{'SciPy ms/vec':>12} {'speed-up':>8} {'dev':>8} | {'ngspice s/vec':>13} {'dev':>8}")
     print(header)
     print("-" * len(header))
     for m, n in SIZES:
-        xbar = array(m, n, rng)
+        xbar = array(m, n, rng, args.cells)
         V = rng.uniform(0.0, 0.4, (max(batches), m))
         n_ref = 2 if args.quick else 4
         ref, _, _ = timed(xs.solve, xbar, V[:n_ref], iteration="newton", rtol=1e-13)
@@ -88,19 +94,21 @@ def main() -> None:
         sp_s = sp_dev = None
         if not (args.quick and m * n > 64 * 64):
             try:
-                gmin = xbar.transistor.gmin
-                out, w, _ = timed(xs.spice.solve, xbar, V[:1], options={"gmin": gmin}, timeout=args.ngspice_timeout)
+                opts = {"gmin": xbar.transistor.gmin} if xbar.transistor is not None else None
+                out, w, _ = timed(xs.spice.solve, xbar, V[:1], options=opts, timeout=args.ngspice_timeout)
                 sp_s, sp_dev = w, rel(out.currents, ref.currents[:1])
             except Exception as err:  # noqa: BLE001 - a timeout or a failed run is reported, not fatal
                 sp_s = f"> {args.ngspice_timeout:.0f} s" if "timeout" in str(err) else type(err).__name__
         for k in batches:
             res, w, c = timed(xs.solve, xbar, V[:k])
+            _, w_chord, _ = timed(xs.solve, xbar, V[:k], iteration="chord")
             kk = min(k, n_ref)
             dev = rel(res.currents[:kk], ref.currents[:kk])
             ms = w / k * 1e3
             speed = f"{scipy_ms / ms:8.0f}x" if scipy_ms else f"{'-':>9}"
             sp = (f"{sp_s:13.2f}" if isinstance(sp_s, float) else f"{sp_s or '-':>13}")
             print(f"{m:>4}x{n:<3} {k:>5} | {ms:8.2f} {c / k * 1e3:10.2f} {int(res.iterations.max()):5d} {dev:8.1e} | "
+                  f"{w_chord / k * 1e3:12.2f} {w_chord / w:5.1f}x | "
                   f"{scipy_ms if scipy_ms else float('nan'):12.1f} {speed} {scipy_dev if scipy_dev is not None else float('nan'):8.1e} | "
                   f"{sp} {sp_dev if sp_dev is not None else float('nan'):8.1e}", flush=True)
     print(f"# load average {os.getloadavg()[0]:.1f} at end; xbarsolve threads: "
