@@ -92,6 +92,13 @@ def test_shift_map_errors_and_input_scaling():
         shift_map(np.eye(2), 1e-4, 1e-5)
     with pytest.raises(ValueError, match="constant"):
         shift_map(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="a_range must be increasing"):
+        shift_map(np.eye(2), a_range=(1.0, 1.0))
+    # tiles of one matrix share its range, so their scale and zero conductance agree
+    A = np.array([[-2.0, 0.5], [1.0, 3.0]])
+    whole, tile = shift_map(A), shift_map(A[:1], a_range=(A.min(), A.max()))
+    assert tile.scale == whole.scale and tile.g_zero == whole.g_zero
+    np.testing.assert_array_equal(tile.G, whole.G[:1])
     sc = scale_inputs(np.array([0.0, 2.0, 4.0]), v_max=0.4)
     np.testing.assert_allclose(sc.to_volts([4.0, 1.0]), [0.4, 0.1])
     assert sc.to_units(0.4) == pytest.approx(4.0)

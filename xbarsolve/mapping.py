@@ -77,16 +77,21 @@ class ShiftMapping:
         return np.atleast_2d(np.asarray(V, dtype=np.float64)) @ self.matrix()
 
 
-def shift_map(A, g_min: float = 1 / 300e3, g_max: float = 1 / 15e3) -> ShiftMapping:
+def shift_map(A, g_min: float = 1 / 300e3, g_max: float = 1 / 15e3,
+              a_range: tuple[float, float] | None = None) -> ShiftMapping:
     """Map a signed (or unsigned) matrix linearly onto ``[g_min, g_max]`` siemens.
 
     Parameters
     ----------
     A : array_like, shape (m, n)
-        The matrix (any real values, finite, not all equal).
+        The matrix (any real values, finite, not all equal unless ``a_range`` is given).
     g_min, g_max : float
         Conductance range (S), ``0 <= g_min < g_max``.  Defaults: the paper's
         ``1/300 kOhm`` and ``1/15 kOhm`` (3.33 and 66.7 uS).
+    a_range : (float, float), optional
+        The matrix values mapped onto ``g_min`` and ``g_max`` (default ``A.min()``,
+        ``A.max()``); tiles of one larger matrix pass the whole matrix's range so that
+        they share one scale.
 
     Returns
     -------
@@ -111,9 +116,10 @@ def shift_map(A, g_min: float = 1 / 300e3, g_max: float = 1 / 15e3) -> ShiftMapp
     g_min, g_max = float(g_min), float(g_max)
     if not (np.isfinite(g_min) and np.isfinite(g_max)) or g_min < 0 or g_min >= g_max:
         raise ValueError(f"need 0 <= g_min < g_max (S); got g_min={g_min!r}, g_max={g_max!r}")
-    lo, hi = float(A.min()), float(A.max())
-    if hi == lo:
-        raise ValueError("A must not be constant: a constant matrix has no range to map")
+    lo, hi = (float(A.min()), float(A.max())) if a_range is None else (float(a_range[0]), float(a_range[1]))
+    if not hi > lo:
+        raise ValueError("A must not be constant: a constant matrix has no range to map" if a_range is None
+                         else f"a_range must be increasing; got {a_range!r}")
     scale = (g_max - g_min) / (hi - lo)
     shift = g_min / scale - lo
     G = np.clip(scale * (A + shift), g_min, g_max)

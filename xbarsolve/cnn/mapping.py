@@ -5,7 +5,8 @@
   (:meth:`xbarsolve.cnn.layers.Conv2D.weight_matrix`).
 * **Sparse (Toeplitz) mapping**: the whole convolution of one image as one
   ``(H*W*cin, Ho*Wo*cout)`` matrix, one input vector per image (:func:`toeplitz_matrix`).
-* Negative weights: **shift mapping** (Zhang & Hu): ``G = a W + b`` on every cell, so
+* Negative weights: **shift mapping** (Zhang & Hu; :func:`xbarsolve.mapping.shift_map`):
+  ``G = a W + b`` on every cell, so
   ``V @ G = a (V @ W) + b sum(V)`` and ``V @ W = (I - b sum(V)) / a`` with ``sum(V)`` from
   a digital accumulator, or (``reference_column=True``) from an extra analog unit column
   of conductance ``b`` whose current is subtracted before the ADC, so the ADC sees only
@@ -27,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..mapping import shift_map, with_unit_column
 from .layers import Padding, conv_output_size, resolve_padding
 
 __all__ = [
@@ -153,13 +155,9 @@ def map_weights(W: np.ndarray, scheme: Scheme = "shift", *, g_min: float = G_MIN
             hi = lo + 1.0
         if W.size and (W.min() < lo - 1e-12 * abs(lo) or W.max() > hi + 1e-12 * abs(hi)):
             raise ValueError(f"weights [{W.min():g}, {W.max():g}] exceed w_range ({lo:g}, {hi:g})")
-        Wq = quantize_weights(W, bits, lo, hi)
-        a = (g_max - g_min) / (hi - lo)
-        b = g_min - a * lo
-        G = np.clip(a * Wq + b, g_min, g_max)
-        if reference_column:
-            G = np.concatenate([G, np.full((W.shape[0], 1), b)], axis=1)
-        return MappedMatrix(G, "shift", a, b, bool(reference_column))
+        sm = shift_map(quantize_weights(W, bits, lo, hi), g_min, g_max, a_range=(lo, hi))
+        G = with_unit_column(sm.G, sm.g_zero) if reference_column else sm.G
+        return MappedMatrix(G, "shift", sm.scale, sm.g_zero, bool(reference_column))
     if scheme == "differential":
         w_max = float(np.abs(W).max()) if w_range is None else float(max(abs(w_range[0]), abs(w_range[1])))
         if w_max <= 0:
