@@ -415,40 +415,52 @@ def lines_p(p_diag, eP, wp, rP, w, rS):  # pragma: no cover - compiled
 @njit(**NJIT_SIMD_PARALLEL)
 def lines_s(s_diag, eS, c, rS, xP, xS, xM, dP, m0, mP, mS, has_mid, step):  # pragma: no cover - compiled
     """Second half of a line-relaxation sweep: solve ``tridiag(-c, s_diag + eS, -c) dS
-    = rS`` along every S chain (axis 0) in place, then apply the sweep's update to that
-    chain's cells: ``xP += dP``, ``xS += dS``, ``xM += m0 + mP dP + mS dS``.  Writes the
-    largest |update| (V) of each chain and vector into ``step`` (q, k) (NaN as inf)."""
+    = rS`` along every S chain (axis 0) in place, then apply the sweep's update:
+    ``xP += dP``, ``xS += dS``, ``xM += m0 + mP dP + mS dS``.  Writes the largest
+    |update| (V) of each chain and vector into ``step`` (q, k) (NaN as inf).  ``eS`` is
+    overwritten (by the reciprocal pivots).
+
+    The chains are solved side by side, a whole (q, k) plane of them per step along
+    axis 0, so the inner loops run over contiguous memory; threads take blocks of chains.
+    """
     p, q, k = rS.shape
-    for b in prange(q):
-        inv = np.empty((p, k))
-        for t in range(k):
-            inv[0, t] = 1.0 / (s_diag[0, b] + eS[0, b, t])
-            step[b, t] = 0.0
+    n_blocks = min(q, 8)
+    for blk in prange(n_blocks):
+        b0 = blk * q // n_blocks
+        b1 = (blk + 1) * q // n_blocks
+        for b in range(b0, b1):
+            for t in range(k):
+                eS[0, b, t] = 1.0 / (s_diag[0, b] + eS[0, b, t])
+                step[b, t] = 0.0
         for a in range(1, p):
-            ca = c[a - 1, b]
-            d0 = s_diag[a, b]
+            for b in range(b0, b1):
+                ca = c[a - 1, b]
+                d0 = s_diag[a, b]
+                for t in range(k):
+                    rS[a, b, t] += ca * rS[a - 1, b, t] * eS[a - 1, b, t]
+                    eS[a, b, t] = 1.0 / (d0 + eS[a, b, t] - ca * ca * eS[a - 1, b, t])
+        for b in range(b0, b1):
             for t in range(k):
-                rS[a, b, t] += ca * rS[a - 1, b, t] * inv[a - 1, t]
-                inv[a, t] = 1.0 / (d0 + eS[a, b, t] - ca * ca * inv[a - 1, t])
-        for t in range(k):
-            rS[p - 1, b, t] *= inv[p - 1, t]
+                rS[p - 1, b, t] *= eS[p - 1, b, t]
         for a in range(p - 2, -1, -1):
-            ca = c[a, b]
-            for t in range(k):
-                rS[a, b, t] = (rS[a, b, t] + ca * rS[a + 1, b, t]) * inv[a, t]
+            for b in range(b0, b1):
+                ca = c[a, b]
+                for t in range(k):
+                    rS[a, b, t] = (rS[a, b, t] + ca * rS[a + 1, b, t]) * eS[a, b, t]
         for a in range(p):
-            for t in range(k):
-                d1 = dP[a, b, t]
-                d2 = rS[a, b, t]
-                xP[a, b, t] += d1
-                xS[a, b, t] += d2
-                big = max(abs(d1), abs(d2))
-                if has_mid:
-                    d3 = m0[a, b, t] + mP[a, b, t] * d1 + mS[a, b, t] * d2
-                    xM[a, b, t] += d3
-                    big = max(big, abs(d3))
-                big = big if big == big else np.inf
-                step[b, t] = max(step[b, t], big)
+            for b in range(b0, b1):
+                for t in range(k):
+                    d1 = dP[a, b, t]
+                    d2 = rS[a, b, t]
+                    xP[a, b, t] += d1
+                    xS[a, b, t] += d2
+                    big = max(abs(d1), abs(d2))
+                    if has_mid:
+                        d3 = m0[a, b, t] + mP[a, b, t] * d1 + mS[a, b, t] * d2
+                        xM[a, b, t] += d3
+                        big = max(big, abs(d3))
+                    big = big if big == big else np.inf
+                    step[b, t] = max(step[b, t], big)
 
 
 @njit(**NJIT_PARALLEL)
