@@ -110,9 +110,9 @@ def main(argv=None) -> int:
 def _print(rows, header=True):
     if header:
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}")
-        print(f"{'case':<92} {'prepare s':>10} {'s/image':>10} {'target':>9} {'ratio':>7}")
+        print(f"{'case':<92} {'prepare s':>10} {'ms/image':>10} {'target ms':>10} {'ratio':>7}")
     for name, prep, per, target in rows:
-        print(f"{name:<92} {prep:10.2f} {per:10.4f} {target:9.4f} {per / target:7.2f}", flush=True)
+        print(f"{name:<92} {prep:10.2f} {1e3 * per:10.3f} {1e3 * target:10.2f} {per / target:7.2f}", flush=True)
 
 
 if __name__ == "__main__":
