@@ -692,7 +692,9 @@ def solve_newton(
     V = np.ascontiguousarray(V, dtype=np.float64)
     if chunk_size is None:
         chunk_size = max(32, 2**18 // xbar.G.size)
-    net = _net(xbar)
+    net = xbar._cache.get("newton")  # the ladder form, kept like the transfer matrix
+    if net is None:
+        net = xbar._cache["newton"] = _net(xbar)
     n_threads = min(_default_threads() if threads is None else int(threads), numba.config.NUMBA_NUM_THREADS)
     previous = numba.get_num_threads()
     numba.set_num_threads(n_threads)
