@@ -463,6 +463,30 @@ def lines_s(s_diag, eS, c, rS, xP, xS, xM, dP, m0, mP, mS, has_mid, step):  # pr
                     step[b, t] = max(step[b, t], big)
 
 
+@njit(**NJIT)
+def lines_status(res, res_v, steps, itol, vtol, prev, ok):  # pragma: no cover - compiled
+    """Bookkeeping of a line-relaxation sweep, per vector: ``ok``: converged (KCL
+    residual ``res`` (A) at most ``itol``, scaled residual ``res_v`` and the largest
+    update of the per-chain ``steps`` (q, k) at most ``vtol``, V); ``prev`` (the previous
+    sweep's largest update) becomes this one's.  Returns the number converged and whether
+    every other vector's update failed to halve (NaN counts as such)."""
+    q, k = steps.shape
+    n_ok = 0
+    all_slow = True
+    for t in range(k):
+        st = 0.0
+        for b in range(q):
+            st = max(st, steps[b, t])
+        good = res[t] <= itol[t] and res_v[t] <= vtol[t] and st <= vtol[t]
+        ok[t] = good
+        if good:
+            n_ok += 1
+        elif st <= 0.5 * prev[t]:
+            all_slow = False
+        prev[t] = st
+    return n_ok, all_slow
+
+
 @njit(**NJIT_PARALLEL)
 def update(xP, xS, xM, dP, dS, m0, mP, mS, has_mid, scale):  # pragma: no cover - compiled
     """Apply ``scale`` times the update in place: ``xP += dP``, ``xS += dS`` and

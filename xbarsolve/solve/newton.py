@@ -441,7 +441,8 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work: _Eval | No
     cur = np.full((net.n_columns, k), np.nan)
     act = np.arange(k)  # the vectors of the chunk iterated in y
     y = x  # x itself until converged vectors are dropped (then a compact copy)
-    prev = np.full(k, np.inf)
+    vtol_y, itol_y, prev = vtol.copy(), itol.copy(), np.full(k, np.inf)  # of the vectors in y
+    ok = np.empty(k, dtype=bool)
     ev = work
     stalled = False
     for sweep in range(1, max_sweeps + 1):
@@ -458,30 +459,28 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work: _Eval | No
         with np.errstate(all="ignore"):
             _nk.lines_p(net.p_diag, eP, net.wp, ev.rP, w, ev.rS)
             _nk.lines_s(net.s_diag, eS, net.c, ev.rS, y[0], y[1], y[2], ev.rP, ev.m0, ev.mP, ev.mS, net.has_mid, steps)
-        step = steps.max(axis=0)
         # Converged (the chord iteration's test): small KCL residual at the iterate and
         # small update from it; the column currents are the iterate's, within ~rate *
-        # |update| of the next one's.
-        ok = (ev.res <= itol[act]) & (ev.res_v <= vtol[act]) & (step <= vtol[act])
-        if ok.any():
-            done[act[ok]] = True
-            cur[:, act[ok]] = ev.column_currents(net)[:, ok]
-        keep = ~ok
-        if not keep.any():
-            break
-        # Stop when every unconverged vector stalls or overflowed (NaN counts as stalled).
-        slow = ~(step <= 0.5 * prev)
-        prev = step
-        if sweep >= 3 and slow[keep].all():
+        # |update| of the next one's.  Stop when every unconverged vector stalls or
+        # overflowed.
+        n_ok, all_slow = _nk.lines_status(ev.res, ev.res_v, steps, itol_y, vtol_y, prev, ok[:ka])
+        if n_ok:
+            sel = ok[:ka]
+            done[act[sel]] = True
+            cur[:, act[sel]] = ev.column_currents(net)[:, sel]
+            if n_ok == ka:
+                break
+        if sweep >= 3 and all_slow:
             stalled = True
             break
-        if 2 * np.count_nonzero(keep) <= ka:
+        if 2 * n_ok >= ka:
             # Drop the converged vectors once they are half of those iterated (until then
             # they iterate on: a copy costs about what an evaluation does).
-            idx = np.flatnonzero(keep)
+            idx = np.flatnonzero(~ok[:ka])
             if y is not x:
-                _put(net, x, act[ok], y, np.flatnonzero(ok))
-            y, act, prev = _take(net, y, idx), act[idx], prev[idx]
+                _put(net, x, act[ok[:ka]], y, np.flatnonzero(ok[:ka]))
+            y, act = _take(net, y, idx), act[idx]
+            vtol_y, itol_y, prev = vtol_y[idx], itol_y[idx], prev[idx]
     if y is not x:
         _put(net, x, act, y, np.arange(act.size))
     return x, done, it, res, cur, stalled, work
