@@ -14,7 +14,8 @@
 
 Times are wall-clock per image for one analog forward pass, batched (all sliding
 windows of a batch go through one ``V @ T`` GEMM per crossbar), after warm-up (Numba
-compilation excluded).  Prints a table and the ratio of each time to its target.
+compilation excluded), the median of three passes over the images.  Prints a table and
+the ratio of each time to its target.
 
     python benchmarks/bench_cnn.py [--data DIR] [--images 50] [--nonlinear-images 32]
                                    [--nonlinear-resnet-images 8] [--skip-nonlinear]
@@ -38,12 +39,16 @@ from xbarsolve.cnn.datasets import cifar10_keras_input, data_dir, load_cifar10, 
 from xbarsolve.cnn.models import load_keras_h5, mnist_cnn4  # noqa: E402
 
 
-def _time_per_image(net, X, batch):
+def _time_per_image(net, X, batch, repeat=3):
+    """Median over ``repeat`` passes of the wall time per image (s)."""
     net.logits(X[:2])  # warm-up
-    t0 = time.perf_counter()
-    for i in range(0, len(X), batch):
-        net.logits(X[i:i + batch])
-    return (time.perf_counter() - t0) / len(X)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for i in range(0, len(X), batch):
+            net.logits(X[i:i + batch])
+        times.append((time.perf_counter() - t0) / len(X))
+    return float(np.median(times))
 
 
 def main(argv=None) -> int:
