@@ -20,6 +20,7 @@ test-slow: setup
 test-nojit: setup
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_linear.py tests/test_crossbar.py tests/test_io.py \
 		tests/test_conversion.py tests/test_calibration.py tests/test_metrics.py
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not ngspice" tests/test_newton.py
 
 bench: setup
 	$(PY) benchmarks/bench_linear.py

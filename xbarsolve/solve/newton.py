@@ -209,18 +209,20 @@ def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None)
                      *(np.empty((p, q, k)) if net.has_mid else np.zeros((1, 1, 1)) for _ in range(3)),
                      np.empty((4, p, q)), np.empty((p, k)), np.empty((p, k)), np.empty((p, q, k)), cellv)
     res, res_v = (np.empty((p, k)) for _ in range(2))
-    if two_terminal:
-        D = work.cellv[0]
-        _nk.evaluate_2t(xP, xS, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.pd,
-                        net.rows_first, work.rP, work.rS, D, res, res_v, work.i_col)
-        if not per_vector:
-            work.cells[:] = D.mean(axis=2)
-    else:
-        kernel = _nk.evaluate if net.funcs is None else _nk.specialise(*net.funcs)
-        kernel(xP, xS, xM, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,
-               net.pd, net.pt, net.rows_first, net.has_mid, work.rP, work.rS, work.m0, work.mP, work.mS, work.cells,
-               work.cellv if per_vector else np.empty((3, 1, 1, 1)), res, res_v, work.i_col)
-        with np.errstate(all="ignore"):
+    # Overflow is inf and caught by the residual checks.  Compiled code raises no
+    # floating-point warnings; the same code run by Python (NUMBA_DISABLE_JIT) would.
+    with np.errstate(all="ignore"):
+        if two_terminal:
+            D = work.cellv[0]
+            _nk.evaluate_2t(xP, xS, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.pd,
+                            net.rows_first, work.rP, work.rS, D, res, res_v, work.i_col)
+            if not per_vector:
+                work.cells[:] = D.mean(axis=2)
+        else:
+            kernel = _nk.evaluate if net.funcs is None else _nk.specialise(*net.funcs)
+            kernel(xP, xS, xM, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,
+                   net.pd, net.pt, net.rows_first, net.has_mid, work.rP, work.rS, work.m0, work.mP, work.mS,
+                   work.cells, work.cellv if per_vector else np.empty((3, 1, 1, 1)), res, res_v, work.i_col)
             work.cells /= k
     return _Eval(work.rP, work.rS, work.m0, work.mP, work.mS, work.cells, res.max(axis=0), res_v.max(axis=0),
                  work.i_col, work.cellv if per_vector else None)
