@@ -1,4 +1,4 @@
-"""Crafted and corrupted files: loading never runs code a file names, and refuses changed bytes."""
+"""Failures handled, not suffered: crafted and corrupted files, concurrent batch runs, ngspice trouble."""
 
 from __future__ import annotations
 
@@ -255,3 +255,53 @@ def test_a_lock_held_on_another_host_is_honoured(tmp_path):
 
 
 _ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------- ngspice
+def _fake_ngspice(tmp_path, body: str):
+    script = tmp_path / "fake-ngspice"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "not executable"])
+def test_a_bad_ngspice_variable_is_an_ngspice_error(tmp_path, monkeypatch, kind):
+    from xbarsolve.spice import NgspiceError
+
+    target = {"missing": tmp_path / "nope", "folder": tmp_path, "not executable": tmp_path / "plain"}[kind]
+    if kind == "not executable":
+        target.write_text("#!/bin/sh\n")
+    monkeypatch.setenv("XBARSOLVE_NGSPICE", str(target))
+    why = {"missing": "does not exist", "folder": "is a folder", "not executable": "is not executable"}[kind]
+    with pytest.raises(NgspiceError, match=rf"XBARSOLVE_NGSPICE='{target}' {why}"):
+        xs.spice.solve(xs.Crossbar(np.full((2, 2), 1e-5)), np.zeros(2))
+
+
+def test_ngspice_is_retried_once_at_looser_tolerances(require_ngspice, tmp_path, monkeypatch):
+    import shutil
+
+    real = shutil.which("ngspice")
+    # Fails whenever the deck asks for the default reltol, like a hard nonlinear array would.
+    fake = _fake_ngspice(tmp_path, f'grep -q "reltol=1e-12 " "$2" && {{ echo "no convergence in DC op"; exit 1; }}\n'
+                                   f'exec {real} "$@"\n')
+    xbar = xs.Crossbar(np.random.default_rng(3).uniform(1e-5, 6e-5, (4, 3)))
+    V = np.full((2, 4), 0.2)
+    exact = xs.spice.solve(xbar, V).currents
+    monkeypatch.setenv("XBARSOLVE_NGSPICE", str(fake))
+    with pytest.warns(RuntimeWarning, match=r"failed at reltol=1e-12, abstol=1e-18, vntol=1e-15, itl1=500 and "
+                                            r"converged only at the looser reltol=1e-09"):
+        res = xs.spice.solve(xbar, V)
+    np.testing.assert_allclose(res.currents, exact, rtol=1e-9)
+
+
+def test_ngspice_failing_twice_says_what_was_tried(require_ngspice, tmp_path, monkeypatch):
+    from xbarsolve.spice import NgspiceError
+
+    monkeypatch.setenv("XBARSOLVE_NGSPICE", str(_fake_ngspice(tmp_path, 'echo "singular matrix"; exit 1\n')))
+    with pytest.raises(NgspiceError, match=r"failed at reltol=1e-12, .* and again at the looser reltol=1e-09, "
+                                           r"abstol=1e-15, vntol=1e-12, itl1=2000: ngspice -b exited with status 1"):
+        xs.spice.solve(xs.Crossbar(np.full((2, 2), 1e-5)), np.zeros(2))
+    with pytest.raises(NgspiceError, match="already at or looser than the retry tolerances, so not retried"):
+        xs.spice.solve(xs.Crossbar(np.full((2, 2), 1e-5)), np.zeros(2), options={"reltol": 1e-3, "abstol": 1e-12,
+                                                                                  "vntol": 1e-6, "itl1": 5000})
