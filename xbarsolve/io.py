@@ -66,8 +66,9 @@ def _read(group, name: str, path, expect_units: bool = True):
     if expect_units and _text(ds.attrs.get("units")) != _UNITS[name]:
         raise FormatError(f"{path}: {ds.name} must carry units = {_UNITS[name]!r}; found {ds.attrs.get('units')!r}")
     value = read_dataset(ds, path)
-    if not np.issubdtype(np.asarray(value).dtype, np.number) and np.asarray(value).dtype != bool:
-        raise FormatError(f"{path}: {ds.name} must be numeric ({_UNITS[name]}); got dtype {np.asarray(value).dtype}")
+    dtype = np.asarray(value).dtype
+    if not (np.issubdtype(dtype, np.number) or dtype == bool) or np.issubdtype(dtype, np.complexfloating):
+        raise FormatError(f"{path}: {ds.name} must be real numbers ({_UNITS[name]}); got dtype {dtype}")
     return float(value) if np.ndim(value) == 0 and name.startswith("r_") else np.asarray(value)
 
 

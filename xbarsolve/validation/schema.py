@@ -530,7 +530,7 @@ def _unit_hint(name: str, values: np.ndarray) -> str:
     found = f"values {lo:.3g} to {float(values.max()):.3g} {unit}"
     for factor, word, symbol in scales:
         if top * factor <= typical:
-            hint = f"{found} look like {word}; multiply by {factor:g} or label them {symbol}"
+            hint = f"{found} look like {word}; multiply by 1e{round(np.log10(factor))} or label them {symbol}"
             break
     else:
         hint = f"{found} are far too large"
@@ -621,8 +621,9 @@ def _get(group, name: str, units: str, path, *, where: str = "/", dtype=np.float
         raise FormatError(f"{path}: dataset {field_} has units {_text(got)!r}; expected {units!r}")
     data = read_dataset(ds, path)
     if dtype is not None:
-        if not np.issubdtype(np.asarray(data).dtype, np.number):
-            raise FormatError(f"{path}: dataset {field_} must be numeric ({units}); got {ds.dtype}")
+        kind = np.asarray(data).dtype
+        if not np.issubdtype(kind, np.number) or np.issubdtype(kind, np.complexfloating):
+            raise FormatError(f"{path}: dataset {field_} must be real numbers ({units}); got {ds.dtype}")
         data = np.asarray(data, dtype=dtype)
         if not np.isfinite(data).all():
             idx = [int(k) for k in np.argwhere(~np.isfinite(np.atleast_1d(data)))[0]]
