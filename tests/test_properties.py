@@ -216,3 +216,32 @@ def test_invalid_crossbar_arguments_are_named(case):
     with pytest.raises(ValueError) as exc:
         xs.Crossbar(**kwargs)
     assert str(exc.value).startswith(f"{name} must"), str(exc.value)
+
+
+# ------------------------------------------------------------------ raw files
+_RAW_ASCII = (b"Title: t\nDate: d\nPlotname: Operating Point\nFlags: real\nNo. Variables: 2\nNo. Points: 1\n"
+              b"Variables:\n\t0\tv(a)\tvoltage\n\t1\ti(v1)\tcurrent\nValues:\n 0\t1.5\n\t-2e-3\n")
+
+
+@FAST
+@given(st.one_of(
+    st.binary(max_size=200),
+    st.integers(0, len(_RAW_ASCII) - 1).map(lambda k: _RAW_ASCII[:k]),
+    st.tuples(st.integers(0, len(_RAW_ASCII) - 1), st.binary(min_size=1, max_size=4)).map(
+        lambda t: _RAW_ASCII[: t[0]] + t[1] + _RAW_ASCII[t[0] + len(t[1]):]),
+))
+def test_garbage_raw_files_give_format_errors(data):
+    from xbarsolve.spice import read_raw
+
+    try:
+        plots = read_raw(data)
+    except FormatError:
+        return
+    assert all(p.data.ndim == 2 and p.data.shape[1] == len(p.names) for p in plots)
+
+
+def test_the_raw_template_reads():
+    from xbarsolve.spice import read_raw
+
+    (plot,) = read_raw(_RAW_ASCII)
+    assert plot["v(a)"].tolist() == [1.5] and plot["i(v1)"].tolist() == [-2e-3]
