@@ -123,3 +123,16 @@ def test_a_redefined_class_replaces_its_registration(tagged):
         exec(compile(source, "cell", "exec"), namespace)
         xs.register_model(namespace["Cell"], name="test.Cell")
     assert registry.model_class("test.Cell") is namespace["Cell"]
+
+
+def test_the_docs_example_runs(tagged):
+    import re
+
+    from conftest import ROOT
+
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "validation.md").read_text(), flags=re.S)
+              if "register_model" in b]
+    assert len(blocks) == 1
+    namespace: dict = {}
+    exec(compile(blocks[0], "docs/validation.md", "exec"), namespace)
+    assert registry.model_class("BatchSinh") is namespace["BatchSinh"]
