@@ -305,3 +305,24 @@ def test_ngspice_failing_twice_says_what_was_tried(require_ngspice, tmp_path, mo
     with pytest.raises(NgspiceError, match="already at or looser than the retry tolerances, so not retried"):
         xs.spice.solve(xs.Crossbar(np.full((2, 2), 1e-5)), np.zeros(2), options={"reltol": 1e-3, "abstol": 1e-12,
                                                                                   "vntol": 1e-6, "itl1": 5000})
+
+
+@pytest.mark.parametrize("version, message", [(0, "invalid records version 0"), ("x", "must be an integer"),
+                                              (7, "newer xbarsolve")])
+def test_records_versions_are_checked(tmp_path, version, message):
+    from xbarsolve.sweeps import read_records, run_tasks
+
+    path = tmp_path / "r.h5"
+    run_tasks([{"k": 1}], _record, path, progress=False)
+    with h5py.File(path, "a") as f:
+        f.attrs["version"] = version
+    with pytest.raises(FormatError, match=message):
+        read_records(path)
+
+
+def test_a_records_file_that_is_not_hdf5_is_a_format_error(tmp_path):
+    from xbarsolve.sweeps import read_records
+
+    (tmp_path / "r.h5").write_bytes(b"nope")
+    with pytest.raises(FormatError, match="not a readable HDF5 file"):
+        read_records(tmp_path / "r.h5")

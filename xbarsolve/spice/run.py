@@ -133,7 +133,7 @@ def _run_shared(deck: Deck, V: np.ndarray, timeout: float | None) -> dict[str, n
                 f"the ngspice shared-library worker failed (status {proc.returncode}):\n"
                 f"{_tail(proc.stdout + proc.stderr)}{hint}"
             )
-        with np.load(result) as data:
+        with np.load(result, allow_pickle=False) as data:
             names = [str(s) for s in data["names"]]
             table = np.array(data["values"], dtype=np.float64).reshape(V.shape[0], len(names))
             _shared_info.update(pid=int(data["pid"]), setcirc=str(data["setcirc"]),

@@ -129,21 +129,36 @@ def _write_part(parts: Path, key: str, task: dict, record: dict) -> None:
 
 
 def _stored_keys(path: Path) -> set[str]:
-    import h5py
-
     if not path.exists():
         return set()
-    with h5py.File(path, "r") as f:
+    with _open(path) as f:
         _check_format(f, path)
         return set(f["records"].keys()) if "records" in f else set()
 
 
 def _check_format(f, path) -> None:
+    from ..io import format_version
+
     fmt = f.attrs.get("format")
     if fmt is not None and fmt != FORMAT:
         raise FormatError(f"{path} is not an xbarsolve records file (format {fmt!r})")
-    if int(f.attrs.get("version", VERSION)) > VERSION:
-        raise FormatError(f"{path} was written by a newer xbarsolve (records version {f.attrs['version']})")
+    version = format_version(f.attrs.get("version", VERSION), path)
+    if version > VERSION:
+        raise FormatError(f"{path} was written by a newer xbarsolve (records version {version})")
+    if version < 1:
+        raise FormatError(f"{path} has an invalid records version {version} (versions start at 1)")
+
+
+def _open(file: Path):
+    """Open an HDF5 file for reading; :class:`FormatError` when it is not one."""
+    import h5py
+
+    try:
+        return h5py.File(file, "r")
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise FormatError(f"{file} is not a readable HDF5 file: {exc}") from None
 
 
 # ------------------------------------------------------------------------- lock
@@ -420,8 +435,6 @@ def read_records(path, *, merge: bool = True) -> list[tuple[dict, dict]]:
     parts are read beside the merged records.  With ``merge=False`` only the merged file
     is read.
     """
-    import h5py
-
     path = Path(path)
     parts: list[Path] = []
     if merge and _parts_dir(path).is_dir():
@@ -435,7 +448,7 @@ def read_records(path, *, merge: bool = True) -> list[tuple[dict, dict]]:
     # Parts first: one that the other run merges and deletes meanwhile is in path by then.
     for file in parts + ([path] if path.exists() else []):
         try:
-            f = h5py.File(file, "r")
+            f = _open(file)
         except FileNotFoundError:  # a part merged by the other run meanwhile; it is in path now
             continue
         with f:
