@@ -10,6 +10,7 @@
   filters, so they get a ``checksum_crc32`` attribute (CRC-32 of the value's bytes)
   instead.  :func:`read_dataset` reads either kind and turns a failed check into a
   :class:`~xbarsolve.errors.FormatError` naming the file and the dataset.
+* :func:`attribute_text` reads a text attribute whatever h5py returns for it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 
 from .errors import FormatError
 
-__all__ = ["atomic_file", "atomic_hdf5", "create_dataset", "read_dataset", "CRC_ATTR"]
+__all__ = ["atomic_file", "atomic_hdf5", "create_dataset", "read_dataset", "attribute_text", "CRC_ATTR"]
 
 #: Attribute holding the CRC-32 of a scalar dataset's bytes.
 CRC_ATTR = "checksum_crc32"
@@ -125,3 +126,15 @@ def read_dataset(ds, path) -> np.ndarray:
             raise FormatError(f"{path}: dataset {ds.name} fails its CRC-32 checksum (the bytes were changed); "
                               f"the file is corrupted, restore or regenerate it")
     return value
+
+
+def attribute_text(value) -> str:
+    """An attribute's value as text: ``str`` or ``bytes`` (decoded), else the ``repr`` of
+    its Python value (so that a number where text belongs shows as one in messages)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return str(value) if isinstance(value, str) else repr(value)

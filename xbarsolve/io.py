@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_hdf5, create_dataset, read_dataset
+from ._atomic import atomic_hdf5, attribute_text as _text, create_dataset, read_dataset
 from .crossbar import Crossbar
 from .errors import FormatError
 from .registry import model_from_json, model_to_json
@@ -47,14 +47,6 @@ def _write(group, name: str, value) -> None:
     ds = create_dataset(group, name, value)
     if name in _UNITS:
         ds.attrs["units"] = _UNITS[name]
-
-
-def _text(value) -> str:
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        return _text(value[()])
-    return str(value) if isinstance(value, (str, np.str_)) else repr(value)
 
 
 def _read(group, name: str, path, expect_units: bool = True):

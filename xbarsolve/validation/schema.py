@@ -54,7 +54,7 @@ from typing import Literal, Mapping
 
 import numpy as np
 
-from .._atomic import atomic_hdf5, create_dataset, read_dataset
+from .._atomic import atomic_hdf5, attribute_text as _text, create_dataset, read_dataset
 from ..devices import Device
 from ..errors import FormatError
 from ..transistors import Transistor
@@ -599,12 +599,6 @@ def _put(group, name: str, value, units: str):
     ds = create_dataset(group, name, value)
     ds.attrs["units"] = units
     return ds
-
-
-def _text(value) -> str:
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _get(group, name: str, units: str, path, *, where: str = "/", dtype=np.float64) -> np.ndarray:
