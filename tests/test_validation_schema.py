@@ -228,7 +228,7 @@ def _csv_set(tmp_path, rng, g_unit="uS", g_scale=1e6, v_unit="V", v_scale=1.0, i
                             r"by 1e-3 or label them mV"),
         (dict(i_unit="A"), r"currents file .*i.csv: currents: values .* A look like microamperes; multiply by 1e-6 "
                            r"or label them uA"),
-        (dict(i_unit="mA"), r"currents are 1e\+03 times the ideal product inputs @ conductance .* disagree by about 1e3"),
+        (dict(i_unit="mA"), r"^currents are 1e\+03 times the ideal product inputs @ conductance .* disagree by about 1e3"),
         (dict(g_unit="nS"), r"currents are 1e\+03 times the ideal product"),
         (dict(g_unit="uS", g_scale=1e-6), r"conductance: values up to [\d.e-]+ S are implausibly small"),
     ],

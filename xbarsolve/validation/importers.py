@@ -146,8 +146,8 @@ def from_csv(
     try:
         return Measurement(**arrays, **fields)
     except FormatError as exc:
-        quantity = str(exc).split(":", 1)[0].split(" ", 1)[0]
-        if quantity in files:  # name the file the implausible values came from
+        quantity = str(exc).split(":", 1)[0]
+        if quantity in files:  # "conductance: values ... look like ...": name the file they came from
             raise FormatError(f"{quantity} file {files[quantity]}: {exc}") from None
         raise
 
