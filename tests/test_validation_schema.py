@@ -207,3 +207,99 @@ def test_import_is_light():
             "print(any(m.startswith(('matplotlib', 'PySpice', 'scipy.optimize')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# ------------------------------------------------------------------ plausibility
+def _csv_set(tmp_path, rng, g_unit="uS", g_scale=1e6, v_unit="V", v_scale=1.0, i_unit="uA", i_scale=1e6):
+    meas = _measurement(rng)
+    return (_write_csv(tmp_path / "g.csv", g_unit, meas.conductance * g_scale),
+            _write_csv(tmp_path / "v.csv", v_unit, meas.inputs * v_scale),
+            _write_csv(tmp_path / "i.csv", i_unit, meas.currents * i_scale))
+
+
+@pytest.mark.parametrize(
+    "units, message",
+    [
+        (dict(g_unit="S"), r"conductance file .*g.csv: conductance: values [\d.]+ to [\d.]+ S look like microsiemens; "
+                           r"multiply by 1e-6 or label them uS"),
+        (dict(g_unit="S", g_scale=1e9), r"look like nanosiemens; multiply by 1e-9 or label them nS \(or are they "
+                                        r"resistances in ohm"),
+        (dict(v_scale=1e3), r"inputs file .*v.csv: inputs: values [\d.]+ to [\d.]+ V look like millivolts; multiply "
+                            r"by 1e-3 or label them mV"),
+        (dict(i_unit="A"), r"currents file .*i.csv: currents: values .* A look like microamperes; multiply by 1e-6 "
+                           r"or label them uA"),
+        (dict(i_unit="mA"), r"^currents are 1e\+03 times the ideal product inputs @ conductance .* disagree by about 1e3"),
+        (dict(g_unit="nS"), r"currents are 1e\+03 times the ideal product"),
+        (dict(g_unit="uS", g_scale=1e-6), r"conductance: values up to [\d.e-]+ S are implausibly small"),
+    ],
+)
+def test_importers_name_the_likely_unit_mistake(tmp_path, rng, units, message):
+    g, v, i = _csv_set(tmp_path, rng, **units)
+    with pytest.raises(FormatError, match=message):
+        from_csv(g, v, i)
+
+
+def test_npz_microsiemens_labelled_siemens(tmp_path, rng):
+    meas = _measurement(rng)
+    p = tmp_path / "m.npz"
+    np.savez(p, conductance=meas.conductance * 1e6, conductance_units="S", inputs=meas.inputs, inputs_units="V",
+             currents=meas.currents, currents_units="A")
+    with pytest.raises(FormatError, match=r"m.npz: conductance: values .* look like microsiemens"):
+        from_npz(p)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(r_row=5e4), r"r_row = 50000 ohm is implausible for a memristor array \(expected <= 10000 ohm\)"),
+        (dict(r_on=3e9), r"r_on = 3e\+09 ohm is implausible"),
+        (dict(read_voltage=200.0), r"read_voltage = 200 V is implausible .* looks like millivolts"),
+        (dict(noise_rms=5.0), r"noise_rms = 5 A is implausible"),
+    ],
+)
+def test_implausible_scalars_are_named(rng, change, message):
+    with pytest.raises(FormatError, match=message):
+        _measurement(rng, **change)
+
+
+def test_a_file_with_implausible_values_is_refused(tmp_path, rng):
+    path = _measurement(rng).save(tmp_path / "m.h5")
+    _edit(path, lambda f: f["conductance"].__setitem__((), f["conductance"][()] * 1e6))
+    with pytest.raises(FormatError, match=r"m.h5: conductance: values .* look like microsiemens"):
+        Measurement.load(path)
+
+
+# ------------------------------------------------------------- nonlinear models
+def test_nonlinear_models_round_trip(tmp_path, rng):
+    device = xs.devices.Sinh(a=1.7, v_read=0.2)
+    transistor = xs.transistors.Level1(vto=0.6, v_gate=np.linspace(3.0, 3.5, 6))
+    meas = _measurement(rng, r_on=None, device=device, transistor=transistor)
+    assert meas.cell == "1T1R" and "r_on" not in meas.nominal
+    back = Measurement.load(meas.save(tmp_path / "m.h5"))
+    assert back.device == device and back.transistor.vto == 0.6
+    np.testing.assert_array_equal(back.transistor.v_gate, transistor.v_gate)
+    xbar = back.crossbar(r_row=2.0)
+    assert xbar.device == device and xbar.transistor is back.transistor and xbar.r_row == 2.0
+
+
+def test_nonlinear_model_fields_are_checked(tmp_path, rng):
+    with pytest.raises(FormatError, match="give r_on .* or transistor .*, not both"):
+        _measurement(rng, transistor=xs.transistors.Level1())
+    with pytest.raises(FormatError, match="device must be None or an xbarsolve.devices model"):
+        _measurement(rng, device="sinh")
+    path = _measurement(rng, r_on=None, known=(), device=xs.devices.Sinh()).save(tmp_path / "m.h5")
+    _edit(path, lambda f: f["conditions"].attrs.__setitem__("device", '{"class": "os:system", "params": {}}'))
+    with pytest.raises(FormatError, match=r"/conditions attribute 'device' names the model 'os:system', which is not registered"):
+        Measurement.load(path)
+
+
+def test_an_unregistered_model_cannot_be_saved(tmp_path, rng):
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Mine(xs.devices.Linear):
+        pass
+
+    with pytest.raises(TypeError, match=r"not registered.*xs.register_model\(.*Mine\)"):
+        _measurement(rng, device=Mine()).save(tmp_path / "m.h5")
+    assert list(tmp_path.iterdir()) == []

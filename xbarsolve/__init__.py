@@ -39,6 +39,7 @@ _LAZY = {
     "fit_parasitics": (".validation", "fit_parasitics"),
     "save": (".io", "save"),
     "load": (".io", "load"),
+    "registry": (".registry", None), "register_model": (".registry", "register_model"),
 }
 
 __all__ = [

@@ -5,7 +5,7 @@ Every error names the offending argument and, where one exists, the allowed rang
 
 from __future__ import annotations
 
-__all__ = ["XbarsolveError", "SingularNetworkError", "ConvergenceError", "FormatError"]
+__all__ = ["XbarsolveError", "SingularNetworkError", "ConvergenceError", "FormatError", "LockError"]
 
 
 class XbarsolveError(Exception):
@@ -38,3 +38,20 @@ class ConvergenceError(XbarsolveError, RuntimeError):
 
 class FormatError(XbarsolveError, ValueError):
     """A file is corrupt, of an unknown format, or written by a newer xbarsolve."""
+
+
+class LockError(XbarsolveError, RuntimeError):
+    """An output is in use by another run of a batch job (its lock file is held).
+
+    Attributes
+    ----------
+    lock : str
+        Path of the lock file.
+    owner : dict
+        What the lock file says about its holder (``pid``, ``host``, ``time``), if readable.
+    """
+
+    def __init__(self, message: str, *, lock: str = "", owner: dict | None = None):
+        super().__init__(message)
+        self.lock = lock
+        self.owner = dict(owner or {})

@@ -13,23 +13,24 @@ Layout (format version 1)::
     /result/converged, iterations, residual (batch,)                     (iterative solves)
 
 Files are written to a temporary name and renamed, so a crash never leaves half a file.
-Models are stored as ``{"class": "module:QualName", "params": {...}}``; a user's own
-model loads when its module is importable.
+Every non-scalar dataset carries HDF5's Fletcher-32 checksum and every scalar one a
+``checksum_crc32`` attribute; a file whose data fail them is refused (:class:`FormatError`).
+Models are stored as ``{"class": NAME, "params": {...}}`` with ``NAME`` a name of
+:mod:`xbarsolve.registry` (built-ins, or user models registered with
+:func:`xbarsolve.register_model`); loading never imports or calls anything a file names.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ._atomic import atomic_hdf5, attribute_text as _text, create_dataset, read_dataset
 from .crossbar import Crossbar
 from .errors import FormatError
+from .registry import model_from_json, model_to_json
 from .results import SolveResult
 
 __all__ = ["FORMAT_VERSION", "save", "load", "write_crossbar", "read_crossbar", "write_result", "read_result"]
@@ -42,50 +43,24 @@ _UNITS = {
 }
 
 
-def _model_to_json(model) -> str:
-    if model is None:
-        return "null"
-    cls = type(model)
-    params = {f.name: _jsonable(getattr(model, f.name)) for f in dataclasses.fields(model)} if dataclasses.is_dataclass(model) else {}
-    return json.dumps({"class": f"{cls.__module__}:{cls.__qualname__}", "params": params})
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return {"__array__": value.tolist()}
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return value
-
-
-def _model_from_json(text: str, field: str):
-    spec = json.loads(text)
-    if spec is None:
-        return None
-    module, _, qualname = spec["class"].partition(":")
-    try:
-        obj = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise FormatError(f"{field} model {spec['class']!r} cannot be imported: {exc}") from None
-    params = {k: (np.asarray(v["__array__"]) if isinstance(v, dict) and "__array__" in v else v) for k, v in spec["params"].items()}
-    return obj(**params)
-
-
 def _write(group, name: str, value) -> None:
-    ds = group.create_dataset(name, data=np.asarray(value))
+    ds = create_dataset(group, name, value)
     if name in _UNITS:
         ds.attrs["units"] = _UNITS[name]
 
 
-def _read(group, name: str, expect_units: bool = True):
+def _read(group, name: str, path, expect_units: bool = True):
     if name not in group:
-        raise FormatError(f"{group.name}/{name} is missing")
+        raise FormatError(f"{path}: {group.name}/{name} is missing")
     ds = group[name]
-    if expect_units and ds.attrs.get("units") != _UNITS[name]:
-        raise FormatError(f"{ds.name} must carry units = {_UNITS[name]!r}; found {ds.attrs.get('units')!r}")
-    value = ds[()]
+    if not hasattr(ds, "dtype"):
+        raise FormatError(f"{path}: {ds.name} must be a dataset, not a group")
+    if expect_units and _text(ds.attrs.get("units")) != _UNITS[name]:
+        raise FormatError(f"{path}: {ds.name} must carry units = {_UNITS[name]!r}; found {ds.attrs.get('units')!r}")
+    value = read_dataset(ds, path)
+    dtype = np.asarray(value).dtype
+    if not (np.issubdtype(dtype, np.number) or dtype == bool) or np.issubdtype(dtype, np.complexfloating):
+        raise FormatError(f"{path}: {ds.name} must be real numbers ({_UNITS[name]}); got dtype {dtype}")
     return float(value) if np.ndim(value) == 0 and name.startswith("r_") else np.asarray(value)
 
 
@@ -95,21 +70,25 @@ def write_crossbar(group, xbar: Crossbar) -> None:
         _write(group, name, getattr(xbar, name))
     group.attrs["drive"] = xbar.drive
     group.attrs["sense"] = xbar.sense
-    group.attrs["device"] = _model_to_json(xbar.device)
-    group.attrs["transistor"] = _model_to_json(xbar.transistor)
+    group.attrs["device"] = model_to_json(xbar.device)
+    group.attrs["transistor"] = model_to_json(xbar.transistor)
 
 
-def read_crossbar(group) -> Crossbar:
-    """Read a :class:`Crossbar` written by :func:`write_crossbar` from an h5py group."""
+def read_crossbar(group, path="") -> Crossbar:
+    """Read a :class:`Crossbar` written by :func:`write_crossbar` from an h5py group.
+
+    ``path`` names the file in error messages.
+    """
+    where = f"{path}: {group.name}" if path else group.name
+    kw = {name: _read(group, name, path or group.file.filename) for name in ("G", "r_row", "r_col", "r_in", "r_out")}
+    for name in ("drive", "sense", "device", "transistor"):
+        if name not in group.attrs:
+            raise FormatError(f"{where} lacks attribute {name!r}")
+    models = {name: model_from_json(group.attrs[name], where=f"{where} attribute {name!r}") for name in ("device", "transistor")}
     try:
-        kw = {name: _read(group, name) for name in ("G", "r_row", "r_col", "r_in", "r_out")}
-        return Crossbar(
-            **kw, drive=str(group.attrs["drive"]), sense=str(group.attrs["sense"]),
-            device=_model_from_json(group.attrs["device"], "device"),
-            transistor=_model_from_json(group.attrs["transistor"], "transistor"),
-        )
-    except KeyError as exc:
-        raise FormatError(f"{group.name} lacks attribute {exc}") from None
+        return Crossbar(**kw, drive=_text(group.attrs["drive"]), sense=_text(group.attrs["sense"]), **models)
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"{where} does not describe a valid crossbar: {exc}") from None
 
 
 def write_result(group, result: SolveResult) -> None:
@@ -121,15 +100,18 @@ def write_result(group, result: SolveResult) -> None:
             _write(group, f.name, value)
 
 
-def read_result(group) -> SolveResult:
+def read_result(group, path="") -> SolveResult:
     """Read a :class:`SolveResult` written by :func:`write_result`."""
     kw = {}
     for f in dataclasses.fields(SolveResult):
         if f.name == "method":
             continue
         if f.name in ("inputs", "currents") or f.name in group:
-            kw[f.name] = _read(group, f.name)
-    return SolveResult(method=str(group.attrs.get("method", "")), **kw)
+            kw[f.name] = _read(group, f.name, path or group.file.filename)
+    try:
+        return SolveResult(method=_text(group.attrs.get("method", "")), **kw)
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"{path}: {group.name} does not describe a valid solve result: {exc}") from None
 
 
 def save(path, *, crossbar: Crossbar | None = None, result: SolveResult | None = None) -> Path:
@@ -147,39 +129,47 @@ def save(path, *, crossbar: Crossbar | None = None, result: SolveResult | None =
     Path
         The written file.
     """
-    import h5py
+    from . import __version__
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = "xbarsolve"
-            f.attrs["format_version"] = FORMAT_VERSION
-            from . import __version__
-
-            f.attrs["xbarsolve_version"] = __version__
-            if crossbar is not None:
-                write_crossbar(f.create_group("crossbar"), crossbar)
-            if result is not None:
-                write_result(f.create_group("result"), result)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_hdf5(path) as f:
+        f.attrs["format"] = "xbarsolve"
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["xbarsolve_version"] = __version__
+        if crossbar is not None:
+            write_crossbar(f.create_group("crossbar"), crossbar)
+        if result is not None:
+            write_result(f.create_group("result"), result)
     return path
+
+
+def format_version(value, where) -> int:
+    """The integer a ``format_version`` attribute holds; :class:`FormatError` unless it is one."""
+    try:
+        arr = np.asarray(value)
+        number = arr.item() if arr.size == 1 else None
+    except (TypeError, ValueError):
+        number = None
+    if isinstance(number, bytes):
+        number = None
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    if not isinstance(number, (int, np.integer)) or isinstance(number, bool):
+        raise FormatError(f"{where}: attribute format_version must be an integer; got {value!r:.80}")
+    return int(number)
 
 
 def check_header(f, path) -> None:
     """Raise :class:`FormatError` unless an open file is an xbarsolve file we can read."""
-    if f.attrs.get("format") != "xbarsolve":
+    if _text(f.attrs.get("format")) != "xbarsolve":
         raise FormatError(f"{path} is not an xbarsolve file (no format='xbarsolve' attribute)")
-    version = int(f.attrs.get("format_version", -1))
+    if "format_version" not in f.attrs:
+        raise FormatError(f"{path}: attribute format_version is missing")
+    version = format_version(f.attrs["format_version"], path)
     if version > FORMAT_VERSION:
         raise FormatError(f"{path} has format version {version}, newer than this xbarsolve reads ({FORMAT_VERSION}); upgrade xbarsolve")
     if version < 1:
-        raise FormatError(f"{path} has an invalid format version {version}")
+        raise FormatError(f"{path} has an invalid format version {version} (versions start at 1)")
 
 
 def load(path) -> dict:
@@ -192,22 +182,38 @@ def load(path) -> dict:
 
     Raises
     ------
+    FileNotFoundError
+        If ``path`` does not exist.
     FormatError
         If the file is not a readable HDF5 file, is not an xbarsolve file, was written by
-        a newer format version, or lacks a required dataset or unit.
+        a newer format version, lacks a required dataset or unit, fails a checksum, or
+        names a model that is not registered (:func:`xbarsolve.register_model`).
     """
     import h5py
 
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no such file: {path}")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise FormatError(f"{path} is not a readable HDF5 file: {exc}") from None
     with f:
-        check_header(f, path)
         try:
+            check_header(f, path)
             return {
-                "crossbar": read_crossbar(f["crossbar"]) if "crossbar" in f else None,
-                "result": read_result(f["result"]) if "result" in f else None,
+                "crossbar": read_crossbar(_group(f, "crossbar", path), path) if "crossbar" in f else None,
+                "result": read_result(_group(f, "result", path), path) if "result" in f else None,
             }
-        except (OSError, KeyError, TypeError) as exc:
+        except FormatError:
+            raise
+        except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise FormatError(f"{path} is corrupt: {exc}") from None
+
+
+def _group(f, name: str, path):
+    import h5py
+
+    obj = f[name]
+    if not isinstance(obj, h5py.Group):
+        raise FormatError(f"{path}: /{name} must be a group")
+    return obj

@@ -151,6 +151,8 @@ def read_raw(path: str | os.PathLike | bytes) -> list[RawPlot]:
             n_points = int(header["no. points"])
         except (KeyError, ValueError):
             raise FormatError("raw file: a plot lacks 'No. Variables' or 'No. Points'") from None
+        if n_vars < 0 or n_points < 0:
+            raise FormatError(f"raw file: negative counts (No. Variables {n_vars}, No. Points {n_points})")
         if len(names) != n_vars:
             raise FormatError(f"raw file: {len(names)} variables listed, header says {n_vars}")
         flags = header.get("flags", "real").lower()
@@ -175,8 +177,11 @@ def read_raw(path: str | os.PathLike | bytes) -> list[RawPlot]:
                 # The first value of each point is preceded by its point index.
                 if len(values) % (n_vars * width) == 0 and len(fields) > width:
                     fields = fields[1:]
-                for f in fields:
-                    values.extend(float(x) for x in f.split(",") if x)
+                try:
+                    for f in fields:
+                        values.extend(float(x) for x in f.split(",") if x)
+                except ValueError:
+                    raise FormatError(f"raw file: {line.strip()[:60]!r} is not a line of numbers") from None
             data = np.asarray(values[:count], dtype=np.float64)
         data = data.view(np.complex128) if complex_ else data
         plots.append(

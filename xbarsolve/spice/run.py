@@ -1,4 +1,10 @@
-"""Run ngspice on a crossbar deck: batch binary or shared library, same result type."""
+"""Run ngspice on a crossbar deck: batch binary or shared library, same result type.
+
+When ngspice fails to find an operating point at the tight tolerances of
+:data:`~xbarsolve.spice.OPTIONS`, the deck is run once more at the looser
+:data:`RETRY_OPTIONS` (with a ``RuntimeWarning`` when that succeeds: the reference is then
+less precise); if that fails too, the :class:`NgspiceError` says what was tried.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -16,10 +23,14 @@ import numpy as np
 from ..crossbar import Crossbar
 from ..errors import XbarsolveError
 from ..results import SolveResult
-from .netlist import RAW_FILE, Deck, _alter_commands, build_deck
+from .netlist import OPTIONS, RAW_FILE, Deck, _alter_commands, build_deck, model_options
 from .raw import canonical_name, read_raw
 
-__all__ = ["solve", "NgspiceError", "ngspice_executable"]
+__all__ = ["solve", "NgspiceError", "ngspice_executable", "RETRY_OPTIONS"]
+
+#: Tolerances of the one retry after ngspice failed to converge (ngspice's defaults are
+#: reltol 1e-3, abstol 1e-12 A, vntol 1e-6 V, itl1 100: these are still far tighter).
+RETRY_OPTIONS: dict[str, float | int] = {"reltol": 1e-9, "abstol": 1e-15, "vntol": 1e-12, "itl1": 2000}
 
 Backend = Literal["batch", "shared"]
 
@@ -31,9 +42,29 @@ class NgspiceError(XbarsolveError, RuntimeError):
     """ngspice failed, or its output does not match the deck (the message quotes its output)."""
 
 
+class _NoOperatingPoint(NgspiceError):
+    """ngspice ran but did not produce every operating point (worth one retry)."""
+
+
 def ngspice_executable() -> str:
-    """Path of the ``ngspice`` binary (``$XBARSOLVE_NGSPICE`` or the one on ``PATH``)."""
-    exe = os.environ.get("XBARSOLVE_NGSPICE") or shutil.which("ngspice")
+    """Path of the ``ngspice`` binary (``$XBARSOLVE_NGSPICE`` or the one on ``PATH``).
+
+    Raises
+    ------
+    NgspiceError
+        If ``$XBARSOLVE_NGSPICE`` is set but is not an executable file, or no ngspice is
+        on ``PATH``.
+    """
+    env = os.environ.get("XBARSOLVE_NGSPICE")
+    if env:
+        exe = shutil.which(env)
+        if exe is None:
+            where = Path(env)
+            why = ("is a folder" if where.is_dir() else "is not executable") if where.exists() else "does not exist"
+            raise NgspiceError(f"XBARSOLVE_NGSPICE={env!r} {why}; point it at the ngspice binary, "
+                               f"or unset it to use ngspice from PATH")
+        return exe
+    exe = shutil.which("ngspice")
     if not exe:
         raise NgspiceError(f"the ngspice binary was not found on PATH; {_INSTALL_HINT}")
     return exe
@@ -53,14 +84,16 @@ def _run_batch(deck: Deck, V: np.ndarray, timeout: float | None) -> dict[str, np
             )
         except subprocess.TimeoutExpired:
             raise NgspiceError(f"ngspice did not finish within timeout={timeout} s") from None
+        except OSError as exc:
+            raise NgspiceError(f"cannot run ngspice {exe!r}: {exc.strerror or exc}") from None
         output = proc.stdout + proc.stderr
         raw = Path(tmp, RAW_FILE)
         if proc.returncode != 0 or not raw.exists():
-            raise NgspiceError(f"ngspice -b exited with status {proc.returncode}:\n{_tail(output)}")
+            raise _NoOperatingPoint(f"ngspice -b exited with status {proc.returncode}:\n{_tail(output)}")
         plots = read_raw(raw)
     if len(plots) != V.shape[0] or any(p.plotname != "Operating Point" for p in plots):
         names = sorted({p.plotname for p in plots})
-        raise NgspiceError(
+        raise _NoOperatingPoint(
             f"ngspice wrote {len(plots)} plot(s) {names} for {V.shape[0]} input vector(s); "
             f"an operating point failed:\n{_tail(output)}"
         )
@@ -95,11 +128,12 @@ def _run_shared(deck: Deck, V: np.ndarray, timeout: float | None) -> dict[str, n
             raise NgspiceError(f"the ngspice shared-library worker did not finish within timeout={timeout} s") from None
         if proc.returncode != 0 or not result.exists():
             hint = f"\n(ngspice shared library missing? {_INSTALL_HINT})" if "libngspice" in proc.stderr else ""
-            raise NgspiceError(
+            error = NgspiceError if hint else _NoOperatingPoint
+            raise error(
                 f"the ngspice shared-library worker failed (status {proc.returncode}):\n"
                 f"{_tail(proc.stdout + proc.stderr)}{hint}"
             )
-        with np.load(result) as data:
+        with np.load(result, allow_pickle=False) as data:
             names = [str(s) for s in data["names"]]
             table = np.array(data["values"], dtype=np.float64).reshape(V.shape[0], len(names))
             _shared_info.update(pid=int(data["pid"]), setcirc=str(data["setcirc"]),
@@ -216,12 +250,39 @@ def solve(
     from ..solve import as_batch
 
     V = as_batch(xbar, V)
-    if backend == "batch":
-        deck = build_deck(xbar, V, options=options, analysis="control")
-        values = _run_batch(deck, V, timeout)
-    elif backend == "shared":
-        deck = build_deck(xbar, V, options=options, analysis="none")
-        values = _run_shared(deck, V, timeout)
-    else:
+    if backend not in ("batch", "shared"):
         raise ValueError(f"backend must be 'batch' or 'shared'; got {backend!r}")
+    run, analysis = (_run_batch, "control") if backend == "batch" else (_run_shared, "none")
+    deck = build_deck(xbar, V, options=options, analysis=analysis)
+    try:
+        values = run(deck, V, timeout)
+    except _NoOperatingPoint as first:
+        tried = {**OPTIONS, **model_options(xbar), **(options or {})}
+        looser = _looser(tried)
+        tight = _options_text(tried, RETRY_OPTIONS)
+        if not looser:
+            raise NgspiceError(f"ngspice failed at {tight} (already at or looser than the retry tolerances, "
+                               f"so not retried): {first}") from None
+        deck = build_deck(xbar, V, options={**(options or {}), **looser}, analysis=analysis)
+        try:
+            values = run(deck, V, timeout)
+        except _NoOperatingPoint as second:
+            raise NgspiceError(f"ngspice failed at {tight} and again at the looser {_options_text(looser, looser)}: "
+                               f"{second}") from None
+        warnings.warn(f"ngspice failed at {tight} and converged only at the looser {_options_text(looser, looser)}; "
+                      f"this reference is less precise than usual", RuntimeWarning, stacklevel=2)
     return _assemble(xbar, V, deck, values, full)
+
+
+def _looser(tried: dict) -> dict:
+    """The retry options that loosen what was tried (tolerances up, iteration limit up)."""
+    out = {}
+    for key, value in RETRY_OPTIONS.items():
+        current = tried.get(key)
+        if not isinstance(current, (int, float)) or current < value:
+            out[key] = value
+    return out
+
+
+def _options_text(options: dict, keys) -> str:
+    return ", ".join(f"{k}={options[k]:g}" for k in keys if k in options)

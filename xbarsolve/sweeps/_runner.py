@@ -25,12 +25,25 @@ of arrays and scalars) or :func:`records_table` (one array per scalar field).
 Crash safety
 ------------
 Each finished task is written to its own small file ``<path>.parts/<key>.h5``: written
-under a temporary name, closed, then atomically renamed, so a part file either exists
-complete or not at all.  Parts are merged into ``path`` at the start and the end of every
+under a temporary name of its own (unique per writer), fsynced, then atomically renamed,
+so a part file either exists complete or not at all.  Parts are merged into ``path`` at the start and the end of every
 run (and by :func:`read_records`): the merged file is written beside ``path`` and
 atomically renamed over it, and only then are the merged parts deleted; a record whose
 key is already in ``path`` is never copied twice.  A ``kill -9`` at any moment therefore
 loses at most the task in flight and never duplicates a record; rerunning resumes.
+Every dataset carries a Fletcher-32 checksum; a record whose bytes changed is refused
+(:class:`~xbarsolve.errors.FormatError`) when read.
+
+One run at a time
+-----------------
+A run holds the lock file ``<path>.lock`` (created with ``O_CREAT | O_EXCL``; it records
+the pid, host and start time) from its first merge to its last.  A second run into the
+same file is refused with a :class:`~xbarsolve.errors.LockError` naming the holder, and
+nothing of the first run is touched.  A lock left by a run that died (its pid no longer
+exists on this host) is stale and is taken over; on another host the lock is honoured
+until it is deleted by hand.  Stale temporary files are deleted only under the lock.
+:func:`read_records` of a file in use reads the merged records and the finished parts
+without writing anything.
 
 File layout: ``/records/<key>`` groups with attribute ``task`` (the task as JSON), the
 task's fields as attributes ``task.<name>``, the record's scalars as attributes and its
@@ -40,15 +53,23 @@ and whatever ``file_attrs`` the job adds.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import hashlib
 import json
 import os
+import secrets
+import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
+
+from .._atomic import atomic_hdf5, create_dataset, read_dataset
+from ..errors import FormatError, LockError
 
 __all__ = ["task_key", "run_tasks", "read_records", "records_table", "RunSummary", "merge_parts"]
 
@@ -81,8 +102,6 @@ def _parts_dir(path: Path) -> Path:
 
 
 def _write_group(group, data: dict) -> None:
-    import h5py  # noqa: F401
-
     for name, value in data.items():
         if not isinstance(name, str) or "/" in name or name.startswith("task"):
             raise ValueError(f"record field names must be strings without '/' and not start with 'task'; got {name!r}")
@@ -96,88 +115,213 @@ def _write_group(group, data: dict) -> None:
             arr = np.asarray(value)
             if arr.dtype == object:
                 raise TypeError(f"record field {name!r} must be numeric or string; got an object array")
-            group.create_dataset(name, data=arr, compression="gzip" if arr.size > 256 else None)
+            create_dataset(group, name, arr, **({"compression": "gzip"} if arr.size > 256 and arr.ndim else {}))
 
 
 def _write_part(parts: Path, key: str, task: dict, record: dict) -> None:
-    import h5py
-
     parts.mkdir(parents=True, exist_ok=True)
-    final = parts / f"{key}.h5"
-    tmp = parts / f"{key}.h5.tmp-{os.getpid()}"
-    with h5py.File(tmp, "w") as f:
+    with atomic_hdf5(parts / f"{key}.h5") as f:
         g = f.create_group(key)
         g.attrs["task"] = json.dumps(task, sort_keys=True)
         for k, v in task.items():
             g.attrs[f"task.{k}"] = v
         _write_group(g, record)
-    os.replace(tmp, final)
 
 
 def _stored_keys(path: Path) -> set[str]:
-    import h5py
-
     if not path.exists():
         return set()
-    with h5py.File(path, "r") as f:
+    with _open(path) as f:
         _check_format(f, path)
         return set(f["records"].keys()) if "records" in f else set()
 
 
 def _check_format(f, path) -> None:
-    from ..errors import FormatError
+    from ..io import format_version
 
     fmt = f.attrs.get("format")
     if fmt is not None and fmt != FORMAT:
         raise FormatError(f"{path} is not an xbarsolve records file (format {fmt!r})")
-    if int(f.attrs.get("version", VERSION)) > VERSION:
-        raise FormatError(f"{path} was written by a newer xbarsolve (records version {f.attrs['version']})")
+    version = format_version(f.attrs.get("version", VERSION), path)
+    if version > VERSION:
+        raise FormatError(f"{path} was written by a newer xbarsolve (records version {version})")
+    if version < 1:
+        raise FormatError(f"{path} has an invalid records version {version} (versions start at 1)")
+
+
+def _open(file: Path):
+    """Open an HDF5 file for reading; :class:`FormatError` when it is not one."""
+    import h5py
+
+    try:
+        return h5py.File(file, "r")
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise FormatError(f"{file} is not a readable HDF5 file: {exc}") from None
+
+
+# ------------------------------------------------------------------------- lock
+#: Locks this process holds: lock path -> (token, depth), so nested users share one.
+_HELD: dict[str, tuple[str, int]] = {}
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _start_time(pid: int) -> str | None:
+    """Kernel start time of a process (Linux ``/proc``), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_stale(owner: dict) -> bool:
+    """True when the lock's holder is certainly gone: a dead (or reused) pid on this host."""
+    if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
+        return False
+    pid = owner["pid"]
+    if not _alive(pid):
+        return True
+    started = owner.get("started")
+    return started is not None and _start_time(pid) not in (None, started)
+
+
+def _read_owner(lock: Path) -> dict | None:
+    try:
+        owner = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold ``<path>.lock`` for the block (re-entrant within this process)."""
+    lock = _lock_path(path)
+    key = str(lock.resolve())
+    if key in _HELD:
+        token, depth = _HELD[key]
+        _HELD[key] = (token, depth + 1)
+        try:
+            yield
+        finally:
+            token, depth = _HELD[key]
+            _HELD[key] = (token, depth - 1)
+        return
+    token = _acquire(lock)
+    _HELD[key] = (token, 1)
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        owner = _read_owner(lock)
+        if owner is not None and owner.get("token") == token:
+            lock.unlink(missing_ok=True)
+
+
+def _acquire(lock: Path) -> str:
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(8)
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_time(os.getpid()),
+            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "argv": sys.argv[:8], "token": token}
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _read_owner(lock)
+            if owner is None:  # being written this instant, or left empty by a crash
+                try:
+                    age = time.time() - lock.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                if age < 10.0:
+                    time.sleep(0.2)
+                    continue
+                lock.unlink(missing_ok=True)
+                continue
+            if _is_stale(owner):
+                # Re-read just before removing, so that a lock another process took over in
+                # the meantime is not removed.
+                if _read_owner(lock) == owner:
+                    lock.unlink(missing_ok=True)
+                continue
+            raise LockError(
+                f"{lock.with_suffix('')} is in use by another run (pid {owner.get('pid')} on {owner.get('host')}, "
+                f"since {owner.get('time')}); wait for it to finish or write elsewhere; if that run is gone, "
+                f"delete {lock}", lock=str(lock), owner=owner,
+            ) from None
+        with os.fdopen(fd, "w") as fh:
+            json.dump(info, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return token
+    raise LockError(f"could not take the lock {lock}: another process keeps creating it; delete it if no run is "
+                    f"writing {lock.with_suffix('')}", lock=str(lock))
+
+
+def _remove_stale_temporaries(path: Path, parts_dir: Path) -> None:
+    """Delete temporary files of runs that died (only called under the lock)."""
+    patterns = [(path.parent, f".{path.name}.????????.tmp"), (path.parent, f"{path.name}.merge-*")]
+    if parts_dir.is_dir():
+        patterns += [(parts_dir, ".*.h5.????????.tmp"), (parts_dir, "*.h5.tmp-*")]
+    for folder, pattern in patterns:
+        for stale in folder.glob(pattern):
+            stale.unlink(missing_ok=True)
 
 
 def merge_parts(path, file_attrs: dict | None = None) -> int:
-    """Merge finished part files into ``path`` atomically; returns the number merged."""
+    """Merge finished part files into ``path`` atomically; returns the number merged.
+
+    Raises
+    ------
+    LockError
+        If another run holds ``path``'s lock.
+    """
     import h5py
 
     path = Path(path)
     parts_dir = _parts_dir(path)
-    for stale in path.parent.glob(path.name + ".merge-*"):
-        stale.unlink(missing_ok=True)
-    parts = sorted(parts_dir.glob("*.h5")) if parts_dir.is_dir() else []
-    if parts_dir.is_dir():
-        for stale in parts_dir.glob("*.h5.tmp-*"):  # a writer killed mid-write
-            stale.unlink(missing_ok=True)
-    if not parts and path.exists() and not file_attrs:
-        return 0
-    tmp = path.with_name(f"{path.name}.merge-{os.getpid()}")
-    if path.exists():
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
-            while chunk := src.read(1 << 24):
-                dst.write(chunk)
-    merged = 0
-    with h5py.File(tmp, "a") as f:
-        _check_format(f, path)
-        f.attrs["format"] = FORMAT
-        f.attrs["version"] = VERSION
-        for k, v in (file_attrs or {}).items():
-            f.attrs[k] = v
-        records = f.require_group("records")
+    with _locked(path):
+        _remove_stale_temporaries(path, parts_dir)
+        parts = sorted(parts_dir.glob("*.h5")) if parts_dir.is_dir() else []
+        if not parts and path.exists() and not file_attrs:
+            return 0
+        merged = 0
+        with atomic_hdf5(path, copy_of=path if path.exists() else None) as f:
+            _check_format(f, path)
+            f.attrs["format"] = FORMAT
+            f.attrs["version"] = VERSION
+            for k, v in (file_attrs or {}).items():
+                f.attrs[k] = v
+            records = f.require_group("records")
+            for part in parts:
+                key = part.name[: -len(".h5")]
+                if key in records:
+                    continue
+                with h5py.File(part, "r") as p:
+                    p.copy(p[key], records, name=key)
+                merged += 1
         for part in parts:
-            key = part.name[: -len(".h5")]
-            if key in records:
-                continue
-            with h5py.File(part, "r") as p:
-                p.copy(p[key], records, name=key)
-            merged += 1
-        f.flush()
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    for part in parts:
-        part.unlink(missing_ok=True)
-    try:
-        parts_dir.rmdir()
-    except OSError:
-        pass
+            part.unlink(missing_ok=True)
+        try:
+            parts_dir.rmdir()
+        except OSError:
+            pass
     return merged
 
 
@@ -213,6 +357,11 @@ def run_tasks(
     Returns
     -------
     RunSummary
+
+    Raises
+    ------
+    LockError
+        If another run is writing ``path`` (see "One run at a time" in the module notes).
     """
     t0 = time.perf_counter()
     path = Path(path)
@@ -220,27 +369,28 @@ def run_tasks(
     unique: dict[str, dict] = {}
     for task in tasks:
         unique.setdefault(task_key(task), dict(task))
-    merge_parts(path, file_attrs)
-    done = _stored_keys(path)
-    pending = [(k, t) for k, t in unique.items() if k not in done]
-    parts = _parts_dir(path)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    with _locked(path):
+        merge_parts(path, file_attrs)
+        done = _stored_keys(path)
+        pending = [(k, t) for k, t in unique.items() if k not in done]
+        parts = _parts_dir(path)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(pending), desc=desc or path.name, unit="task")
-    try:
-        if scheduler is None:
-            for key, task in pending:
-                _write_part(parts, key, task, fn(task))
-                if bar is not None:
-                    bar.update()
-        else:
-            _run_dask(pending, fn, parts, scheduler, bar)
-    finally:
-        if bar is not None:
-            bar.close()
-        merge_parts(path)
+            bar = tqdm(total=len(pending), desc=desc or path.name, unit="task")
+        try:
+            if scheduler is None:
+                for key, task in pending:
+                    _write_part(parts, key, task, fn(task))
+                    if bar is not None:
+                        bar.update()
+            else:
+                _run_dask(pending, fn, parts, scheduler, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+            merge_parts(path)
     return RunSummary(total=len(unique), run=len(pending), skipped=len(unique) - len(pending),
                       seconds=time.perf_counter() - t0, path=str(path))
 
@@ -265,7 +415,7 @@ def _run_dask(pending, fn, parts: Path, scheduler, bar) -> None:
             client.close()
 
 
-def _read_group(group) -> dict:
+def _read_group(group, path) -> dict:
     import h5py
 
     out: dict = {}
@@ -273,7 +423,7 @@ def _read_group(group) -> dict:
         if not k.startswith("task"):
             out[k] = v.decode() if isinstance(v, bytes) else (v.item() if isinstance(v, np.generic) else v)
     for k, v in group.items():
-        out[k] = _read_group(v) if isinstance(v, h5py.Group) else v[()]
+        out[k] = _read_group(v, path) if isinstance(v, h5py.Group) else read_dataset(v, path)
     return out
 
 
@@ -281,22 +431,35 @@ def read_records(path, *, merge: bool = True) -> list[tuple[dict, dict]]:
     """All stored ``(task, record)`` pairs of a results file, in key order.
 
     ``merge=True`` first merges finished part files of an interrupted run (this writes
-    to ``path``); with ``merge=False`` only the merged file is read.
+    to ``path``); while another run holds the file, nothing is written and the finished
+    parts are read beside the merged records.  With ``merge=False`` only the merged file
+    is read.
     """
-    import h5py
-
     path = Path(path)
+    parts: list[Path] = []
     if merge and _parts_dir(path).is_dir():
-        merge_parts(path)
-    if not path.exists():
+        try:
+            merge_parts(path)
+        except LockError:
+            parts = sorted(_parts_dir(path).glob("*.h5"))
+    if not path.exists() and not parts:
         raise FileNotFoundError(f"no results file at {path}")
-    out = []
-    with h5py.File(path, "r") as f:
-        _check_format(f, path)
-        for key in sorted(f["records"].keys()) if "records" in f else []:
-            g = f["records"][key]
-            out.append((json.loads(g.attrs["task"]), _read_group(g)))
-    return out
+    found: dict[str, tuple[dict, dict]] = {}
+    # Parts first: one that the other run merges and deletes meanwhile is in path by then.
+    for file in parts + ([path] if path.exists() else []):
+        try:
+            f = _open(file)
+        except FileNotFoundError:  # a part merged by the other run meanwhile; it is in path now
+            continue
+        with f:
+            if file == path:
+                _check_format(f, path)
+            groups = f["records"] if file == path and "records" in f else (f if file != path else {})
+            for key in groups.keys():
+                if key not in found:
+                    g = groups[key]
+                    found[key] = (json.loads(g.attrs["task"]), _read_group(g, file))
+    return [found[k] for k in sorted(found)]
 
 
 def records_table(records: list[tuple[dict, dict]], fields: Iterable[str]) -> dict[str, np.ndarray]:

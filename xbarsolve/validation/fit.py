@@ -153,6 +153,10 @@ class FitResult:
         return "\n".join(lines)
 
 
+#: Unit of each fittable parameter, for messages.
+_UNIT = {"r_row": "ohm", "r_col": "ohm", "r_in": "ohm", "r_out": "ohm", "r_on": "ohm", "a": "1/V", "kp": "A/V^2", "vto": "V"}
+
+
 def _bounds(bounds, params, init) -> tuple[np.ndarray, np.ndarray]:
     lo = np.empty(len(params))
     hi = np.empty(len(params))
@@ -162,10 +166,11 @@ def _bounds(bounds, params, init) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"bounds: {k!r} is not among the fitted params {params}")
     for a, p in enumerate(params):
         low, high = bounds.get(p, (init[p] / 100.0, init[p] * 100.0))
+        unit = _UNIT.get(p, "")
         if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
-            raise ValueError(f"bounds[{p!r}] must be finite with 0 < low < high (ohm); got ({low!r}, {high!r})")
+            raise ValueError(f"bounds[{p!r}] must be finite with 0 < low < high ({unit}); got ({low!r}, {high!r})")
         if not low <= init[p] <= high:
-            raise ValueError(f"bounds[{p!r}] = ({low:g}, {high:g}) ohm must contain the initial value {init[p]:g} ohm")
+            raise ValueError(f"bounds[{p!r}] = ({low:g}, {high:g}) {unit} must contain the initial value {init[p]:g} {unit}")
         lo[a], hi[a] = np.log(low), np.log(high)
     return lo, hi
 
@@ -337,7 +342,10 @@ def fit_parasitics(
             note = _null_note(a, params, null, values, norms)
         elif sol.active_mask[a] != 0:
             verdict = "at bound"
-            note = f"stopped at the {'lower' if sol.active_mask[a] < 0 else 'upper'} bound; widen bounds or fix it"
+            side = "lower" if sol.active_mask[a] < 0 else "upper"
+            limit = np.exp(lo[a] if sol.active_mask[a] < 0 else hi[a])
+            note = (f"stopped at the {side} bound {limit:.4g} {_UNIT.get(p, '')}; widen bounds or fix it "
+                    f"(parameters at their bounds often mean the data's units are off)")
         elif rel > 1.0:
             verdict = "not identifiable"
             note = f"relative standard error {100 * rel:.0f} % exceeds 100 %: the data do not constrain it at this noise level"

@@ -23,6 +23,14 @@ NPZ convention
   ``drive``, ``sense``, ``title``, ``description``, ``source``, ``licence`` and a string
   array ``known``.  Unknown entries are an error (a typo would otherwise be ignored).
   Keyword arguments override entries.  Files are opened with ``allow_pickle=False``.
+
+Plausibility
+------------
+Whatever the route, the values are checked against what a memristor crossbar can
+measure (:func:`~xbarsolve.validation.schema.check_plausible`): conductances of 60 "S"
+are refused with ``values 3.33 to 66.7 S look like microsiemens; multiply by 1e-6 or
+label them uS``, and likewise volts, amperes, ohms, and currents that disagree with
+``inputs @ conductance`` by a unit factor.
 """
 
 from __future__ import annotations
@@ -126,14 +134,22 @@ def from_csv(
     ------
     FormatError
         Naming the file, line and value: missing units line, unknown unit, non-numeric or
-        non-finite value, ragged rows, a shape mismatch between the files, or a negative
-        conductance.
+        non-finite value, ragged rows, a shape mismatch between the files, a negative
+        conductance, or physically implausible values with the likely unit mistake
+        (:func:`~xbarsolve.validation.schema.check_plausible`).
     """
     for bad in _ARRAYS:
         if bad in fields:
             raise TypeError(f"{bad} is given as a file, not as a keyword field")
-    arrays = {q: _read_csv(Path(p), q) for q, p in zip(_ARRAYS, (conductance, inputs, currents))}
-    return Measurement(**arrays, **fields)
+    files = dict(zip(_ARRAYS, (Path(conductance), Path(inputs), Path(currents))))
+    arrays = {q: _read_csv(p, q) for q, p in files.items()}
+    try:
+        return Measurement(**arrays, **fields)
+    except FormatError as exc:
+        quantity = str(exc).split(":", 1)[0]
+        if quantity in files:  # "conductance: values ... look like ...": name the file they came from
+            raise FormatError(f"{quantity} file {files[quantity]}: {exc}") from None
+        raise
 
 
 def from_npz(path: str | os.PathLike, **fields) -> Measurement:
@@ -150,7 +166,8 @@ def from_npz(path: str | os.PathLike, **fields) -> Measurement:
     ------
     FormatError
         Naming the entry: missing array or ``<name>_units``, unknown unit or entry,
-        non-numeric data, shape mismatch, NaN, negative conductance.
+        non-numeric data, shape mismatch, NaN, negative conductance, or physically
+        implausible values with the likely unit mistake.
     """
     path = Path(path)
     try:
