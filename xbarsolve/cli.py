@@ -16,7 +16,7 @@ __all__ = ["main"]
 # (command words, module, one-line help)
 _COMMANDS = [
     (("solve",), "xbarsolve._cli_solve", "solve an array for input vectors; print or save column currents"),
-    (("demo",), "xbarsolve._cli_solve", "the embedded default job: 144x16 and 576x64 reference arrays"),
+    (("demo",), "xbarsolve._cli_demo", "the embedded default job: error of plain mapping, conversion, calibration; ngspice check"),
     (("reproduce", "crossbar"), "xbarsolve.sweeps.crossbar", "reproduce the single-crossbar study (Figs. 11-18)"),
     (("reproduce", "cnn"), "xbarsolve.sweeps.cnn", "reproduce the CNN study (Figs. 19-21, Table 6)"),
     (("validate",), "xbarsolve.validation.report", "validate the circuit model against a measured-array HDF5 file"),
