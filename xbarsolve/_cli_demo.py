@@ -18,9 +18,10 @@ def cli_main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     from .demo import format_report, run_demo
 
-    if args.batch < 2:
-        raise SystemExit(f"--batch must be >= 2 input vectors; got {args.batch}")
-    result = run_demo(args.out, batch=args.batch, seed=args.seed, spice=not args.no_spice)
+    try:
+        result = run_demo(args.out, batch=args.batch, seed=args.seed, spice=not args.no_spice)
+    except ValueError as exc:  # bad arguments: one line, no traceback
+        raise SystemExit(f"xbarsolve demo: --{exc}") from None
     print(format_report(result))
     print(f"\nwrote {', '.join(str(p) for p in result.files)}")
     print(f"total {time.perf_counter() - t0:.1f} s")

@@ -298,10 +298,11 @@ def _write_json(result: DemoResult, path: Path) -> Path:
                   for c in result.cases],
         "paper_576x64_1ohm": {"unconvertible_fraction": result.infeasible.n_nonpositive / result.infeasible.g_prime.size,
                               "report": result.infeasible.report()},
-        "spice": None if result.spice is None else vars(result.spice),
+        "spice": None if result.spice is None else {
+            k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in vars(result.spice).items()},
     }
     tmp = path.with_suffix(".json.part")
-    tmp.write_text(json.dumps(doc, indent=1, allow_nan=True) + "\n")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
     tmp.replace(path)
     return path
 
