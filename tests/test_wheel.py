@@ -4,6 +4,7 @@ whose `xbarsolve` command runs the demo's code."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,9 +13,15 @@ from conftest import ROOT
 
 
 def test_wheel_installs_and_runs_without_the_source_tree(tmp_path):
-    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    wheels, target, src = tmp_path / "wheels", tmp_path / "site", tmp_path / "src"
+    # Build from a copy of what a source distribution holds, so that the build leaves
+    # nothing (build/, *.egg-info) in the working tree.
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, src / name)
+    shutil.copytree(ROOT / "xbarsolve", src / "xbarsolve", ignore=shutil.ignore_patterns("__pycache__"))
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(wheels), str(ROOT)], capture_output=True, text=True, cwd=tmp_path)
+                            "-w", str(wheels), str(src)], capture_output=True, text=True, cwd=tmp_path)
     assert build.returncode == 0, build.stderr
     assert "deprecat" not in (build.stdout + build.stderr).lower()
     (wheel,) = wheels.glob("xbarsolve-*.whl")
