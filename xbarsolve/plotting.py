@@ -87,7 +87,7 @@ def error_vs(records, x: str, *, stat: str = "mean", methods=METHODS, ax=None, *
         ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel({"size": "crossbar size", "kernel_type": "kernel type"}.get(x, x))
-    ax.set_ylabel(f"{stat} relative error (fraction of output range)")
+    ax.set_ylabel(f"{stat} relative error\n(fraction of output range)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     return ax
