@@ -1,4 +1,4 @@
-"""``xbarsolve solve`` and ``xbarsolve demo``: the command-line face of the exact solver."""
+"""``xbarsolve solve``: the command-line face of the exact solver (``xbarsolve demo`` is in ``_cli_demo``)."""
 
 from __future__ import annotations
 
@@ -10,21 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from .crossbar import Crossbar
-from .solve import solve, transfer_matrix
+from .demo import G_MAX, G_MIN, R_WIRE, V_MAX
+from .solve import solve
 from .transistors import Resistor
-
-#: Reference parameters of Zhang & Hu, Sec. 4.1 (DESIGN.md section 5).
-G_MIN = 1.0 / 300e3  # S (R_off = 300 kOhm)
-G_MAX = 1.0 / 15e3  # S (R_on = 15 kOhm)
-V_MAX = 0.4  # V
-R_WIRE = 1.0  # ohm
-
-
-def reference_crossbar(m: int, n: int, rng: np.random.Generator, **overrides) -> Crossbar:
-    """An m x n array with the paper's reference parameters and uniformly random G (S)."""
-    kw = dict(r_row=R_WIRE, r_col=R_WIRE, r_in=R_WIRE, r_out=R_WIRE)
-    kw.update(overrides)
-    return Crossbar(rng.uniform(G_MIN, G_MAX, (m, n)), **kw)
 
 
 @dataclass(frozen=True)
@@ -139,67 +127,3 @@ def solve_main(args: argparse.Namespace) -> int:
 
         print(f"wrote {save(args.out, crossbar=xbar, result=res)}")
     return 0
-
-
-# ------------------------------------------------------------------------- demo
-DEMO_SIZES = ((144, 16), (576, 64))
-
-
-def add_demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for the HDF5 files and PNGs (default out/demo)")
-    p.add_argument("--batch", type=int, default=4096, help="random input vectors per array (default 4096)")
-    p.add_argument("--seed", type=int, default=0)
-
-
-def demo_main(args: argparse.Namespace) -> int:
-    """Reference arrays of the paper, solved exactly; deviation table, HDF5 and heat maps."""
-    from tqdm import tqdm
-
-    from .io import save
-
-    rng = np.random.default_rng(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for m, n in tqdm(DEMO_SIZES, desc="demo arrays", unit="array"):
-        xbar = reference_crossbar(m, n, rng)
-        V = rng.uniform(0.0, V_MAX, (args.batch, m))
-        t0 = time.perf_counter()
-        transfer_matrix(xbar)
-        setup = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        res = solve(xbar, V)
-        per_vector = (time.perf_counter() - t0 + setup) / args.batch
-        dev = Deviation.between(res.currents, xbar.ideal_currents(V))
-        full = solve(xbar, np.full(m, V_MAX), full=True)
-        stem = args.out / f"xbar_{m}x{n}"
-        save(stem.with_suffix(".h5"), crossbar=xbar, result=res)
-        _heat_map(full, stem.with_suffix(".png"), f"{m}x{n}, all inputs at {V_MAX} V, 1-ohm wires")
-        rows.append((f"{m}x{n}", args.batch, setup, per_vector, dev))
-    print()
-    print("Exact solution vs the ideal product V @ G (reference parameters: G in [3.33, 66.7] uS, "
-          "1-ohm wire segments, R_in = R_out = 1 ohm, inputs uniform in [0, 0.4] V)")
-    print(f"{'size':>8} {'batch':>6} {'setup s':>8} {'us/vec':>8} {'mean rel':>9} {'max rel':>9} {'mean/range':>11} {'max/range':>10}")
-    for size, batch, setup, per_vector, dev in rows:
-        print(f"{size:>8} {batch:>6} {setup:>8.3f} {per_vector * 1e6:>8.1f} {dev.mean_relative:>9.2%} "
-              f"{dev.max_relative:>9.2%} {dev.mean_of_range:>11.2%} {dev.max_of_range:>10.2%}")
-    print(f"\nwrote {', '.join(sorted(p.name for p in args.out.iterdir()))} to {args.out}/")
-    return 0
-
-
-def _heat_map(res, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    v = res.cell_voltages[0]
-    m, n = v.shape
-    fig, ax = plt.subplots(figsize=(6, min(9, 2 + 6 * m / max(n, 1) / 3)))
-    im = ax.imshow(v, aspect="auto", cmap="viridis", interpolation="nearest")
-    ax.set_xlabel("column j")
-    ax.set_ylabel("row i")
-    ax.set_title(f"cell voltage V(T) - V(B)\n{title}", fontsize=9)
-    fig.colorbar(im, ax=ax, label="V")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

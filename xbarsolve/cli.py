@@ -26,10 +26,12 @@ _REPORTED = (OSError, ValueError, KeyError, ImportError, MemoryError, RuntimeErr
 # (command words, module, one-line help)
 _COMMANDS = [
     (("solve",), "xbarsolve._cli_solve", "solve an array for input vectors; print or save column currents"),
-    (("demo",), "xbarsolve._cli_solve", "the embedded default job: 144x16 and 576x64 reference arrays"),
+    (("demo",), "xbarsolve._cli_demo", "the embedded default job: error of plain mapping, conversion, calibration; ngspice check"),
     (("reproduce", "crossbar"), "xbarsolve.sweeps.crossbar", "reproduce the single-crossbar study (Figs. 11-18)"),
     (("reproduce", "cnn"), "xbarsolve.sweeps.cnn", "reproduce the CNN study (Figs. 19-21, Table 6)"),
     (("validate",), "xbarsolve.validation.report", "validate the circuit model against a measured-array HDF5 file"),
+    (("data", "download"), "xbarsolve._cli_data", "fetch MNIST, CIFAR-10 and the pre-trained ResNets, verify checksums"),
+    (("data", "check"), "xbarsolve._cli_data", "list which reference data files are present, missing or bad"),
 ]
 
 
@@ -45,7 +47,7 @@ def _build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
             p = sub.add_parser(words[0], help=help_, description=help_)
         else:
             if words[0] not in groups:
-                g = sub.add_parser(words[0], help=f"{words[0]} a study from the paper")
+                g = sub.add_parser(words[0], help="reference data for the CNN study" if words[0] == "data" else f"{words[0]} a study from the paper")
                 groups[words[0]] = g.add_subparsers(dest="subcommand", metavar="STUDY", required=True)
             p = groups[words[0]].add_parser(words[1], help=help_, description=help_)
         key = " ".join(words)

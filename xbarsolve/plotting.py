@@ -87,7 +87,7 @@ def error_vs(records, x: str, *, stat: str = "mean", methods=METHODS, ax=None, *
         ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel({"size": "crossbar size", "kernel_type": "kernel type"}.get(x, x))
-    ax.set_ylabel(f"{stat} relative error")
+    ax.set_ylabel(f"{stat} relative error\n(fraction of output range)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     return ax
@@ -105,7 +105,7 @@ def scatter_outputs(records, method: str, *, ax=None, label: str | None = None, 
     lo, hi = float(i.min()), float(i.max())
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
     ax.set_xlabel("ideal output (V x weight)")
-    ax.set_ylabel("crossbar output")
+    ax.set_ylabel("crossbar output (V x weight)")
     return ax
 
 
@@ -139,7 +139,7 @@ def fig12_methods_scatter(records, *, size: str | None = None, axes=None):
                 sparsity=_closest(recs, "sparsity", 0.0))
     for ax, method in zip(axes, ("plain", "conversion", "conversion+calibration")):
         scatter_outputs(records, method, ax=ax, **crit)
-        ax.set_title(f"{size}: {method}", fontsize=8)
+        ax.set_title(f"{size}: {method}", fontsize=9)
     return axes
 
 
@@ -150,9 +150,10 @@ def fig13_error_distribution(records, *, size: str | None = None, ax=None, metho
     recs = select(records, size=size, **fixed)
     edges = recs[0][1]["hist_edges"]
     centers = 0.5 * (edges[1:] + edges[:-1])
-    for method in methods:
+    # distinct dashes: the conversion curves lie on top of each other
+    for method, ls in zip(methods, ("-", "--", "-.", ":") * len(methods)):
         h = np.sum([r[method]["error_hist"] for _, r in recs], axis=0)
-        ax.step(100 * centers, h / max(h.sum(), 1), where="mid", label=method)
+        ax.step(100 * centers, h / max(h.sum(), 1), where="mid", label=method, ls=ls, lw=1.4)
     ax.set_xlabel("output error (% of output range; end bins hold outliers)")
     ax.set_ylabel("fraction of outputs")
     ax.set_title(size, fontsize=8)

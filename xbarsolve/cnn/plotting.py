@@ -63,8 +63,9 @@ def table6_markdown(records) -> str:
 
 
 def plot_error_propagation(records, network: str, tile: int = 0, ax=None, *, wire: float = 1.0,
-                           shift_reference: str = "digital"):
-    """Fig. 19: per-layer mean and worst relative error (%), layer alone and accumulated."""
+                           shift_reference: str = "digital", legend: bool = True):
+    """Fig. 19: per-layer mean and worst relative error (% of the output range), layer alone
+    and accumulated.  ``legend=False`` leaves the legend to the caller (one per figure)."""
     import matplotlib.pyplot as plt
 
     sel = _select(records, network=network, tile=tile, sigma=0.0, bits=0, wire=wire, shift_reference=shift_reference)
@@ -80,10 +81,12 @@ def plot_error_propagation(records, network: str, tile: int = 0, ax=None, *, wir
                               ("mean_accumulated", "s-", "mean, accumulated"), ("worst_accumulated", "s--", "worst, accumulated")):
         ax.semilogy(k, 100 * np.asarray(r[key]), style, label=label, ms=3)
     ax.set_xticks(k)
-    ax.set_xticklabels(names, rotation=90, fontsize=7)
-    ax.set_ylabel("relative error (%)")
+    ax.set_xticklabels(names, rotation=90, fontsize=7 if len(names) <= 40 else 6)
+    ax.set_xlim(-0.5, len(names) - 0.5)
+    ax.set_ylabel("relative error\n(% of output range)")
     ax.set_title(f"{_LABEL.get(network, network)}, {_tile_label(tile, sel[0][0])}")
-    ax.legend(fontsize=7)
+    if legend:
+        ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     return ax
 
@@ -119,6 +122,7 @@ def plot_accuracy_vs_bits(records, tile: int = 0, ax=None, *, wire: float = 1.0,
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
+    dashed = False
     for net in _LABEL:
         sel = _select(records, network=net, tile=tile, sigma=0.0, wire=wire, shift_reference=shift_reference)
         q = sorted((t["bits"], r["accuracy_analog"]) for t, r in sel if t["bits"])
@@ -127,6 +131,9 @@ def plot_accuracy_vs_bits(records, tile: int = 0, ax=None, *, wire: float = 1.0,
             ideal = [r["accuracy_analog"] for t, r in sel if not t["bits"]]
             if ideal:
                 ax.axhline(100 * ideal[0], color=line.get_color(), ls="--", lw=0.8)
+                dashed = True
+    if dashed:  # one legend entry explains every dashed line
+        ax.plot([], [], color="0.4", ls="--", lw=0.8, label="ideal converters")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("ADC/DAC bits")
     return _finish_accuracy_axes(ax, tile, wire, shift_reference)
@@ -147,15 +154,22 @@ def save_figures(records, out) -> list[Path]:
     for tile, wire, ref in variants:
         kw = dict(wire=wire, shift_reference=ref)
         suffix = f"tile{tile}" + (f"_wire{wire:g}" if wire != 1.0 else "") + ("_refcol" if ref != "digital" else "")
-        fig, axes = plt.subplots(len(nets), 1, figsize=(8, 3.2 * max(len(nets), 1)), squeeze=False)
+        fig, axes = plt.subplots(len(nets), 1, figsize=(10, 0.6 + 3.2 * max(len(nets), 1)), squeeze=False)
         for ax, net in zip(axes[:, 0], nets):
-            plot_error_propagation(records, net, tile, ax=ax, **kw)
-        fig.tight_layout()
+            plot_error_propagation(records, net, tile, ax=ax, legend=False, **kw)
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=9, frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
         p = out / f"fig19_error_propagation_{suffix}.png"
         fig.savefig(p, dpi=120)
         plt.close(fig)
         paths.append(p)
+        sel = _select(records, tile=tile, **kw)
+        has = {"fig20_accuracy_vs_sigma": len({t.get("sigma", 0.0) for t, _ in sel if not t.get("bits", 0)}) > 1,
+               "fig21_accuracy_vs_bits": any(t.get("bits", 0) for t, _ in sel)}
         for name, fn in (("fig20_accuracy_vs_sigma", plot_accuracy_vs_sigma), ("fig21_accuracy_vs_bits", plot_accuracy_vs_bits)):
+            if not has[name]:  # nothing to draw for this variant: no empty axes
+                continue
             fig, ax = plt.subplots(figsize=(5, 3.5))
             fn(records, tile, ax=ax, **kw)
             fig.tight_layout()

@@ -405,12 +405,14 @@ def _plots(report: ValidationReport, out: Path) -> list[Path]:
     if report.measured.noise_rms:
         for ax in (a1, a2):
             ax.axhline(1e6 * report.measured.noise_rms, color="k", ls="--", lw=0.8, label="noise floor")
-    a1.set_xlabel("column"); a1.set_ylabel("rms error (uA)"); a1.legend()
-    a2.set_xlabel("input vector"); a2.set_ylabel("rms error (uA)")
+    a1.set_xlabel("column"); a1.set_ylabel("rms error over the input vectors (uA)")
+    a2.set_xlabel("input vector"); a2.set_ylabel("rms error over the columns (uA)")
+    a1.set_title("per column"); a2.set_title("per input vector")
+    fig.legend(*a1.get_legend_handles_labels(), loc="outside right center", title="model")
     save(fig, "errors.png")
     # Residual maps (vectors x columns), in units of the noise floor when known.
     scale = report.measured.noise_rms or 1e-6
-    unit = "noise rms" if report.measured.noise_rms else "uA"
+    unit = "multiples of the noise rms" if report.measured.noise_rms else "uA"
     fig = Figure(figsize=(12, 4), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax, name in zip(axes, ("nominal", "fitted")):
@@ -419,18 +421,26 @@ def _plots(report: ValidationReport, out: Path) -> list[Path]:
         im = ax.imshow(r, aspect="auto", cmap="RdBu_r", vmin=-v, vmax=v, interpolation="nearest")
         ax.set_title(f"{name} model residual ({unit})")
         ax.set_xlabel("column"); ax.set_ylabel("input vector")
-        fig.colorbar(im, ax=ax)
+        fig.colorbar(im, ax=ax, label=f"simulated - measured ({unit})")
     save(fig, "residuals.png")
     if report.closed_loop is not None:
         cl = report.closed_loop
-        fig = Figure(figsize=(7, 4), layout="constrained")
-        ax = fig.subplots()
         labels = list(cl.mean_relative_error)
-        ax.bar(range(len(labels)), [100 * cl.mean_relative_error[x] for x in labels], color="tab:blue", label="mean")
-        ax.plot(range(len(labels)), [100 * cl.worst_relative_error[x] for x in labels], "kv", label="worst")
-        ax.set_xticks(range(len(labels)), [x.replace(" + ", "\n+ ") for x in labels], fontsize=8)
-        ax.set_yscale("log"); ax.set_ylabel("relative error (%)"); ax.legend()
-        ax.set_title(f"closed loop on the chip: {cl.improvement:.1f}x better than plain mapping")
+        fig = Figure(figsize=(8, 1.2 + 0.45 * len(labels)), layout="constrained")
+        ax = fig.subplots()
+        y = np.arange(len(labels))[::-1]  # first method on top
+        mean = [100 * cl.mean_relative_error[x] for x in labels]
+        worst = [100 * cl.worst_relative_error[x] for x in labels]
+        ax.barh(y, mean, color="tab:blue", label="mean")
+        ax.plot(worst, y, "kd", label="worst")
+        for yi, m_, w_ in zip(y, mean, worst):
+            ax.annotate(f"{m_:.3g} % / {w_:.3g} %", (w_, yi), xytext=(6, 0), textcoords="offset points",
+                        va="center", fontsize=8)
+        ax.set_yticks(y, labels)
+        ax.set_xscale("log"); ax.set_xlabel("relative error (% of the output range), mean / worst")
+        ax.set_xlim(0.5 * min(mean), 6 * max(worst))
+        ax.legend(loc="lower right")
+        ax.set_title(f"closed loop on the chip: {cl.improvement:.1f}x better than plain mapping", fontsize=10)
         save(fig, "closed_loop.png")
     return files
 
