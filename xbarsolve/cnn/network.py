@@ -56,7 +56,7 @@ DEFAULT_V_CONV = 0.1
 
 #: Changes whenever what :meth:`AnalogNetwork.prepare` computes from the same inputs
 #: changes, so that an old cache file is not mistaken for a current one.
-_CACHE_VERSION = b"xbarsolve-cnn-cache-2"
+_CACHE_VERSION = b"xbarsolve-cnn-cache-3"
 
 
 @dataclass(frozen=True)
@@ -586,18 +586,20 @@ class AnalogNetwork:
     def _save(self, path: Path) -> None:
         import h5py
 
+        from ..io import write_crossbar
+
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         with h5py.File(tmp, "w") as f:
             f.attrs["model"] = self.model.name
             f.attrs["config"] = json.dumps(self.config.programming_key(), sort_keys=True, default=str)
-            f.attrs["units"] = "G, T: S; analog_lo/hi: A; x_scale: input units"
+            f.attrs["units"] = "T: S; crossbar: xbarsolve.io layout; analog_lo/hi: A; x_scale: input units"
             for name, al in self.layers.items():
                 g = f.create_group(name)
                 g.attrs["x_scale"] = al.x_scale
                 for k, t in enumerate(al.tiles):
                     tg = g.create_group(str(k))
-                    tg.create_dataset("G", data=np.asarray(t.crossbar.G), compression="gzip", compression_opts=1)
+                    write_crossbar(tg.create_group("crossbar"), t.crossbar)
                     if t.T is not None:
                         tg.create_dataset("T", data=t.T, compression="gzip", compression_opts=1)
                     tg.attrs["n_clipped"] = t.n_clipped
@@ -608,6 +610,8 @@ class AnalogNetwork:
 
     def _load(self, path: Path) -> None:
         import h5py
+
+        from ..io import read_crossbar
 
         cfg = self.config
         with h5py.File(path, "r") as f:
@@ -623,10 +627,9 @@ class AnalogNetwork:
                 for k, (rs, cs) in enumerate(slices):
                     tg = g[str(k)]
                     mapped = _map(W[rs, cs], cfg, w_range)
-                    from ..crossbar import Crossbar
-                    kw = {"device": cfg.device} if cfg.device is not None else {}
-                    xbar = Crossbar(tg["G"][()], r_row=cfg.r_row, r_col=cfg.r_col, r_in=cfg.r_in, r_out=cfg.r_out,
-                                    transistor=cfg.transistor, **kw)
+                    # the crossbar exactly as the factory programmed it (wires, device,
+                    # transistor, drive and sense), not one rebuilt from the config
+                    xbar = read_crossbar(tg["crossbar"])
                     t = _Tile(rs, cs, mapped, xbar, tg["T"][()] if "T" in tg else None, int(tg.attrs["n_clipped"]))
                     for key in ("analog_lo", "analog_hi", "slope", "offset"):
                         if key in tg:
