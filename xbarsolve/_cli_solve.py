@@ -13,11 +13,7 @@ from .crossbar import Crossbar
 from .solve import solve, transfer_matrix
 from .transistors import Resistor
 
-#: Reference parameters of Zhang & Hu, Sec. 4.1 (DESIGN.md section 5).
-G_MIN = 1.0 / 300e3  # S (R_off = 300 kOhm)
-G_MAX = 1.0 / 15e3  # S (R_on = 15 kOhm)
-V_MAX = 0.4  # V
-R_WIRE = 1.0  # ohm
+from .reference import G_MAX, G_MIN, R_WIRE, V_MAX  # Zhang & Hu's reference parameters (Sec. 4.1)
 
 
 def reference_crossbar(m: int, n: int, rng: np.random.Generator, **overrides) -> Crossbar:

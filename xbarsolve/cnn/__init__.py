@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from .datasets import cifar10_keras_input, data_dir, load_cifar10, load_mnist, mnist_input
 from .layers import Model, Node, fold_batchnorm
-from .mapping import G_MAX, G_MIN, map_weights, quantize_weights, tile_slices, toeplitz_matrix
+from .mapping import G_MAX, G_MIN, MappedMatrix, map_weights, quantize_weights, tile_slices, toeplitz_matrix
 from .models import load_keras_h5, load_torch_resnet, mnist_cnn4
 from .network import AnalogConfig, AnalogNetwork, ErrorReport, LayerError, ProgrammedCrossbar, default_crossbar_factory
 from .quantization import Quantizer, quantize
 
 __all__ = [
     "AnalogConfig", "AnalogNetwork", "ErrorReport", "LayerError", "ProgrammedCrossbar", "default_crossbar_factory",
-    "Model", "Node", "fold_batchnorm", "G_MIN", "G_MAX", "map_weights", "quantize_weights", "tile_slices",
+    "Model", "Node", "fold_batchnorm", "G_MIN", "G_MAX", "MappedMatrix", "map_weights", "quantize_weights", "tile_slices",
     "toeplitz_matrix", "load_keras_h5", "load_torch_resnet", "mnist_cnn4", "data_dir", "load_mnist",
     "load_cifar10", "mnist_input", "cifar10_keras_input", "Quantizer", "quantize",
 ]

@@ -39,8 +39,11 @@ from typing import Callable, Literal, Mapping
 import numpy as np
 
 from ..calibration import Calibration
+from ..mapping import MappedMatrix, Scheme
+from ..metrics import bit_accuracy
+from ..reference import G_MAX, G_MIN, R_IN, R_OUT, R_WIRE, V_CONV, V_MAX
 from .layers import Conv2D, Model, Node, conv_output_size
-from .mapping import G_MAX, G_MIN, MappedMatrix, Scheme, map_weights, tile_slices, toeplitz_matrix
+from .mapping import map_weights, tile_slices, toeplitz_matrix
 from .quantization import quantize
 
 __all__ = [
@@ -51,7 +54,7 @@ __all__ = [
 #: Default conversion-signal amplitude (V) of every layer.  The paper tabulates per-layer
 #: amplitudes (Tables 4 and 5) that we could not obtain; 0.1 V is its best uniform choice
 #: (Fig. 11).  For linear devices and a uniform signal ``G'`` does not depend on it.
-DEFAULT_V_CONV = 0.1
+DEFAULT_V_CONV = V_CONV
 
 
 #: Changes whenever what :meth:`AnalogNetwork.prepare` computes from the same inputs
@@ -119,11 +122,11 @@ class AnalogConfig:
 
     g_min: float = G_MIN
     g_max: float = G_MAX
-    r_row: float = 1.0
-    r_col: float = 1.0
-    r_in: float = 1.0
-    r_out: float = 1.0
-    v_max: float = 0.4
+    r_row: float = R_WIRE
+    r_col: float = R_WIRE
+    r_in: float = R_IN
+    r_out: float = R_OUT
+    v_max: float = V_MAX
     scheme: Scheme = "shift"
     shift_reference: Literal["digital", "column"] = "column"
     conv_mapping: Literal["dense", "sparse"] = "dense"
@@ -454,7 +457,7 @@ class LayerError:
     @property
     def bits_alone(self) -> float:
         """Bit accuracy ``log2(1/mean + 1)`` of the layer alone."""
-        return float(np.log2(1.0 / self.mean_alone + 1.0)) if self.mean_alone > 0 else np.inf
+        return float(bit_accuracy(self.mean_alone))
 
 
 @dataclass(frozen=True)
