@@ -174,3 +174,29 @@ def test_cache_keeps_the_custom_factorys_crossbars(tmp_path, rng):
     # the config's own circuit really is another one (the bug this guards against)
     other = AnalogNetwork(model, cfg).prepare(x[:3])
     assert not np.allclose(other.logits(x), ref, rtol=1e-6)
+
+
+def test_cache_write_uses_a_private_temporary_name(tmp_path, rng, monkeypatch):
+    """The cache file is written under a temporary name of its own: a file at the old fixed
+    ``<cache>.tmp`` name (another process's write in progress) is left alone, and a write
+    that fails leaves neither a cache nor a temporary file behind."""
+    from xbarsolve.cnn import layers as L
+
+    model = L.Model((L.Node("fc", L.Dense(rng.normal(size=(6, 2)))),), (6,), "fc")
+    x = np.abs(rng.normal(size=(3, 6)))
+    net = AnalogNetwork(model, AnalogConfig(), cache_dir=tmp_path)
+    path = net._cache_path(x)
+    other = path.with_suffix(".tmp")
+    other.write_bytes(b"another writer's file")
+    net.prepare(x)
+    assert path.is_file() and other.read_bytes() == b"another writer's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, other.name])
+    path.unlink()
+
+    def fail(self, f):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(AnalogNetwork, "_write_cache", fail)
+    with pytest.raises(OSError, match="disk full"):
+        AnalogNetwork(model, AnalogConfig(), cache_dir=tmp_path).prepare(x)
+    assert [p.name for p in tmp_path.iterdir()] == [other.name]

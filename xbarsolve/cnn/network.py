@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -458,27 +460,37 @@ class AnalogNetwork:
     def _save(self, path: Path) -> None:
         import h5py
 
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # a name of its own, so that two processes filling one cache never share a file
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            with h5py.File(tmp, "w") as f:
+                self._write_cache(f)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _write_cache(self, f) -> None:
         from ..io import write_crossbar
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with h5py.File(tmp, "w") as f:
-            f.attrs["model"] = self.model.name
-            f.attrs["config"] = json.dumps(self.config.programming_key(), sort_keys=True, default=str)
-            f.attrs["units"] = "T: S; crossbar: xbarsolve.io layout; analog_lo/hi: A; x_scale: input units"
-            for name, al in self.layers.items():
-                g = f.create_group(name)
-                g.attrs["x_scale"] = al.x_scale
-                for k, t in enumerate(al.tiles):
-                    tg = g.create_group(str(k))
-                    write_crossbar(tg.create_group("crossbar"), t.crossbar)
-                    if t.T is not None:
-                        tg.create_dataset("T", data=t.T, compression="gzip", compression_opts=1)
-                    tg.attrs["n_clipped"] = t.n_clipped
-                    for key in ("analog_lo", "analog_hi", "slope", "offset"):
-                        if getattr(t, key) is not None:
-                            tg.create_dataset(key, data=getattr(t, key))
-        tmp.replace(path)
+        f.attrs["model"] = self.model.name
+        f.attrs["config"] = json.dumps(self.config.programming_key(), sort_keys=True, default=str)
+        f.attrs["units"] = "T: S; crossbar: xbarsolve.io layout; analog_lo/hi: A; x_scale: input units"
+        for name, al in self.layers.items():
+            g = f.create_group(name)
+            g.attrs["x_scale"] = al.x_scale
+            for k, t in enumerate(al.tiles):
+                tg = g.create_group(str(k))
+                write_crossbar(tg.create_group("crossbar"), t.crossbar)
+                if t.T is not None:
+                    tg.create_dataset("T", data=t.T, compression="gzip", compression_opts=1)
+                tg.attrs["n_clipped"] = t.n_clipped
+                for key in ("analog_lo", "analog_hi", "slope", "offset"):
+                    if getattr(t, key) is not None:
+                        tg.create_dataset(key, data=getattr(t, key))
 
     def _load(self, path: Path) -> None:
         import h5py
