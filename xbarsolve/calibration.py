@@ -19,6 +19,8 @@ from typing import Literal
 
 import numpy as np
 
+from .reference import V_MAX
+
 __all__ = ["Calibration", "draw_samples"]
 
 Per = Literal["column", "crossbar"]
@@ -131,7 +133,7 @@ def draw_samples(
     *,
     kind: SampleKind = "data",
     m: int | None = None,
-    v_max: float = 0.4,
+    v_max: float = V_MAX,
     rng=None,
 ) -> np.ndarray:
     """Calibration input vectors (V), shape (n_samples, m).
