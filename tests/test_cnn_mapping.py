@@ -65,9 +65,9 @@ def test_converters():
     qz = Quantizer.from_data(4, np.array([[0.0, -1.0], [2.0, 1.0]]))
     np.testing.assert_array_equal(qz.lo, [0.0, -1.0])
     for bad in (0, -1, 2.5, True, "4"):
-        with pytest.raises(ValueError, match="bits must be a positive integer"):
+        with pytest.raises(ValueError, match="bits must be an integer >= 1 or None"):
             quantize(x, bad, 0, 1)
-        with pytest.raises(ValueError, match="bits must be a positive integer"):
+        with pytest.raises(ValueError, match="bits must be an integer >= 1 or None"):
             Quantizer(bad)
 
 

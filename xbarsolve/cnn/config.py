@@ -34,7 +34,7 @@ from ..devices import Device
 from ..mapping import Scheme
 from ..reference import G_MAX, G_MIN, R_IN, R_OUT, R_WIRE, V_CONV, V_MAX
 from ..transistors import Transistor
-from .quantization import check_bits
+from .quantization import check_count
 
 __all__ = [
     "AnalogConfig", "CircuitConfig", "MappingConfig", "ConverterConfig", "CompensationConfig", "NoiseConfig",
@@ -59,16 +59,7 @@ def _nonnegative(obj, name: str, unit: str) -> None:
 
 
 def _count(obj, name: str, low: int, none_ok: bool) -> None:
-    value = getattr(obj, name)
-    if value is None and none_ok:
-        return
-    try:
-        ok = not isinstance(value, bool) and int(value) == value and value >= low
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} must be an integer >= {low}{' or None' if none_ok else ''}; got {value!r}")
-    object.__setattr__(obj, name, int(value))
+    object.__setattr__(obj, name, check_count(getattr(obj, name), name, low, none_ok=none_ok))
 
 
 def _choice(obj, name: str, allowed: tuple[str, ...]) -> None:
@@ -161,7 +152,7 @@ class MappingConfig:
         _choice(self, "conv_mapping", ("dense", "sparse"))
         _count(self, "rows_max", 1, True)
         _count(self, "cols_max", 1, True)
-        object.__setattr__(self, "weight_bits", check_bits(self.weight_bits, "weight_bits"))
+        _count(self, "weight_bits", 1, True)
 
     @property
     def reference_column(self) -> bool:
@@ -204,8 +195,8 @@ class ConverterConfig:
         _nonnegative(self, "v_max", "V")
         if not self.v_max > 0:
             raise ValueError(f"v_max must be > 0 V; got {self.v_max!r}")
-        object.__setattr__(self, "dac_bits", check_bits(self.dac_bits, "dac_bits"))
-        object.__setattr__(self, "adc_bits", check_bits(self.adc_bits, "adc_bits"))
+        _count(self, "dac_bits", 1, True)
+        _count(self, "adc_bits", 1, True)
         _choice(self, "adc_range", ("calibration", "max"))
         _count(self, "n_range_samples", 1, False)
 
@@ -332,13 +323,7 @@ programming_sigma, programming_stage, read_noise_sigma
                 raise TypeError(f"{name} must be a {cls.__name__} or None; got {part!r}")
             changes = {k: v for k, v in given.items() if _FLAT[k] == name}
             object.__setattr__(self, name, replace(part, **changes) if changes else part)
-        try:
-            ok = not isinstance(seed, bool) and int(seed) == seed and seed >= 0
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
-        object.__setattr__(self, "seed", int(seed))
+        object.__setattr__(self, "seed", check_count(seed, "seed", 0))
 
     @property
     def ideal_wires(self) -> bool:

@@ -17,20 +17,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Quantizer", "quantize", "quantize_weights", "check_bits"]
+__all__ = ["Quantizer", "quantize", "quantize_weights", "check_count"]
 
 
-def check_bits(bits, name: str = "bits") -> int | None:
-    """``bits`` as an int >= 1 or None (ideal), else a ValueError naming ``name``."""
-    if bits is None:
+def check_count(value, name: str, low: int = 1, *, none_ok: bool = False) -> int | None:
+    """``value`` as an int >= ``low`` (an int, a NumPy integer or an integral float; not a
+    bool), or None where ``none_ok``; else a ValueError naming ``name`` and the range."""
+    if value is None and none_ok:
         return None
     try:
-        ok = not isinstance(bits, bool) and int(bits) == bits and bits >= 1
+        ok = not isinstance(value, bool) and int(value) == value and value >= low
     except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
-        raise ValueError(f"{name} must be a positive integer or None (ideal); got {bits!r}")
-    return int(bits)
+        raise ValueError(f"{name} must be an integer >= {low}{' or None' if none_ok else ''}; got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,7 +53,7 @@ class Quantizer:
     hi: float | np.ndarray = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "bits", check_bits(self.bits))
+        object.__setattr__(self, "bits", check_count(self.bits, "bits", 1, none_ok=True))
 
     def __call__(self, x) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -93,6 +94,6 @@ def quantize_weights(W, bits: int | None, lo: float | None = None, hi: float | N
     differential scheme passes ``lo=-hi``); ``bits=None`` returns ``W`` unchanged."""
     W = np.asarray(W, dtype=np.float64)
     if bits is None or W.size == 0:
-        check_bits(bits)
+        check_count(bits, "bits", 1, none_ok=True)
         return W
     return Quantizer(bits, float(W.min()) if lo is None else float(lo), float(W.max()) if hi is None else float(hi))(W)
