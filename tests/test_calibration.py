@@ -166,3 +166,4 @@ def test_reference_parameters_have_one_home():
     sig = inspect.signature(shift_map).parameters
     assert (sig["g_min"].default, sig["g_max"].default) == (reference.G_MIN, reference.G_MAX)
     assert inspect.signature(scale_inputs).parameters["v_max"].default == reference.V_MAX
+    assert cfg.n_calibration == inspect.signature(draw_samples).parameters["n_samples"].default == reference.N_CALIBRATION == 10

@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from .reference import V_MAX
+from .reference import N_CALIBRATION, V_MAX
 
 __all__ = ["Calibration", "draw_samples"]
 
@@ -129,7 +129,7 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def draw_samples(
     data=None,
-    n_samples: int = 10,
+    n_samples: int = N_CALIBRATION,
     *,
     kind: SampleKind = "data",
     m: int | None = None,

@@ -1,4 +1,5 @@
-"""The reference parameters of Zhang & Hu 2022 (Sec. 4.1), SI units: one definition.
+"""The reference parameters of Zhang & Hu 2022 (Sec. 4.1; docs/model.md section 6), SI
+units: one definition.
 
 Every default that stands for "the paper's array" reads these names: the conductance
 range of the mappings (:mod:`xbarsolve.mapping`, :mod:`xbarsolve.cnn`), the input range
@@ -12,7 +13,7 @@ of the DACs and the input generators, the parasitics of the studies
 
 from __future__ import annotations
 
-__all__ = ["R_ON", "R_OFF", "G_MIN", "G_MAX", "R_WIRE", "R_IN", "R_OUT", "V_MAX", "V_READ", "V_CONV"]
+__all__ = ["R_ON", "R_OFF", "G_MIN", "G_MAX", "R_WIRE", "R_IN", "R_OUT", "V_MAX", "V_READ", "V_CONV", "N_CALIBRATION"]
 
 #: Low-resistance (on) state of a memristor (ohm).
 R_ON = 15e3
@@ -34,4 +35,6 @@ V_MAX = 0.4
 V_READ = 0.2
 #: Default amplitude of the conversion signal (V); the paper's best uniform choice (Fig. 11).
 V_CONV = 0.1
+#: Calibration samples (input vectors) per crossbar.
+N_CALIBRATION = 10
 

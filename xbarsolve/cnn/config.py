@@ -32,7 +32,7 @@ import numpy as np
 
 from ..devices import Device
 from ..mapping import Scheme
-from ..reference import G_MAX, G_MIN, R_IN, R_OUT, R_WIRE, V_CONV, V_MAX
+from ..reference import G_MAX, G_MIN, N_CALIBRATION, R_IN, R_OUT, R_WIRE, V_CONV, V_MAX
 from ..transistors import Transistor
 from .quantization import check_count
 
@@ -224,7 +224,7 @@ class CompensationConfig:
     v_conv: float | Mapping[str, float] = DEFAULT_V_CONV
     refine: bool = False
     calibration: bool = True
-    n_calibration: int = 10
+    n_calibration: int = N_CALIBRATION
 
     def __post_init__(self):
         amps = self.v_conv.values() if isinstance(self.v_conv, Mapping) else [self.v_conv]

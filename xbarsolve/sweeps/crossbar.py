@@ -86,7 +86,7 @@ class SweepConfig:
     g_ranges: tuple = ("free", "paper")
     seeds: tuple = (0,)
     n_samples: int = 1000
-    n_calibration: int = 10
+    n_calibration: int = ref.N_CALIBRATION
     r_wire: float = REFERENCE["r_wire"]
     device: str = "linear"
     nonlinearity: float = 0.0
