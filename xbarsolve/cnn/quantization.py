@@ -57,16 +57,7 @@ class Quantizer:
 
     def __call__(self, x) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
-        if self.bits is None:
-            return x
-        lo = np.asarray(self.lo, dtype=np.float64)
-        hi = np.asarray(self.hi, dtype=np.float64)
-        span = hi - lo
-        levels = 2 ** self.bits - 1
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.where(span > 0, span / levels, 1.0)
-            q = np.round((np.clip(x, lo, np.maximum(hi, lo)) - lo) / step)
-        return lo + np.where(span > 0, q * step, 0.0)
+        return x if self.bits is None else _round(x, self.bits, self.lo, self.hi)
 
     @classmethod
     def from_data(cls, bits: int | None, samples, *, per_column: bool = True,
@@ -83,10 +74,25 @@ class Quantizer:
         return cls(bits, lo, hi)
 
 
+def _round(x: np.ndarray, bits: int, lo, hi) -> np.ndarray:
+    """The rounding rule of :class:`Quantizer` (``bits`` already checked)."""
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    span = hi - lo
+    levels = 2 ** bits - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.where(span > 0, span / levels, 1.0)
+        q = np.round((np.clip(x, lo, np.maximum(hi, lo)) - lo) / step)
+    return lo + np.where(span > 0, q * step, 0.0)
+
+
 def quantize(x, bits: int | None, lo, hi) -> np.ndarray:
     """``Quantizer(bits, lo, hi)(x)``: ``x`` on ``2**bits`` levels over ``[lo, hi]``, saturating;
-    ``lo`` and ``hi`` broadcast against ``x`` (e.g. one range per column)."""
-    return Quantizer(bits, lo, hi)(x)
+    ``lo`` and ``hi`` broadcast against ``x`` (e.g. one range per column).  Called per
+    crossbar and batch, so it skips building the :class:`Quantizer`."""
+    bits = check_count(bits, "bits", 1, none_ok=True)
+    x = np.asarray(x, dtype=np.float64)
+    return x if bits is None else _round(x, bits, lo, hi)
 
 
 def quantize_weights(W, bits: int | None, lo: float | None = None, hi: float | None = None) -> np.ndarray:
