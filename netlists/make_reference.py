@@ -23,7 +23,7 @@ from xbarsolve.spice.netlist import build_deck
 from xbarsolve.spice.run import _assemble, _run_batch
 
 ROOT = Path(__file__).resolve().parents[1]
-G_MIN, G_MAX = 1 / 300e3, 1 / 15e3  # DESIGN.md section 5
+from xbarsolve.reference import G_MAX, G_MIN  # the reference conductance range
 
 
 def cases(rng: np.random.Generator) -> dict[str, tuple[xs.Crossbar, np.ndarray]]:

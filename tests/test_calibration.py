@@ -118,3 +118,52 @@ def test_calibration_after_conversion_improves_error(rng):
     before = xs.metrics.summary(actual, ideal).mean_relative_error
     after = xs.metrics.summary(cal.transform(actual), ideal).mean_relative_error
     assert after < before
+
+
+def test_one_mapping_type():
+    """The crossbar study's shift mapping and the CNN's weight mapping are one type with one
+    decoding: map_weights(shift) equals shift_map, and its outputs() equals decode()."""
+    from xbarsolve.cnn import MappedMatrix
+    from xbarsolve.cnn.mapping import map_weights
+    from xbarsolve.mapping import ShiftMapping, differential_map
+
+    assert ShiftMapping is MappedMatrix
+    A = np.array([[-2.0, 0.5, 1.0], [1.0, 3.0, -0.25]])
+    sm, mw = shift_map(A), map_weights(A, "shift")
+    assert type(sm) is type(mw) is MappedMatrix
+    assert (sm.scale, sm.shift, sm.g_zero) == (mw.scale, mw.shift, mw.b) and mw.a == sm.scale
+    np.testing.assert_array_equal(sm.G, mw.G)
+    V = np.array([[0.1, 0.3], [0.4, 0.0]])
+    np.testing.assert_array_equal(sm.outputs(V @ sm.G, V.sum(axis=1)), mw.decode(mw.analog_output(V @ mw.G), V.sum(axis=1)))
+    ref = sm.with_reference_column()
+    assert ref.reference and ref.G.shape == (2, 4)
+    np.testing.assert_allclose(ref.outputs(V @ ref.G), V @ A, rtol=1e-12, atol=1e-12)
+    dm = differential_map(A)
+    assert dm.scheme == "differential" and dm.G.shape == (2, 6) and dm.g_zero == 0.0
+    np.testing.assert_allclose(dm.outputs(V @ dm.G), V @ A, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dm.matrix(), A, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="v_sum"):
+        sm.outputs(V @ sm.G)
+    with pytest.raises(ValueError, match="reference=True"):
+        MappedMatrix(dm.G, dm.scale, 0.0, dm.g_min, dm.g_max, scheme="differential", reference=True)
+    with pytest.raises(ValueError, match="scheme"):
+        MappedMatrix(sm.G, sm.scale, sm.shift, sm.g_min, sm.g_max, scheme="balanced")
+
+
+def test_reference_parameters_have_one_home():
+    """The defaults that stand for the paper's array read xbarsolve.reference."""
+    import inspect
+
+    from xbarsolve import reference
+    from xbarsolve.cnn import AnalogConfig, G_MAX, G_MIN
+    from xbarsolve.sweeps.crossbar import REFERENCE
+
+    assert (G_MIN, G_MAX) == (reference.G_MIN, reference.G_MAX) == (1 / 300e3, 1 / 15e3)
+    cfg = AnalogConfig()
+    assert (cfg.g_min, cfg.g_max, cfg.v_max, cfg.r_row, cfg.r_in, cfg.r_out) == (
+        reference.G_MIN, reference.G_MAX, reference.V_MAX, reference.R_WIRE, reference.R_IN, reference.R_OUT)
+    assert REFERENCE == dict(r_on=15e3, r_off=300e3, r_wire=1.0, r_in=1.0, r_out=1.0, v_max=0.4, v_read=0.2)
+    sig = inspect.signature(shift_map).parameters
+    assert (sig["g_min"].default, sig["g_max"].default) == (reference.G_MIN, reference.G_MAX)
+    assert inspect.signature(scale_inputs).parameters["v_max"].default == reference.V_MAX
+    assert cfg.n_calibration == inspect.signature(draw_samples).parameters["n_samples"].default == reference.N_CALIBRATION == 10

@@ -10,7 +10,7 @@ import pytest
 from xbarsolve.cnn import AnalogConfig, AnalogNetwork
 from xbarsolve.cnn import layers as L
 from xbarsolve.cnn.mapping import G_MAX, G_MIN, map_weights, quantize_weights, tile_slices, toeplitz_matrix
-from xbarsolve.cnn.quantization import Quantizer, max_current_range, quantize
+from xbarsolve.cnn.quantization import Quantizer, quantize
 
 IDEAL = dict(r_row=0.0, r_col=0.0, r_in=0.0, r_out=0.0, conversion=False, calibration=False)
 
@@ -64,10 +64,41 @@ def test_converters():
     np.testing.assert_array_equal(quantize(x, None, 0, 1), x)
     qz = Quantizer.from_data(4, np.array([[0.0, -1.0], [2.0, 1.0]]))
     np.testing.assert_array_equal(qz.lo, [0.0, -1.0])
-    lo, hi = max_current_range(np.full((4, 2), 1e-5), 0.4)
-    np.testing.assert_allclose(hi, 1.6e-5)
-    with pytest.raises(ValueError):
-        quantize(x, 0, 0, 1)
+    for bad in (0, -1, 2.5, True, "4"):
+        with pytest.raises(ValueError, match="bits must be an integer >= 1 or None"):
+            quantize(x, bad, 0, 1)
+        with pytest.raises(ValueError, match="bits must be an integer >= 1 or None"):
+            Quantizer(bad)
+
+
+def test_one_quantizer_for_weights_and_converters(rng):
+    """quantize, quantize_weights and Quantizer are one rounding rule: weights over their
+    own range equal the converter over that range."""
+    W = rng.normal(size=(20, 9))
+    for bits in (1, 3, 8):
+        q = Quantizer(bits, W.min(), W.max())
+        np.testing.assert_array_equal(quantize_weights(W, bits), q(W))
+        np.testing.assert_array_equal(quantize(W, bits, W.min(), W.max()), q(W))
+        w = float(np.abs(W).max())
+        np.testing.assert_array_equal(quantize_weights(W, bits, -w, w), Quantizer(bits, -w, w)(W))
+
+
+@pytest.mark.parametrize("scheme, ref", [("shift", False), ("shift", True), ("differential", False)])
+def test_max_range_rule_bounds_the_analog_output(rng, scheme, ref):
+    """MappedMatrix.analog_range (the ADC's max-range rule) contains the analog output of
+    every input in [0, v_max], and is reached by the extreme inputs (all on, or on only
+    where a column's difference is positive/negative)."""
+    W = rng.normal(size=(15, 4))
+    mp = map_weights(W, scheme, reference_column=ref)
+    lo, hi = mp.analog_range(0.4)
+    V = rng.uniform(0, 0.4, size=(200, 15))
+    a = mp.analog_output(V @ mp.G)
+    assert (a >= lo - 1e-18).all() and (a <= hi + 1e-18).all()
+    D = mp.analog_output(np.eye(15) @ mp.G)  # per-row contribution of each output, per volt
+    for k in range(mp.n_out):
+        top = mp.analog_output(0.4 * (D[:, k] > 0)[None, :] @ mp.G)[0, k]
+        bottom = mp.analog_output(0.4 * (D[:, k] < 0)[None, :] @ mp.G)[0, k]
+        assert top == pytest.approx(hi[k], rel=1e-12) and bottom == pytest.approx(lo[k], rel=1e-12, abs=1e-20)
 
 
 def test_tile_slices_cover_matrix():

@@ -145,3 +145,58 @@ def test_read_noise_is_seeded_and_programming_stage_before_conversion(rng):
         assert 0 < err < 0.2
     with pytest.raises(ValueError, match="programming_stage"):
         AnalogConfig(programming_stage="during")
+
+
+def test_cache_keeps_the_custom_factorys_crossbars(tmp_path, rng):
+    """A custom factory's crossbars (here other wires and another nonlinear device than
+    the config's) come back from the cache as programmed: a nonlinear tile is solved on
+    them at evaluation, so a crossbar rebuilt from the config would give other outputs."""
+    from dataclasses import replace
+
+    from xbarsolve.cnn import layers as L
+    from xbarsolve.devices import Sinh
+
+    def factory(G, name, cfg, rng_):
+        return default_crossbar_factory(G, name, replace(cfg, r_row=5.0, r_col=3.0, device=Sinh(a=4.0)), rng_)
+
+    model = L.Model((L.Node("fc", L.Dense(rng.normal(size=(8, 3)))),), (8,), "fc")
+    x = np.abs(rng.normal(size=(6, 8)))
+    cfg = AnalogConfig(device=Sinh(a=1.0), rows_max=5, n_range_samples=50)
+    plain = AnalogNetwork(model, cfg, crossbar_factory=factory).prepare(x[:3])
+    a = AnalogNetwork(model, cfg, crossbar_factory=factory, cache_dir=tmp_path).prepare(x[:3])
+    b = AnalogNetwork(model, cfg, crossbar_factory=factory, cache_dir=tmp_path).prepare(x[:3])
+    assert not a.from_cache and b.from_cache
+    for t in b.layers["fc"].tiles:
+        assert t.T is None and t.crossbar.r_row == 5.0 and t.crossbar.r_col == 3.0 and t.crossbar.device == Sinh(a=4.0)
+    ref = plain.logits(x)
+    np.testing.assert_array_equal(a.logits(x), ref)
+    np.testing.assert_allclose(b.logits(x), ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+    # the config's own circuit really is another one (the bug this guards against)
+    other = AnalogNetwork(model, cfg).prepare(x[:3])
+    assert not np.allclose(other.logits(x), ref, rtol=1e-6)
+
+
+def test_cache_write_uses_a_private_temporary_name(tmp_path, rng, monkeypatch):
+    """The cache file is written under a temporary name of its own: a file at the old fixed
+    ``<cache>.tmp`` name (another process's write in progress) is left alone, and a write
+    that fails leaves neither a cache nor a temporary file behind."""
+    from xbarsolve.cnn import layers as L
+
+    model = L.Model((L.Node("fc", L.Dense(rng.normal(size=(6, 2)))),), (6,), "fc")
+    x = np.abs(rng.normal(size=(3, 6)))
+    net = AnalogNetwork(model, AnalogConfig(), cache_dir=tmp_path)
+    path = net._cache_path(x)
+    other = path.with_suffix(".tmp")
+    other.write_bytes(b"another writer's file")
+    net.prepare(x)
+    assert path.is_file() and other.read_bytes() == b"another writer's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, other.name])
+    path.unlink()
+
+    def fail(self, f):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(AnalogNetwork, "_write_cache", fail)
+    with pytest.raises(OSError, match="disk full"):
+        AnalogNetwork(model, AnalogConfig(), cache_dir=tmp_path).prepare(x)
+    assert [p.name for p in tmp_path.iterdir()] == [other.name]

@@ -35,3 +35,14 @@ def test_given_range_and_errors():
     np.testing.assert_allclose(metrics.relative_error(ideal + 1, ideal, [4.0]), 0.25)
     with pytest.raises(ValueError, match="same shape"):
         metrics.output_error(np.ones((2, 2)), np.ones((2, 3)))
+
+
+def test_layer_bits_use_the_one_bit_accuracy():
+    """The CNN report's bit accuracy is metrics.bit_accuracy (inf at 0, NaN when the layer
+    alone was not evaluated)."""
+    from xbarsolve.cnn import LayerError
+
+    for mean in (0.0025, 0.012, 0.3):
+        assert LayerError("x", mean, 1.0, mean, 1.0).bits_alone == float(metrics.bit_accuracy(mean))
+    assert np.isinf(LayerError("x", 0.0, 0.0, 0.0, 0.0).bits_alone)
+    assert np.isnan(LayerError("x", np.nan, np.nan, 0.1, 0.2).bits_alone)

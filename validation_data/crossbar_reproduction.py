@@ -23,8 +23,7 @@ from xbarsolve.calibration import Calibration
 from xbarsolve.conversion import constant_signal, random_signal
 from xbarsolve.mapping import shift_map
 
-G_MIN, G_MAX = 1 / 300e3, 1 / 15e3
-V_MAX = 0.4
+from xbarsolve.reference import G_MAX, G_MIN, V_MAX
 
 
 def evaluate(A, V, *, amplitude=0.1, g_range="free", r_wire=1.0, drive="left", sense="bottom", device=None,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .crossbar import Crossbar
-from .demo import G_MAX, G_MIN, R_WIRE, V_MAX
+from .reference import G_MAX, G_MIN, R_WIRE, V_MAX
 from .solve import solve
 from .transistors import Resistor
 

@@ -19,6 +19,8 @@ from typing import Literal
 
 import numpy as np
 
+from .reference import N_CALIBRATION, V_MAX
+
 __all__ = ["Calibration", "draw_samples"]
 
 Per = Literal["column", "crossbar"]
@@ -127,11 +129,11 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def draw_samples(
     data=None,
-    n_samples: int = 10,
+    n_samples: int = N_CALIBRATION,
     *,
     kind: SampleKind = "data",
     m: int | None = None,
-    v_max: float = 0.4,
+    v_max: float = V_MAX,
     rng=None,
 ) -> np.ndarray:
     """Calibration input vectors (V), shape (n_samples, m).

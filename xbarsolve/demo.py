@@ -30,6 +30,7 @@ from .calibration import Calibration
 from .conversion import Conversion, constant_signal, convert
 from .crossbar import Crossbar
 from .metrics import summary
+from .reference import G_MAX, G_MIN, N_CALIBRATION, R_WIRE, V_MAX  # Zhang & Hu 2022, Sec. 4.1
 from .solve import solve, transfer_matrix
 
 __all__ = [
@@ -38,11 +39,6 @@ __all__ = [
     "evaluate_case", "spice_check", "run_demo", "format_report", "write_figure",
 ]
 
-#: Reference parameters of Zhang & Hu (2022), Sec. 4.1.
-G_MIN = 1.0 / 300e3  # S (R_off = 300 kOhm)
-G_MAX = 1.0 / 15e3  # S (R_on = 15 kOhm)
-V_MAX = 0.4  # V, inputs uniform in [0, V_MAX]
-R_WIRE = 1.0  # ohm, wire segment, driver and sense resistance
 #: Wire segment (ohm) at which a 576 x 64 reference array converts without a single cell
 #: needing a memristor voltage <= 0.  Measured over seeds 0-2: 0.15 ohm is the largest
 #: value tried that converts (smallest memristor voltage 1.4-2.4 mV for a 0.04 V signal,
@@ -51,8 +47,6 @@ R_WIRE = 1.0  # ohm, wire segment, driver and sense resistance
 FEASIBLE_R_WIRE = 0.1
 #: Conversion signal: every row at this fraction of V_MAX (the paper's "all-0.1").
 CONVERSION_AMPLITUDE = 0.1
-#: Calibration vectors (the paper uses 10), drawn apart from the scored inputs.
-N_CALIBRATION = 10
 
 Method = Literal["plain", "conversion", "conversion + calibration"]
 METHODS: tuple[Method, ...] = ("plain", "conversion", "conversion + calibration")

@@ -1,4 +1,4 @@
-"""Error metrics exactly as Zhang & Hu 2022 define them (Sec. 3.3.2; DESIGN.md section 4).
+"""Error metrics exactly as Zhang & Hu 2022 define them (Sec. 3.3.2; docs/model.md section 5).
 
 For outputs of shape (samples, n) (one column per kernel):
 

@@ -14,21 +14,24 @@ Padding follows the frameworks exactly:
 * PyTorch ``padding=p``: explicit symmetric ``((p, p), (p, p))``; any explicit
   ``((top, bottom), (left, right))`` pair is accepted.
 
-Only convolution and dense layers are "linear layers" that an analog network maps onto
-crossbars; everything else (batch-norm, activations, pooling, residual add) stays exact
-digital.
+Linear layers (:class:`LinearLayer`: convolution and dense) are the ones an analog
+network maps onto crossbars; everything else (batch-norm, activations, pooling, residual
+add) stays exact digital.  A new linear layer type (a 1-D or grouped convolution, say)
+subclasses :class:`LinearLayer` and defines its weight matrix and input vectors; the
+analog network needs nothing else.
 """
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field, replace
-from typing import Literal, Union
+from typing import ClassVar, Literal, Union
 
 import numpy as np
 
 __all__ = [
     "Padding", "same_padding", "resolve_padding", "conv_output_size", "im2col",
-    "Layer", "Conv2D", "Dense", "BatchNorm", "Activation", "MaxPool2D", "AvgPool2D",
+    "Layer", "LinearLayer", "Conv2D", "Dense", "BatchNorm", "Activation", "MaxPool2D", "AvgPool2D",
     "GlobalAvgPool2D", "Add", "Flatten", "ShortcutPadA", "Node", "Model",
     "relu", "softmax", "fold_batchnorm",
 ]
@@ -110,15 +113,65 @@ def softmax(x: np.ndarray) -> np.ndarray:
 class Layer:
     """Base of all layers: ``forward(*inputs)`` maps NHWC (or (N, F)) arrays to an array."""
 
-    #: True for layers that are a matrix product (mapped to crossbars in an analog network).
-    is_linear_layer = False
+    #: True for the :class:`LinearLayer` s (mapped to crossbars in an analog network).
+    is_linear_layer: ClassVar[bool] = False
 
     def forward(self, *inputs: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
+class LinearLayer(Layer, abc.ABC):
+    """A layer that is one matrix product per input vector, plus a digital bias:
+    ``finish(patches(x) @ weight_matrix)``.  The analog network puts :attr:`weight_matrix`
+    on crossbars and feeds them the vectors of :meth:`patches`.
+
+    Subclasses define :attr:`weight_matrix` and :meth:`patches`, hold the bias as
+    ``bias`` (array of the output count, or None), and may override :meth:`unrolled`
+    (the sparse mapping).
+    """
+
+    is_linear_layer: ClassVar[bool] = True
+    bias: np.ndarray | None = None
+
+    @property
+    @abc.abstractmethod
+    def weight_matrix(self) -> np.ndarray:
+        """The (rows, outputs) matrix that one input vector multiplies."""
+
+    @abc.abstractmethod
+    def patches(self, x: np.ndarray) -> np.ndarray:
+        """The input vectors of a batch ``x``, shape (N, *grid, rows): one per output
+        position of the grid (sliding windows of a convolution, ``grid == ()`` for a dense
+        layer)."""
+
+    def finish(self, y: np.ndarray) -> np.ndarray:
+        """The layer output from the products ``y`` (N, *grid, outputs): adds the bias."""
+        return y if self.bias is None else y + self.bias
+
+    def unrolled(self, input_shape: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
+        """The layer as one matrix over a whole flattened input sample of shape
+        ``input_shape`` (the *sparse* mapping), and the output grid its columns fill.
+
+        The default, ``(weight_matrix, ())``, holds for layers whose only vector is the
+        sample itself (dense layers); a layer with a grid of vectors must override it.
+
+        Raises
+        ------
+        NotImplementedError
+            For a layer with more than one vector per sample that does not override it.
+        """
+        grid = self.patches(np.zeros((1, *input_shape))).shape[1:-1]
+        if grid:
+            raise NotImplementedError(f"{type(self).__name__} has {grid} vectors per sample and defines no unrolled "
+                                      "matrix, so it has no sparse mapping; use conv_mapping='dense'")
+        return self.weight_matrix, ()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.finish(self.patches(x) @ self.weight_matrix)
+
+
 @dataclass(frozen=True, eq=False)
-class Conv2D(Layer):
+class Conv2D(LinearLayer):
     """2-D convolution (cross-correlation, as in Keras and PyTorch).
 
     Parameters
@@ -135,7 +188,6 @@ class Conv2D(Layer):
     bias: np.ndarray | None = None
     strides: tuple[int, int] = (1, 1)
     padding: Padding = "valid"
-    is_linear_layer = True
 
     def __post_init__(self):
         k = _ro(self.kernel)
@@ -165,16 +217,18 @@ class Conv2D(Layer):
         """Sliding windows (N, Ho, Wo, kh*kw*cin): the crossbar input vectors."""
         return im2col(x, self.kernel.shape[:2], self.strides, self.pads(x.shape[1:3]))
 
-    def finish(self, y: np.ndarray) -> np.ndarray:
-        """Add the bias to a matrix-product output."""
-        return y if self.bias is None else y + self.bias
+    def unrolled(self, input_shape: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
+        """The Toeplitz matrix of the convolution of one (H, W, cin) input
+        (:func:`xbarsolve.cnn.mapping.toeplitz_matrix`) and the output grid (Ho, Wo)."""
+        from .mapping import toeplitz_matrix
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.finish(self.patches(x) @ self.weight_matrix)
+        pads = self.pads(tuple(input_shape[:2]))
+        grid = tuple(conv_output_size(input_shape[a], self.kernel.shape[a], self.strides[a], pads[a]) for a in (0, 1))
+        return toeplitz_matrix(self.kernel, tuple(input_shape), self.strides, self.padding), grid
 
 
 @dataclass(frozen=True, eq=False)
-class Dense(Layer):
+class Dense(LinearLayer):
     """Fully connected layer ``y = x @ kernel + bias`` on (N, F) inputs.
 
     Parameters
@@ -185,7 +239,6 @@ class Dense(Layer):
 
     kernel: np.ndarray
     bias: np.ndarray | None = None
-    is_linear_layer = True
 
     def __post_init__(self):
         k = _ro(self.kernel)
@@ -200,16 +253,11 @@ class Dense(Layer):
         return self.kernel
 
     def patches(self, x: np.ndarray) -> np.ndarray:
+        """The inputs themselves, (N, F): one vector per sample."""
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.kernel.shape[0]:
             raise ValueError(f"Dense expects (N, {self.kernel.shape[0]}) inputs; got {x.shape}")
         return x
-
-    def finish(self, y: np.ndarray) -> np.ndarray:
-        return y if self.bias is None else y + self.bias
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.finish(self.patches(x) @ self.kernel)
 
 
 @dataclass(frozen=True, eq=False)
@@ -380,7 +428,7 @@ class Model:
     @property
     def linear_nodes(self) -> tuple[Node, ...]:
         """The convolution and dense nodes (the ones mapped onto crossbars)."""
-        return tuple(nd for nd in self.nodes if nd.layer.is_linear_layer)
+        return tuple(nd for nd in self.nodes if isinstance(nd.layer, LinearLayer))
 
     @property
     def logits_node(self) -> str:
@@ -418,7 +466,7 @@ class Model:
                 consumers[s] = consumers.get(s, 0) + 1
         for nd in self.nodes:
             args = [acts[s] for s in (nd.inputs or ("input",))]
-            if linear is not None and nd.layer.is_linear_layer:
+            if linear is not None and isinstance(nd.layer, LinearLayer):
                 y = linear(nd, args[0])
             else:
                 y = nd.layer.forward(*args)
@@ -452,7 +500,7 @@ def fold_batchnorm(model: Model) -> Model:
     for nd in model.nodes:
         if isinstance(nd.layer, BatchNorm) and len(nd.inputs) == 1:
             src = by_name[nd.inputs[0]]
-            if src.layer.is_linear_layer and consumers.get(src.name) == [nd.name]:
+            if isinstance(src.layer, (Conv2D, Dense)) and consumers.get(src.name) == [nd.name]:
                 fold[nd.name] = src.name
     new_layers: dict[str, Layer] = {}
     for bn_name, lin_name in fold.items():

@@ -28,176 +28,43 @@ them.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ..calibration import Calibration
-from .layers import Conv2D, Model, Node, conv_output_size
-from .mapping import G_MAX, G_MIN, MappedMatrix, Scheme, map_weights, tile_slices, toeplitz_matrix
+from ..mapping import MappedMatrix
+from ..metrics import bit_accuracy
+from .config import DEFAULT_V_CONV, AnalogConfig
+from .layers import LinearLayer, Model, Node
+from .mapping import map_weights, tile_slices
 from .quantization import quantize
+
+if TYPE_CHECKING:
+    from ..crossbar import Crossbar
 
 __all__ = [
     "AnalogConfig", "ProgrammedCrossbar", "default_crossbar_factory", "AnalogLayer", "AnalogNetwork",
     "LayerError", "ErrorReport", "DEFAULT_V_CONV",
 ]
 
-#: Default conversion-signal amplitude (V) of every layer.  The paper tabulates per-layer
-#: amplitudes (Tables 4 and 5) that we could not obtain; 0.1 V is its best uniform choice
-#: (Fig. 11).  For linear devices and a uniform signal ``G'`` does not depend on it.
-DEFAULT_V_CONV = 0.1
-
-
 #: Changes whenever what :meth:`AnalogNetwork.prepare` computes from the same inputs
 #: changes, so that an old cache file is not mistaken for a current one.
-_CACHE_VERSION = b"xbarsolve-cnn-cache-2"
-
-
-@dataclass(frozen=True)
-class AnalogConfig:
-    """How the linear layers are put on crossbars.  SI units.
-
-    Parameters
-    ----------
-    g_min, g_max : float
-        Conductance range (S); default ``[1/300 kOhm, 1/15 kOhm]``.
-    r_row, r_col, r_in, r_out : float
-        Wire segment, driver and sense resistances (ohm); default 1 ohm (paper).  All 0
-        gives the ideal crossbar ``T = G`` (no solve, no conversion).
-    v_max : float
-        DAC full scale (V): the largest input maps to ``v_max`` (paper: 0.4 V).
-    scheme : {"shift", "differential"}
-        Negative-weight mapping.
-    shift_reference : {"column", "digital"}
-        Shift scheme: undo the shift with an analog unit column in every crossbar whose
-        current is subtracted before the ADC (the default: the ADC then sees only the
-        signal), or with the digital ``sum(V)`` after the ADC (the paper's equation; the
-        ADC must then digitize the common mode ``b * sum(V)`` too, and 4-6 bit
-        converters lose most of their resolution to it).
-    conv_mapping : {"dense", "sparse"}
-        Convolution mapping: im2col (one vector per window) or Toeplitz (one per image).
-    rows_max, cols_max : int or None
-        Largest crossbar (cells); None = whole layer on one crossbar.
-    weight_bits : int or None
-        Weight quantization (levels ``2**bits``) before mapping.
-    conversion : bool
-        Convert ``G -> G'`` to pre-compensate parasitics.
-    v_conv : float or mapping of node name -> float
-        Conversion-signal amplitude per layer (V), uniform over rows; names not in a
-        mapping use :data:`DEFAULT_V_CONV`.
-    refine : bool
-        Ask the conversion for its active-set refinement of clipped cells.
-    calibration : bool
-        Fit per-column slope and offset after programming (paper Sec. 3.3.3).
-    n_calibration : int
-        Calibration samples (input vectors) per tile (paper: 10).
-    n_range_samples : int
-        Input vectors of the calibration images used to find the ADC ranges (a random
-        subset when there are more).  The DAC full scale is the largest input of all
-        of them.
-    dac_bits, adc_bits : int or None
-        Converter resolutions; None = ideal.
-    adc_range : {"calibration", "max"}
-        ADC range from the calibration pass or the max-current rule.
-    programming_sigma : float
-        Std of the Gaussian programming error (S), clipped to ``[g_min, g_max]``.
-    programming_stage : {"after", "before"}
-        Apply it to ``G'`` after conversion, or to ``G`` before it.
-    read_noise_sigma : float
-        Std of additive Gaussian noise on every analog output current per MVM (A).
-    device, transistor
-        Device and access-transistor models passed to :class:`~xbarsolve.crossbar.Crossbar`.
-    seed : int
-        Seed of the programming and read noise and of the calibration sampling.
-    """
-
-    g_min: float = G_MIN
-    g_max: float = G_MAX
-    r_row: float = 1.0
-    r_col: float = 1.0
-    r_in: float = 1.0
-    r_out: float = 1.0
-    v_max: float = 0.4
-    scheme: Scheme = "shift"
-    shift_reference: Literal["digital", "column"] = "column"
-    conv_mapping: Literal["dense", "sparse"] = "dense"
-    rows_max: int | None = None
-    cols_max: int | None = None
-    weight_bits: int | None = None
-    conversion: bool = True
-    v_conv: float | Mapping[str, float] = DEFAULT_V_CONV
-    refine: bool = False
-    calibration: bool = True
-    n_calibration: int = 10
-    n_range_samples: int = 20000
-    dac_bits: int | None = None
-    adc_bits: int | None = None
-    adc_range: Literal["calibration", "max"] = "calibration"
-    programming_sigma: float = 0.0
-    programming_stage: Literal["after", "before"] = "after"
-    read_noise_sigma: float = 0.0
-    device: object = None
-    transistor: object = None
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.scheme not in ("shift", "differential"):
-            raise ValueError(f"scheme must be 'shift' or 'differential'; got {self.scheme!r}")
-        if self.shift_reference not in ("digital", "column"):
-            raise ValueError(f"shift_reference must be 'digital' or 'column'; got {self.shift_reference!r}")
-        if self.conv_mapping not in ("dense", "sparse"):
-            raise ValueError(f"conv_mapping must be 'dense' or 'sparse'; got {self.conv_mapping!r}")
-        if self.adc_range not in ("calibration", "max"):
-            raise ValueError(f"adc_range must be 'calibration' or 'max'; got {self.adc_range!r}")
-        if self.programming_stage not in ("after", "before"):
-            raise ValueError(f"programming_stage must be 'after' or 'before'; got {self.programming_stage!r}")
-        for name in ("r_row", "r_col", "r_in", "r_out", "programming_sigma", "read_noise_sigma"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)!r}")
-        if not self.v_max > 0:
-            raise ValueError(f"v_max must be > 0 V; got {self.v_max!r}")
-        if self.n_calibration < 2:
-            raise ValueError(f"n_calibration must be >= 2; got {self.n_calibration!r}")
-
-    @property
-    def ideal_wires(self) -> bool:
-        """True when every resistance is 0 ohm (the crossbar computes ``V @ G`` exactly)."""
-        return self.r_row == 0 and self.r_col == 0 and self.r_in == 0 and self.r_out == 0
-
-    @property
-    def is_linear(self) -> bool:
-        dev_lin = self.device is None or getattr(self.device, "is_linear", True)
-        tr_lin = self.transistor is None or getattr(self.transistor, "is_linear", True)
-        return bool(dev_lin and tr_lin)
-
-    def amplitude(self, name: str) -> float:
-        """Conversion amplitude (V) of the layer called ``name``."""
-        if isinstance(self.v_conv, Mapping):
-            return float(self.v_conv.get(name, DEFAULT_V_CONV))
-        return float(self.v_conv)
-
-    def programming_key(self) -> dict:
-        """The fields that determine the programmed crossbars and calibrations (cache key)."""
-        d = dataclasses.asdict(self)
-        for k in ("dac_bits", "adc_bits", "read_noise_sigma"):
-            d.pop(k)
-        d["v_conv"] = dict(self.v_conv) if isinstance(self.v_conv, Mapping) else self.v_conv
-        d["device"] = repr(self.device)
-        d["transistor"] = repr(self.transistor)
-        return d
+_CACHE_VERSION = b"xbarsolve-cnn-cache-3"
 
 
 @dataclass(frozen=True, eq=False)
 class ProgrammedCrossbar:
     """What a crossbar factory returns: the programmed array and conversion facts."""
 
-    crossbar: object
+    crossbar: Crossbar
     n_clipped: int = 0
     info: dict = field(default_factory=dict)
 
@@ -206,9 +73,10 @@ CrossbarFactory = Callable[[np.ndarray, str, AnalogConfig, np.random.Generator],
 
 
 def _program_error(G, cfg: AnalogConfig, rng):
-    if cfg.programming_sigma == 0:
+    sigma = cfg.noise.programming_sigma
+    if sigma == 0:
         return G
-    return np.clip(G + rng.normal(0.0, cfg.programming_sigma, G.shape), cfg.g_min, cfg.g_max)
+    return np.clip(G + rng.normal(0.0, sigma, G.shape), cfg.mapping.g_min, cfg.mapping.g_max)
 
 
 def default_crossbar_factory(G: np.ndarray, name: str, cfg: AnalogConfig, rng: np.random.Generator) -> ProgrammedCrossbar:
@@ -232,38 +100,46 @@ def default_crossbar_factory(G: np.ndarray, name: str, cfg: AnalogConfig, rng: n
     """
     from ..crossbar import Crossbar
 
-    kw = {}
-    if cfg.device is not None:
-        kw["device"] = cfg.device
+    circuit, comp, noise = cfg.circuit, cfg.compensation, cfg.noise
+    kw = {} if circuit.device is None else {"device": circuit.device}
     G = np.asarray(G, dtype=np.float64)
-    if cfg.programming_stage == "before":
+    if noise.programming_stage == "before":
         G = _program_error(G, cfg, rng)
-    xbar = Crossbar(G, r_row=cfg.r_row, r_col=cfg.r_col, r_in=cfg.r_in, r_out=cfg.r_out,
-                    transistor=cfg.transistor, **kw)
+    xbar = Crossbar(G, r_row=circuit.r_row, r_col=circuit.r_col, r_in=circuit.r_in, r_out=circuit.r_out,
+                    transistor=circuit.transistor, **kw)
     n_clipped, info = 0, {}
-    if cfg.conversion and not cfg.ideal_wires:
+    if comp.conversion and not circuit.ideal_wires:
         from ..conversion import convert
 
-        amp = cfg.amplitude(name.split("/")[0])
-        conv = convert(xbar, np.full(xbar.m, amp), g_min=cfg.g_min, g_max=cfg.g_max, refine=cfg.refine)
+        amp = comp.amplitude(name.split("/")[0])
+        conv = convert(xbar, np.full(xbar.m, amp), g_min=cfg.mapping.g_min, g_max=cfg.mapping.g_max,
+                       refine=comp.refine)
         xbar = conv.crossbar
         n_clipped = int(conv.n_clipped)
         info = {"v_conv": amp, "n_clipped": n_clipped, "n_nonpositive": int(getattr(conv, "n_nonpositive", 0))}
-    if cfg.programming_stage == "after" and cfg.programming_sigma > 0:
+    if noise.programming_stage == "after" and noise.programming_sigma > 0:
         xbar = xbar.with_conductances(_program_error(xbar.G, cfg, rng))
     return ProgrammedCrossbar(xbar, n_clipped, info)
 
 
 def _tiles(W, cfg: AnalogConfig):
-    ref = cfg.scheme == "shift" and cfg.shift_reference == "column"
-    cpo = 2 if cfg.scheme == "differential" else 1
-    return tile_slices(W.shape[0], W.shape[1], cfg.rows_max, cfg.cols_max, cpo, int(ref))
+    mp = cfg.mapping
+    return tile_slices(W.shape[0], W.shape[1], mp.rows_max, mp.cols_max, mp.columns_per_output,
+                       int(mp.reference_column))
+
+
+def _weight_range(W, cfg: AnalogConfig) -> tuple[float, float]:
+    """The layer's weight range that all its tiles share."""
+    if cfg.mapping.scheme == "shift":
+        return float(W.min()), float(W.max())
+    w = float(np.abs(W).max())
+    return -w, w
 
 
 def _map(W, cfg: AnalogConfig, w_range) -> MappedMatrix:
-    ref = cfg.scheme == "shift" and cfg.shift_reference == "column"
-    return map_weights(W, cfg.scheme, g_min=cfg.g_min, g_max=cfg.g_max, w_range=w_range, bits=cfg.weight_bits,
-                       reference_column=ref)
+    mp = cfg.mapping
+    return map_weights(W, mp.scheme, g_min=mp.g_min, g_max=mp.g_max, w_range=w_range, bits=mp.weight_bits,
+                       reference_column=mp.reference_column)
 
 
 @dataclass(eq=False)
@@ -271,7 +147,7 @@ class _Tile:
     rows: slice
     cols: slice
     mapped: MappedMatrix
-    crossbar: object  # Crossbar
+    crossbar: Crossbar
     T: np.ndarray | None  # transfer matrix (S), or None for a nonlinear array
     n_clipped: int = 0
     analog_lo: np.ndarray | None = None  # calibration-pass range of the analog output (A)
@@ -288,46 +164,43 @@ class _Tile:
 
 
 class AnalogLayer:
-    """One convolution or dense node on crossbars (see the module docstring).
+    """One linear-layer node (:class:`~xbarsolve.cnn.layers.LinearLayer`) on crossbars (see the module docstring).
 
     Built by :class:`AnalogNetwork`; :meth:`__call__` maps the node's input to its output.
     """
 
     def __init__(self, node: Node, input_shape: tuple[int, ...], cfg: AnalogConfig):
-        self.node = node
-        self.cfg = cfg
         layer = node.layer
-        self.sparse = isinstance(layer, Conv2D) and cfg.conv_mapping == "sparse"
+        if not isinstance(layer, LinearLayer):
+            raise TypeError(f"node {node.name!r} holds a {type(layer).__name__}, not a LinearLayer; "
+                            "only linear layers go on crossbars")
+        self.node = node
+        self.layer: LinearLayer = layer
+        self.cfg = cfg
+        #: True for the sparse mapping: one vector per sample, through the unrolled matrix.
+        self.sparse = cfg.mapping.conv_mapping == "sparse"
         if self.sparse:
-            self.matrix = toeplitz_matrix(layer.kernel, input_shape, layer.strides, layer.padding)
-            pads = layer.pads(input_shape[:2])
-            self.out_hw = tuple(conv_output_size(input_shape[a], layer.kernel.shape[a], layer.strides[a], pads[a]) for a in (0, 1))
+            self.matrix, self.sparse_grid = layer.unrolled(tuple(input_shape))
         else:
-            self.matrix = layer.weight_matrix
+            self.matrix, self.sparse_grid = layer.weight_matrix, None
         self.x_scale = 1.0  # input full scale (input units) mapped to v_max
         self.tiles: list[_Tile] = []
-        self.dac_bits = cfg.dac_bits
-        self.adc_bits = cfg.adc_bits
-        self.read_noise_sigma = cfg.read_noise_sigma
+        self.dac_bits = cfg.converter.dac_bits
+        self.adc_bits = cfg.converter.adc_bits
+        self.read_noise_sigma = cfg.noise.read_noise_sigma
 
     # ------------------------------------------------------------------ vectors
+    def _vectors(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+        """Crossbar input vectors (batch, rows) in input units, and the shape (N, *grid)
+        the products fill."""
+        if self.sparse:
+            return x.reshape(x.shape[0], -1), (x.shape[0], *self.sparse_grid)
+        P = self.layer.patches(x)
+        return P.reshape(-1, self.matrix.shape[0]), P.shape[:-1]
+
     def vectors(self, x: np.ndarray) -> np.ndarray:
         """Crossbar input vectors (batch, rows) in input units."""
-        if self.sparse:
-            return x.reshape(x.shape[0], -1)
-        return self.node.layer.patches(x).reshape(-1, self.matrix.shape[0])
-
-    def assemble(self, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Node output from the products ``y`` of the vectors with :attr:`matrix`."""
-        layer = self.node.layer
-        N = x.shape[0]
-        if self.sparse:
-            y = y.reshape(N, *self.out_hw, -1)
-        elif isinstance(layer, Conv2D):
-            pads = layer.pads(x.shape[1:3])
-            Ho, Wo = (conv_output_size(x.shape[1 + a], layer.kernel.shape[a], layer.strides[a], pads[a]) for a in (0, 1))
-            y = y.reshape(N, Ho, Wo, -1)
-        return layer.finish(y)
+        return self._vectors(x)[0]
 
     @property
     def n_crossbars(self) -> int:
@@ -344,7 +217,7 @@ class AnalogLayer:
 
         cfg = self.cfg
         W = self.matrix
-        w_range = (float(W.min()), float(W.max())) if cfg.scheme == "shift" else (-float(np.abs(W).max()), float(np.abs(W).max()))
+        w_range = _weight_range(W, cfg)
         self.tiles = []
         for k, (rs, cs) in enumerate(_tiles(W, cfg)):
             mapped = _map(W[rs, cs], cfg, w_range)
@@ -364,8 +237,8 @@ class AnalogLayer:
         P = self.vectors(x_cal)
         amax = float(np.abs(P).max()) if P.size else 0.0
         self.x_scale = amax if amax > 0 else 1.0
-        if len(P) > self.cfg.n_range_samples:
-            P = P[rng.choice(len(P), self.cfg.n_range_samples, replace=False)]
+        if len(P) > self.cfg.converter.n_range_samples:
+            P = P[rng.choice(len(P), self.cfg.converter.n_range_samples, replace=False)]
         for t in self.tiles:
             t.slope = t.offset = None
             t.analog_lo = t.analog_hi = None
@@ -377,15 +250,15 @@ class AnalogLayer:
                 a = t.mapped.analog_output(t.currents(V[:, t.rows]))
                 lo = a.min(axis=0) if lo is None else np.minimum(lo, a.min(axis=0))
                 hi = a.max(axis=0) if hi is None else np.maximum(hi, a.max(axis=0))
-            if self.cfg.adc_range == "max":
-                lo, hi = t.mapped.analog_range(self.cfg.v_max)
+            if self.cfg.converter.adc_range == "max":
+                lo, hi = t.mapped.analog_range(self.cfg.converter.v_max)
             t.analog_lo, t.analog_hi = lo, hi
-        if not self.cfg.calibration:
+        if not self.cfg.compensation.calibration:
             return
         # Per-column linear calibration on n_calibration random vectors that are not all zero.
         nz = np.flatnonzero(np.abs(P).sum(axis=1) > 0)
-        pool = nz if len(nz) >= self.cfg.n_calibration else np.arange(len(P))
-        idx = rng.choice(pool, min(self.cfg.n_calibration, len(pool)), replace=False)
+        pool = nz if len(nz) >= self.cfg.compensation.n_calibration else np.arange(len(P))
+        idx = rng.choice(pool, min(self.cfg.compensation.n_calibration, len(pool)), replace=False)
         Pc = P[idx]
         parts = self._voltages(Pc, dac_bits=None)
         for t in self.tiles:
@@ -404,9 +277,9 @@ class AnalogLayer:
         out = []
         for sign, Q in parts:
             if dac_bits is None:  # the ideal DAC does not saturate
-                out.append((sign, Q * (self.cfg.v_max / self.x_scale)))
+                out.append((sign, Q * (self.cfg.converter.v_max / self.x_scale)))
             else:  # a real DAC saturates at full scale
-                out.append((sign, quantize(Q / self.x_scale, dac_bits, 0.0, 1.0) * self.cfg.v_max))
+                out.append((sign, quantize(Q / self.x_scale, dac_bits, 0.0, 1.0) * self.cfg.converter.v_max))
         return out
 
     def _tile_output(self, t: _Tile, parts, *, adc_bits, noise_rng) -> np.ndarray:
@@ -419,7 +292,7 @@ class AnalogLayer:
                 a = a + noise_rng.normal(0.0, self.read_noise_sigma, a.shape)
             if adc_bits is not None:
                 a = quantize(a, adc_bits, t.analog_lo, t.analog_hi)
-            part = t.mapped.decode(a, Vt.sum(axis=1)) * (self.x_scale / self.cfg.v_max)
+            part = t.mapped.decode(a, Vt.sum(axis=1)) * (self.x_scale / self.cfg.converter.v_max)
             y = sign * part if y is None else y + sign * part
         return y
 
@@ -435,7 +308,8 @@ class AnalogLayer:
         return Y
 
     def __call__(self, x: np.ndarray, noise_rng: np.random.Generator | None = None) -> np.ndarray:
-        return self.assemble(self.products(self.vectors(x), noise_rng), x)
+        P, grid = self._vectors(x)
+        return self.layer.finish(self.products(P, noise_rng).reshape(*grid, -1))
 
 
 @dataclass(frozen=True)
@@ -454,7 +328,7 @@ class LayerError:
     @property
     def bits_alone(self) -> float:
         """Bit accuracy ``log2(1/mean + 1)`` of the layer alone."""
-        return float(np.log2(1.0 / self.mean_alone + 1.0)) if self.mean_alone > 0 else np.inf
+        return float(bit_accuracy(self.mean_alone))
 
 
 @dataclass(frozen=True)
@@ -587,27 +461,41 @@ class AnalogNetwork:
         import h5py
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with h5py.File(tmp, "w") as f:
-            f.attrs["model"] = self.model.name
-            f.attrs["config"] = json.dumps(self.config.programming_key(), sort_keys=True, default=str)
-            f.attrs["units"] = "G, T: S; analog_lo/hi: A; x_scale: input units"
-            for name, al in self.layers.items():
-                g = f.create_group(name)
-                g.attrs["x_scale"] = al.x_scale
-                for k, t in enumerate(al.tiles):
-                    tg = g.create_group(str(k))
-                    tg.create_dataset("G", data=np.asarray(t.crossbar.G), compression="gzip", compression_opts=1)
-                    if t.T is not None:
-                        tg.create_dataset("T", data=t.T, compression="gzip", compression_opts=1)
-                    tg.attrs["n_clipped"] = t.n_clipped
-                    for key in ("analog_lo", "analog_hi", "slope", "offset"):
-                        if getattr(t, key) is not None:
-                            tg.create_dataset(key, data=getattr(t, key))
-        tmp.replace(path)
+        # a name of its own, so that two processes filling one cache never share a file
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            with h5py.File(tmp, "w") as f:
+                self._write_cache(f)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _write_cache(self, f) -> None:
+        from ..io import write_crossbar
+
+        f.attrs["model"] = self.model.name
+        f.attrs["config"] = json.dumps(self.config.programming_key(), sort_keys=True, default=str)
+        f.attrs["units"] = "T: S; crossbar: xbarsolve.io layout; analog_lo/hi: A; x_scale: input units"
+        for name, al in self.layers.items():
+            g = f.create_group(name)
+            g.attrs["x_scale"] = al.x_scale
+            for k, t in enumerate(al.tiles):
+                tg = g.create_group(str(k))
+                write_crossbar(tg.create_group("crossbar"), t.crossbar)
+                if t.T is not None:
+                    tg.create_dataset("T", data=t.T, compression="gzip", compression_opts=1)
+                tg.attrs["n_clipped"] = t.n_clipped
+                for key in ("analog_lo", "analog_hi", "slope", "offset"):
+                    if getattr(t, key) is not None:
+                        tg.create_dataset(key, data=getattr(t, key))
 
     def _load(self, path: Path) -> None:
         import h5py
+
+        from ..io import read_crossbar
 
         cfg = self.config
         with h5py.File(path, "r") as f:
@@ -615,7 +503,7 @@ class AnalogNetwork:
                 g = f[name]
                 al.x_scale = float(g.attrs["x_scale"])
                 W = al.matrix
-                w_range = (float(W.min()), float(W.max())) if cfg.scheme == "shift" else (-float(np.abs(W).max()), float(np.abs(W).max()))
+                w_range = _weight_range(W, cfg)
                 al.tiles = []
                 slices = _tiles(W, cfg)
                 if len(slices) != len(g):
@@ -623,10 +511,9 @@ class AnalogNetwork:
                 for k, (rs, cs) in enumerate(slices):
                     tg = g[str(k)]
                     mapped = _map(W[rs, cs], cfg, w_range)
-                    from ..crossbar import Crossbar
-                    kw = {"device": cfg.device} if cfg.device is not None else {}
-                    xbar = Crossbar(tg["G"][()], r_row=cfg.r_row, r_col=cfg.r_col, r_in=cfg.r_in, r_out=cfg.r_out,
-                                    transistor=cfg.transistor, **kw)
+                    # the crossbar exactly as the factory programmed it (wires, device,
+                    # transistor, drive and sense), not one rebuilt from the config
+                    xbar = read_crossbar(tg["crossbar"])
                     t = _Tile(rs, cs, mapped, xbar, tg["T"][()] if "T" in tg else None, int(tg.attrs["n_clipped"]))
                     for key in ("analog_lo", "analog_hi", "slope", "offset"):
                         if key in tg:
@@ -668,7 +555,7 @@ class AnalogNetwork:
     def predict(self, x: np.ndarray, batch_size: int = 50) -> np.ndarray:
         """Predicted classes, in batches (read noise, if configured, is seeded by the config)."""
         self._check()
-        noise = np.random.default_rng(self.config.seed + 1) if self.config.read_noise_sigma > 0 else None
+        noise = np.random.default_rng(self.config.seed + 1) if self.config.noise.read_noise_sigma > 0 else None
         out = [np.argmax(self.logits(x[i:i + batch_size], noise), axis=-1) for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros(0, dtype=int)
 
@@ -692,7 +579,7 @@ class AnalogNetwork:
         """
         self._check()
         t0 = time.perf_counter()
-        noise = np.random.default_rng(self.config.seed + 1) if self.config.read_noise_sigma > 0 else None
+        noise = np.random.default_rng(self.config.seed + 1) if self.config.noise.read_noise_sigma > 0 else None
         names = list(self.layers)
         alone = {k: _ErrAcc() for k in names}
         accum = {k: _ErrAcc() for k in names}

@@ -1,11 +1,14 @@
-"""DAC (input) and ADC (output) quantization of any bit count.
+"""Uniform quantization of any bit count: DACs, ADCs and weights, one quantizer.
 
-A converter with ``bits`` bits has ``2**bits`` uniform levels spanning ``[lo, hi]``;
-values outside the range saturate.  ``bits=None`` is an ideal converter (identity).
+A :class:`Quantizer` with ``bits`` bits has ``2**bits`` uniform levels spanning ``[lo,
+hi]``; values outside the range saturate.  ``bits=None`` is an ideal converter
+(identity).  The same quantizer rounds the inputs (a DAC, volts), the analog outputs (an
+ADC, amperes) and the weights before mapping (weight units).
 
 Ranges come from a calibration pass on held-out data (:meth:`Quantizer.from_data`: the
-min and max of the values seen) or from the simple max-range rule
-(:func:`max_current_range`: the largest current a column can carry).
+min and max of the values seen), from the max-range rule of a mapping
+(:meth:`xbarsolve.mapping.MappedMatrix.analog_range`), or from the weights themselves
+(:func:`quantize_weights`).
 """
 
 from __future__ import annotations
@@ -14,45 +17,50 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Quantizer", "quantize", "max_current_range"]
+__all__ = ["Quantizer", "quantize", "quantize_weights", "check_count"]
 
 
-def quantize(x: np.ndarray, bits: int | None, lo: float | np.ndarray, hi: float | np.ndarray) -> np.ndarray:
-    """Uniform quantization of ``x`` to ``2**bits`` levels on ``[lo, hi]`` (saturating).
-
-    ``lo`` and ``hi`` broadcast against ``x`` (e.g. one range per column).  Where
-    ``hi <= lo`` the output is ``lo``.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if bits is None:
-        return x
-    if int(bits) != bits or bits < 1:
-        raise ValueError(f"bits must be a positive integer or None; got {bits!r}")
-    lo = np.asarray(lo, dtype=np.float64)
-    hi = np.asarray(hi, dtype=np.float64)
-    span = hi - lo
-    levels = 2 ** int(bits) - 1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        step = np.where(span > 0, span / levels, 1.0)
-        q = np.round((np.clip(x, lo, np.maximum(hi, lo)) - lo) / step)
-    return lo + np.where(span > 0, q * step, 0.0)
+def check_count(value, name: str, low: int = 1, *, none_ok: bool = False) -> int | None:
+    """``value`` as an int >= ``low`` (an int, a NumPy integer or an integral float; not a
+    bool), or None where ``none_ok``; else a ValueError naming ``name`` and the range."""
+    if value is None and none_ok:
+        return None
+    try:
+        ok = not isinstance(value, bool) and int(value) == value and value >= low
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be an integer >= {low}{' or None' if none_ok else ''}; got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True, eq=False)
 class Quantizer:
-    """A DAC or ADC: ``bits`` bits over ``[lo, hi]`` (per element of the last axis when
-    ``lo``/``hi`` are arrays).  Units are those of the quantity (V for a DAC, A for an ADC).
+    """``bits`` bits over ``[lo, hi]`` (per element of the last axis when ``lo``/``hi`` are
+    arrays).  Units are those of the quantity (V for a DAC, A for an ADC).  Where ``hi <=
+    lo`` every value maps to ``lo``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xbarsolve.cnn.quantization import Quantizer
+    >>> Quantizer(2, 0.0, 1.0)(np.array([-0.2, 0.3, 0.5, 2.0])).round(4).tolist()
+    [0.0, 0.3333, 0.6667, 1.0]
     """
 
     bits: int | None
-    lo: float | np.ndarray
-    hi: float | np.ndarray
+    lo: float | np.ndarray = 0.0
+    hi: float | np.ndarray = 1.0
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return quantize(x, self.bits, self.lo, self.hi)
+    def __post_init__(self):
+        object.__setattr__(self, "bits", check_count(self.bits, "bits", 1, none_ok=True))
+
+    def __call__(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        return x if self.bits is None else _round(x, self.bits, self.lo, self.hi)
 
     @classmethod
-    def from_data(cls, bits: int | None, samples: np.ndarray, *, per_column: bool = True,
+    def from_data(cls, bits: int | None, samples, *, per_column: bool = True,
                   symmetric: bool = False) -> "Quantizer":
         """Range from a calibration pass: min/max of ``samples`` (batch, n), per column
         or overall; ``symmetric`` uses ``[-max|x|, max|x|]``."""
@@ -66,14 +74,32 @@ class Quantizer:
         return cls(bits, lo, hi)
 
 
-def max_current_range(G: np.ndarray, v_max: float, scheme: str = "shift") -> tuple[np.ndarray, np.ndarray]:
-    """Max-range rule for an ADC (A): the range a column current can take for inputs in
-    ``[0, v_max]`` volts with the ideal product.
+def _round(x: np.ndarray, bits: int, lo, hi) -> np.ndarray:
+    """The rounding rule of :class:`Quantizer` (``bits`` already checked)."""
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    span = hi - lo
+    levels = 2 ** bits - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.where(span > 0, span / levels, 1.0)
+        q = np.round((np.clip(x, lo, np.maximum(hi, lo)) - lo) / step)
+    return lo + np.where(span > 0, q * step, 0.0)
 
-    Shift scheme: ``[0, v_max * sum_i G_ij]``.  Differential (pairs ``2k, 2k+1``):
-    ``[-v_max * sum_i G-_ik, v_max * sum_i G+_ik]``.
-    """
-    G = np.asarray(G, dtype=np.float64)
-    if scheme == "shift":
-        return np.zeros(G.shape[1]), v_max * G.sum(axis=0)
-    return -v_max * G[:, 1::2].sum(axis=0), v_max * G[:, 0::2].sum(axis=0)
+
+def quantize(x, bits: int | None, lo, hi) -> np.ndarray:
+    """``Quantizer(bits, lo, hi)(x)``: ``x`` on ``2**bits`` levels over ``[lo, hi]``, saturating;
+    ``lo`` and ``hi`` broadcast against ``x`` (e.g. one range per column).  Called per
+    crossbar and batch, so it skips building the :class:`Quantizer`."""
+    bits = check_count(bits, "bits", 1, none_ok=True)
+    x = np.asarray(x, dtype=np.float64)
+    return x if bits is None else _round(x, bits, lo, hi)
+
+
+def quantize_weights(W, bits: int | None, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """``W`` on ``2**bits`` levels over ``[lo, hi]`` (default: the range of ``W``; the
+    differential scheme passes ``lo=-hi``); ``bits=None`` returns ``W`` unchanged."""
+    W = np.asarray(W, dtype=np.float64)
+    if bits is None or W.size == 0:
+        check_count(bits, "bits", 1, none_ok=True)
+        return W
+    return Quantizer(bits, float(W.min()) if lo is None else float(lo), float(W.max()) if hi is None else float(hi))(W)

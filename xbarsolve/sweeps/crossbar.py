@@ -7,7 +7,7 @@ Each task is one array: a size (27x16, 144x16, 288x32, 576x64), a kernel type (1
 Gaussian, 2 away from zero, 3 ternary; :mod:`xbarsolve.generators`), an input sparsity,
 a conversion amplitude (fraction of the 0.4 V input range) and a conductance-range
 policy.  The kernel is shift-mapped (:func:`xbarsolve.mapping.shift_map`) into
-``[1/R_off, 1/R_on]`` with the reference parasitics of DESIGN.md section 5 (1-ohm wire
+``[1/R_off, 1/R_on]`` with the reference parasitics (:mod:`xbarsolve.reference`: 1-ohm wire
 segments, ``R_in = R_out = 1`` ohm), and ``n_samples`` random input vectors are applied.
 Four methods are compared on the signed outputs ``V @ A`` (shift undone digitally):
 
@@ -37,13 +37,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import reference as ref
 from ._runner import read_records, run_tasks
 
 __all__ = ["REFERENCE", "METHODS", "SweepConfig", "FULL", "QUICK", "make_tasks", "run_task",
            "reproduce_crossbar", "add_crossbar_arguments", "crossbar_main"]
 
-#: Reference parameters of Zhang & Hu, Sec. 4.1 (DESIGN.md section 5), SI units.
-REFERENCE = dict(r_on=15e3, r_off=300e3, r_wire=1.0, r_in=1.0, r_out=1.0, v_max=0.4, v_read=0.2)
+#: Reference parameters of Zhang & Hu, Sec. 4.1 (:mod:`xbarsolve.reference`), SI units.
+REFERENCE = dict(r_on=ref.R_ON, r_off=ref.R_OFF, r_wire=ref.R_WIRE, r_in=ref.R_IN, r_out=ref.R_OUT,
+                 v_max=ref.V_MAX, v_read=ref.V_READ)
 METHODS = ("plain", "calibration", "conversion", "conversion+calibration")
 #: Bin edges of the stored output-error histograms (dimensionless; outliers land in the end bins).
 HIST_EDGES = np.linspace(-0.5, 0.5, 201)
@@ -84,7 +86,7 @@ class SweepConfig:
     g_ranges: tuple = ("free", "paper")
     seeds: tuple = (0,)
     n_samples: int = 1000
-    n_calibration: int = 10
+    n_calibration: int = ref.N_CALIBRATION
     r_wire: float = REFERENCE["r_wire"]
     device: str = "linear"
     nonlinearity: float = 0.0

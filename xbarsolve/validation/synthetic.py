@@ -26,6 +26,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..reference import G_MAX, G_MIN
 from .schema import Measurement
 
 __all__ = ["SyntheticChip", "generate", "ngspice_transfer_matrix"]
@@ -67,8 +68,8 @@ class SyntheticChip:
     r_out: float = 4.8
     r_on: float = 1350.0
     v_gate: float = 3.3
-    g_min: float = 1.0 / 300e3
-    g_max: float = 1.0 / 15e3
+    g_min: float = G_MIN
+    g_max: float = G_MAX
     programming_sigma: float = 0.5e-6
     readback_sigma: float = 1e-3
     tia_noise_rms: float = 0.2e-6
