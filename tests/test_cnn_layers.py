@@ -159,3 +159,29 @@ def test_torch_resnet20_loader(data_dir, torch):
     x, y = load_cifar10(data_dir, n=300)
     acc = (model.predict(cifar10_torch_input(x)) == y).mean()
     assert acc > 0.88  # published full-test-set accuracy 91.73 %; 91.3 % on these 300
+
+
+class _Boom:
+    """Unpickling this object would call ``Path.touch`` on a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_torch_resnet_loader_refuses_a_checkpoint_that_runs_code(tmp_path, torch):
+    """A crafted checkpoint whose unpickling calls a function is refused, and the function
+    never runs (the loader used to unpickle with ``weights_only=False``)."""
+    from xbarsolve.cnn.models import load_torch_resnet
+    from xbarsolve.errors import FormatError
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.th"
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(16, 3, 3, 3)}, "x": _Boom(str(marker))}, str(path))
+    with pytest.raises(FormatError, match="needs code to load"):
+        load_torch_resnet(path)
+    assert not marker.exists()

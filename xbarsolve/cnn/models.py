@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import FormatError
 from .layers import (Activation, Add, AvgPool2D, BatchNorm, Conv2D, Dense, Flatten, GlobalAvgPool2D,
                      MaxPool2D, Model, Node, ShortcutPadA)
 
@@ -151,7 +153,12 @@ def load_torch_resnet(path: str | os.PathLike, name: str | None = None) -> Model
         import torch
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError("load_torch_resnet needs PyTorch: pip install torch (CPU wheel is enough)") from e
-    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    # weights_only: unpickling may only rebuild tensors and plain containers, never run
+    # code named in the file (loading a file must not import or call anything it names)
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise FormatError(f"{path}: not a plain PyTorch state dict (it needs code to load, which is refused): {e}") from None
     sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
     sd = {re.sub(r"^module\.", "", k): v.detach().cpu().numpy().astype(np.float64) for k, v in sd.items()}
 

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -458,22 +456,14 @@ class AnalogNetwork:
         return self
 
     def _save(self, path: Path) -> None:
-        import h5py
+        from .._atomic import atomic_hdf5
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # a name of its own, so that two processes filling one cache never share a file
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-        os.close(fd)
-        tmp = Path(name)
-        try:
-            with h5py.File(tmp, "w") as f:
-                self._write_cache(f)
-            tmp.replace(path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        # a temporary name of its own, so that two processes filling one cache never share a file
+        with atomic_hdf5(path) as f:
+            self._write_cache(f)
 
     def _write_cache(self, f) -> None:
+        from .._atomic import create_dataset
         from ..io import write_crossbar
 
         f.attrs["model"] = self.model.name
@@ -486,15 +476,16 @@ class AnalogNetwork:
                 tg = g.create_group(str(k))
                 write_crossbar(tg.create_group("crossbar"), t.crossbar)
                 if t.T is not None:
-                    tg.create_dataset("T", data=t.T, compression="gzip", compression_opts=1)
+                    create_dataset(tg, "T", t.T, compression="gzip", compression_opts=1)
                 tg.attrs["n_clipped"] = t.n_clipped
                 for key in ("analog_lo", "analog_hi", "slope", "offset"):
                     if getattr(t, key) is not None:
-                        tg.create_dataset(key, data=getattr(t, key))
+                        create_dataset(tg, key, getattr(t, key))
 
     def _load(self, path: Path) -> None:
         import h5py
 
+        from .._atomic import read_dataset
         from ..io import read_crossbar
 
         cfg = self.config
@@ -514,10 +505,10 @@ class AnalogNetwork:
                     # the crossbar exactly as the factory programmed it (wires, device,
                     # transistor, drive and sense), not one rebuilt from the config
                     xbar = read_crossbar(tg["crossbar"])
-                    t = _Tile(rs, cs, mapped, xbar, tg["T"][()] if "T" in tg else None, int(tg.attrs["n_clipped"]))
+                    t = _Tile(rs, cs, mapped, xbar, read_dataset(tg["T"], path) if "T" in tg else None, int(tg.attrs["n_clipped"]))
                     for key in ("analog_lo", "analog_hi", "slope", "offset"):
                         if key in tg:
-                            setattr(t, key, tg[key][()])
+                            setattr(t, key, read_dataset(tg[key], path))
                     al.tiles.append(t)
 
     # ------------------------------------------------------------------ options
