@@ -30,6 +30,7 @@ import numpy as np
 
 from . import _conversion_kernels as _k
 from .crossbar import Crossbar
+from .topology import nodal_matrices, topology
 from .transistors import Resistor, Switch
 
 __all__ = [
@@ -203,12 +204,11 @@ def _converted_state(xbar: Crossbar, I: np.ndarray, v: np.ndarray, tol: float, m
     whose transistor can carry the current.  Order: column wires (known injections) ->
     transistor channel inversion -> memristor currents -> row wires.
     """
-    left, right = xbar.drive_ends
-    top, bottom = xbar.sense_ends
-    r_in = np.ascontiguousarray(xbar.r_in_rows)
-    r_out = np.ascontiguousarray(xbar.r_out_columns)
+    topo = topology(xbar)
     I = np.ascontiguousarray(I)
-    v_bottom = _k.column_voltages(I, np.ascontiguousarray(xbar.r_col_segments), r_out, r_out, top, bottom)
+    # An open end is passed as an infinite resistance, which the kernels never read.
+    v_bottom = _k.column_voltages(I, topo.r_col, topo.end_resistance("top"), topo.end_resistance("bottom"),
+                                  topo.terminal("top") is not None, topo.terminal("bottom") is not None)
     ok = np.ones(I.shape, dtype=bool)
     tr = xbar.transistor
     i_mem = I
@@ -228,7 +228,8 @@ def _converted_state(xbar: Crossbar, I: np.ndarray, v: np.ndarray, tol: float, m
             i_mem = i_channel + _k.junction_currents(junction, np.where(ok, v_mid, v_bottom), p)
         else:
             i_mem = i_channel
-    v_top = _k.row_voltages(np.ascontiguousarray(i_mem), v, np.ascontiguousarray(xbar.r_row_segments), r_in, r_in, left, right)
+    v_top = _k.row_voltages(np.ascontiguousarray(i_mem), v, topo.r_row, topo.end_resistance("left"), topo.end_resistance("right"),
+                            topo.terminal("left") is not None, topo.terminal("right") is not None)
     return v_top, v_bottom, v_mid, i_mem, ok
 
 
@@ -346,59 +347,31 @@ def _refine(xbar, v, I, g, clipped, undetermined, lo, hi, max_iter):
     """Active-set refinement: unclipped cells are current sources of their targets, clipped
     (and undetermined) cells fixed conductances; solve the linear network exactly, recompute
     ``G'`` of the free cells, clip new violators, repeat until no cell leaves the range."""
-    import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
     if not xbar.is_linear:
         raise NotImplementedError("refine=True needs a linear device and transistor; nonlinear refinement is not implemented")
-    if xbar.has_zero_resistance:
+    topo = topology(xbar)
+    if topo.has_zero_resistance:
         raise ValueError("refine=True needs every wire, r_in and r_out resistance > 0 ohm")
     from .transistors import series_conductance
 
     m, n = g.shape
     N = m * n
-    left, right = xbar.drive_ends
-    top, bottom = xbar.sense_ends
-    gr = 1.0 / xbar.r_row_segments
-    gc = 1.0 / xbar.r_col_segments
-    g_in = 1.0 / xbar.r_in_rows
-    g_out = 1.0 / xbar.r_out_columns
-    T = np.arange(N).reshape(m, n)
-    B = T + N
-    rows, cols, vals = [], [], []
-
-    def stamp(a, b, w):
-        rows.extend([a, b, a, b]); cols.extend([a, b, b, a]); vals.extend([w, w, -w, -w])
-
-    stamp(T[:, :-1].ravel(), T[:, 1:].ravel(), gr.ravel())
-    stamp(B[:-1, :].ravel(), B[1:, :].ravel(), gc.ravel())
-    diag = np.zeros(2 * N)
-    rhs0 = np.zeros(2 * N)
-    if left:
-        diag[T[:, 0]] += g_in; rhs0[T[:, 0]] += g_in * v
-    if right:
-        diag[T[:, -1]] += g_in; rhs0[T[:, -1]] += g_in * v
-    if top:
-        diag[B[0, :]] += g_out
-    if bottom:
-        diag[B[-1, :]] += g_out
-    base = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(2 * N, 2 * N)).tocsr()
-    base = base + sp.diags(diag)
+    nodes = topo.nodes()
+    fixed_values = np.append(v, 0.0)  # the sources, then the ground
     clipped = clipped.copy()
     iterations = 0
     for iterations in range(1, max_iter + 1):
         fixed = clipped | undetermined
-        gcell = np.where(fixed, series_conductance(g, xbar.transistor), 0.0)
-        gf = gcell.ravel()
-        A = base + sp.coo_matrix(
-            (np.concatenate([gf, gf, -gf, -gf]),
-             (np.concatenate([T.ravel(), B.ravel(), T.ravel(), B.ravel()]),
-              np.concatenate([T.ravel(), B.ravel(), B.ravel(), T.ravel()]))), shape=(2 * N, 2 * N)).tocsr()
+        # Clipped and undetermined cells are conductances; the free ones current sources T -> B.
+        a, b, r = topo.branches(np.where(fixed, series_conductance(g, xbar.transistor), 0.0), nodes)
+        A, R = nodal_matrices(a, b, 1.0 / r, nodes.n_unknown, m + 1)
         src = np.where(fixed, 0.0, I).ravel()
-        rhs = rhs0.copy()
+        rhs = R @ fixed_values
         rhs[:N] -= src
         rhs[N:] += src
-        x = spla.spsolve(A.tocsc(), rhs)
+        x = spla.spsolve(A, rhs)
         vt, vb = x[:N].reshape(m, n), x[N:].reshape(m, n)
         v_mid = vb + I * xbar.transistor.r_on if isinstance(xbar.transistor, Resistor) else vb
         g_new, _ = _required_conductances(xbar, I, vt - v_mid, 1e-12, 100)

@@ -56,6 +56,7 @@ import numpy as np
 from ..crossbar import Crossbar
 from ..errors import ConvergenceError
 from ..results import SolveResult
+from ..topology import Ladder, topology
 from ..transistors import _no_junction, _resistor_ids
 from . import _kernels
 from . import _newton_kernels as _nk
@@ -70,23 +71,26 @@ OnFailure = Literal["raise", "flag"]
 
 @dataclass(frozen=True, eq=False)
 class _Net:
-    """The array in ladder coordinates (conductances in S, potentials in V)."""
+    """The array in ladder coordinates (:class:`xbarsolve.topology.Ladder`) with its cell
+    models (conductances in S, potentials in V)."""
 
-    rows_first: bool  # P chains are the rows (top nodes)
-    wp: np.ndarray  # (p, q-1)
-    tp0: np.ndarray  # (p,)
-    tp1: np.ndarray
-    c: np.ndarray  # (p-1, q)
-    ts0: np.ndarray  # (q,)
-    ts1: np.ndarray
+    lad: Ladder
     G: np.ndarray  # (p, q)
     vgc: np.ndarray  # (p, q)
     has_mid: bool
     pd: np.ndarray
     pt: np.ndarray
     funcs: tuple | None  # (current, didv, ids, junction) of user models; None for built-ins
-    p_diag: np.ndarray  # (p, q) wire + terminal conductance on the P chains
-    s_diag: np.ndarray  # (p, q) same on the S chains
+
+    rows_first = property(lambda self: self.lad.rows_first)  # P chains are the rows (top nodes)
+    wp = property(lambda self: self.lad.wp)  # (p, q-1)
+    tp0 = property(lambda self: self.lad.tp0)  # (p,)
+    tp1 = property(lambda self: self.lad.tp1)
+    c = property(lambda self: self.lad.c)  # (p-1, q)
+    ts0 = property(lambda self: self.lad.ts0)  # (q,)
+    ts1 = property(lambda self: self.lad.ts1)
+    p_diag = property(lambda self: self.lad.p_diag)  # (p, q) wire + terminal conductance on the P chains
+    s_diag = property(lambda self: self.lad.s_diag)  # (p, q) same on the S chains
 
     @property
     def p(self) -> int:
@@ -103,18 +107,13 @@ class _Net:
 
 def _net(xbar: Crossbar) -> _Net:
     m, n = xbar.shape
-    if xbar.has_zero_resistance:
+    topo = topology(xbar)
+    if topo.has_zero_resistance:
         raise ValueError(
             "the Newton solver needs every wire, driver and sense resistance > 0 ohm "
             "(r_row, r_col, r_in, r_out); a 0-ohm branch is supported by the linear path only"
         )
-    rows_first = n <= m
-    left, right = xbar.drive_ends
-    top, bottom = xbar.sense_ends
-    g_in = 1.0 / xbar.r_in_rows
-    g_out = 1.0 / xbar.r_out_columns
-    g_row = 1.0 / xbar.r_row_segments
-    g_col = 1.0 / xbar.r_col_segments
+    lad = topo.ladder(n <= m)
     tr = xbar.transistor
     has_mid = tr is not None and not tr.is_short
     if has_mid:
@@ -136,27 +135,7 @@ def _net(xbar: Crossbar) -> _Net:
     else:
         funcs = (current, didv, ids, junction)
     vgc = np.repeat(vg[:, None], n, axis=1)
-    if rows_first:
-        wp, tp0, tp1, c, ts0, ts1, G, vgc = g_row, g_in * left, g_in * right, g_col, g_out * top, g_out * bottom, xbar.G, vgc
-    else:
-        wp, tp0, tp1, c, ts0, ts1, G, vgc = g_col.T, g_out * top, g_out * bottom, g_row.T, g_in * left, g_in * right, xbar.G.T, vgc.T
-    wp, c, G, vgc = (np.ascontiguousarray(a, dtype=np.float64) for a in (wp, c, G, vgc))
-    tp0, tp1, ts0, ts1 = (np.ascontiguousarray(a, dtype=np.float64) for a in (tp0, tp1, ts0, ts1))
-    p, q = G.shape
-    p_diag = np.zeros((p, q))
-    if q > 1:
-        p_diag[:, :-1] += wp
-        p_diag[:, 1:] += wp
-    p_diag[:, 0] += tp0
-    p_diag[:, -1] += tp1
-    s_diag = np.zeros((p, q))
-    if p > 1:
-        s_diag[:-1] += c
-        s_diag[1:] += c
-    s_diag[0] += ts0
-    s_diag[-1] += ts1
-    return _Net(rows_first, wp, tp0, tp1, c, ts0, ts1, G, vgc, has_mid, pd, pt,
-                funcs, p_diag, s_diag)
+    return _Net(lad, lad.orient(xbar.G), lad.orient(vgc), has_mid, pd, pt, funcs)
 
 
 def _sources(net: _Net, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -251,7 +230,7 @@ def _evaluate_at_zero(net: _Net, x, shared: dict) -> _Eval:
     return _Eval(rP, rS, *mids, one.cells, np.full(k, np.nan), np.full(k, np.nan), None)
 
 
-class _Ladder:
+class _Factor:
     """Factorization of a condensed Newton system whose cell entries (p, q) are shared by
     a batch (their mean) or belong to one vector.  ``solve`` takes right-hand sides
     (p, q, k) and overwrites them."""
@@ -279,19 +258,19 @@ class _Ladder:
         return rP, dS
 
 
-def _try_ladder(net: _Net, cells: np.ndarray) -> _Ladder | None:
+def _try_ladder(net: _Net, cells: np.ndarray) -> _Factor | None:
     """A factorization, or None when the system is singular or not finite."""
     if not np.isfinite(cells).all():
         return None
     try:
         with np.errstate(all="ignore"):
-            lad = _Ladder(net, cells)
+            lad = _Factor(net, cells)
     except np.linalg.LinAlgError:
         return None
     return lad if lad.finite else None
 
 
-def _apply(net: _Net, x, lad: _Ladder, ev: _Eval, scale: float = 1.0, copy: bool = False):
+def _apply(net: _Net, x, lad: _Factor, ev: _Eval, scale: float = 1.0, copy: bool = False):
     """Solve for the update and apply it (in place unless ``copy``); returns (x, |update| per vector)."""
     with np.errstate(all="ignore"):
         dP, dS = lad.solve(ev.rP, ev.rS)

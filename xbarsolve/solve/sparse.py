@@ -15,16 +15,17 @@ from scipy.sparse.linalg import splu
 from ..crossbar import Crossbar
 from ..errors import SingularNetworkError
 from ..results import SolveResult
+from ..topology import nodal_matrices, topology
 from .linear import _with_cells
 
 __all__ = ["solve_sparse", "branches"]
 
 
 def branches(xbar: Crossbar) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Two-terminal branches of a linear crossbar.
+    """Two-terminal branches of a linear crossbar (:meth:`xbarsolve.topology.Topology.branches`).
 
-    Node numbering: ``T(i, j) = i n + j``, ``B(i, j) = m n + i n + j``, source ``i`` at
-    ``2 m n + i`` and ground at ``2 m n + m``.
+    Node numbering (:meth:`~xbarsolve.topology.Topology.nodes`): ``T(i, j) = i n + j``,
+    ``B(i, j) = m n + i n + j``, source ``i`` at ``2 m n + i`` and ground at ``2 m n + m``.
 
     Returns
     -------
@@ -35,34 +36,9 @@ def branches(xbar: Crossbar) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     n_nodes : int
         Number of nodes, fixed ones included.
     """
-    m, n = xbar.shape
-    T = np.arange(m * n).reshape(m, n)
-    B = T + m * n
-    src = 2 * m * n + np.arange(m)
-    gnd = 2 * m * n + m
-    a, b, r = [], [], []
-
-    def add(x, y, res):
-        a.append(np.ravel(x))
-        b.append(np.ravel(y))
-        r.append(np.ravel(np.broadcast_to(res, np.shape(x))))
-
-    add(T[:, :-1], T[:, 1:], xbar.r_row_segments)
-    add(B[:-1, :], B[1:, :], xbar.r_col_segments)
-    left, right = xbar.drive_ends
-    top, bottom = xbar.sense_ends
-    if left:
-        add(src, T[:, 0], xbar.r_in_rows)
-    if right:
-        add(src, T[:, -1], xbar.r_in_rows)
-    if top:
-        add(B[0, :], np.full(n, gnd), xbar.r_out_columns)
-    if bottom:
-        add(B[-1, :], np.full(n, gnd), xbar.r_out_columns)
-    g_cell = xbar.cell_conductance()
-    on = g_cell > 0
-    add(T[on], B[on], 1.0 / g_cell[on])
-    return np.concatenate(a), np.concatenate(b), np.concatenate(r).astype(np.float64), 2 * m * n + m + 1
+    topo = topology(xbar)
+    nodes = topo.nodes()
+    return (*topo.branches(xbar.cell_conductance(), nodes), nodes.n_nodes)
 
 
 def solve_sparse(xbar: Crossbar, V: np.ndarray, full: bool = False) -> SolveResult:
@@ -114,18 +90,9 @@ def solve_sparse(xbar: Crossbar, V: np.ndarray, full: bool = False) -> SolveResu
     if not grounded[comp].all():
         raise SingularNetworkError("some nodes have no path to a source or to ground; the nodal system is singular")
 
-    ua, ub = col_of_class[ca], col_of_class[cb]
-    rows, cols, vals = [], [], []
-    rhs_r, rhs_c, rhs_v = [], [], []
-    for x, y, fy in ((ua, ub, fixed_of_class[cb]), (ub, ua, fixed_of_class[ca])):
-        sel = x >= 0
-        rows.append(x[sel]); cols.append(x[sel]); vals.append(g[sel])
-        both = sel & (y >= 0)
-        rows.append(x[both]); cols.append(y[both]); vals.append(-g[both])
-        tofix = sel & (y < 0)
-        rhs_r.append(x[tofix]); rhs_c.append(fy[tofix]); rhs_v.append(g[tofix])
-    A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nu, nu))
-    R = sp.csr_matrix((np.concatenate(rhs_v), (np.concatenate(rhs_r), np.concatenate(rhs_c))), shape=(nu, m + 1))
+    # Unknown classes first, then the fixed potentials [V_0..V_{m-1}, 0].
+    index_of_class = np.where(fixed_of_class >= 0, nu + fixed_of_class, col_of_class)
+    A, R = nodal_matrices(index_of_class[ca], index_of_class[cb], g, nu, m + 1)
     fixed_values = np.concatenate([V, np.zeros((V.shape[0], 1))], axis=1)  # (k, m+1)
     if nu:
         x = splu(A).solve(np.asarray(R @ fixed_values.T))  # (nu, k)

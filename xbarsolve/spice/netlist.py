@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 
 from ..crossbar import Crossbar
+from ..topology import topology
 
 __all__ = ["OPTIONS", "write_netlist", "Deck", "build_deck", "model_options", "RAW_FILE"]
 
@@ -169,6 +170,33 @@ def model_options(xbar: Crossbar) -> dict[str, float]:
     return out
 
 
+#: Netlist section of each branch family, and the name and node names of its branches,
+#: from the indices (i, j) of the cell at its first node and the terminal's one-letter tag.
+_SECTIONS = {
+    "r_in": ("drivers", lambda i, j, e: (f"rin_{e}_{i}", f"in_{i}", f"t_{i}_{j}")),
+    "r_row": ("rows", lambda i, j, e: (f"rrow_{i}_{j}", f"t_{i}_{j}", f"t_{i}_{j + 1}")),
+    "r_col": ("columns", lambda i, j, e: (f"rcol_{i}_{j}", f"b_{i}_{j}", f"b_{i + 1}_{j}")),
+    "r_out": ("sense", lambda i, j, e: (f"rout_{e}_{j}", f"b_{i}_{j}", f"s_{e}_{j}")),
+}
+
+
+def _resistive_branches(topo) -> list[tuple[str, str, str, float, str]]:
+    """The wire, driver and sense branches of :meth:`Topology.families` as (name, node a,
+    node b, ohm, section), in deck order: drivers and senses line by line (left before
+    right, bottom before top), rows row-major, columns column-major."""
+    m, n = topo.m, topo.n
+    nodes = topo.nodes()
+    keyed = []
+    for order, fam in enumerate(topo.families(nodes)):
+        section, names = _SECTIONS[fam.name]
+        tag = fam.terminal.tag if fam.terminal is not None else ""
+        for a, b, r in zip(fam.a.tolist(), fam.b.tolist(), fam.r.tolist()):
+            i, j = divmod(a % (m * n), n)  # the first node is T(i, j) or B(i, j)
+            key = {"r_in": (0, i, order), "r_row": (1, i, j), "r_col": (2, j, i), "r_out": (3, j, order)}[fam.name]
+            keyed.append((key, (*names(i, j, tag), r, section)))
+    return [entry for _, entry in sorted(keyed, key=lambda kv: kv[0])]
+
+
 def build_deck(
     xbar: Crossbar,
     V: np.ndarray,
@@ -194,28 +222,9 @@ def build_deck(
             raise ValueError(f"options keys must be ngspice option names; got {key!r}")
         opts[key.lower()] = value
     m, n = xbar.shape
-    r_row, r_col = xbar.r_row_segments, xbar.r_col_segments
-    r_in, r_out = xbar.r_in_rows, xbar.r_out_columns
-    left, right = xbar.drive_ends
-    top_end, bottom_end = xbar.sense_ends
-
-    # Two-terminal resistive branches: (name, node a, node b, ohm, section).
-    branches: list[tuple[str, str, str, float, str]] = []
-    for i in range(m):
-        if left:
-            branches.append((f"rin_l_{i}", f"in_{i}", f"t_{i}_0", r_in[i], "drivers"))
-        if right:
-            branches.append((f"rin_r_{i}", f"in_{i}", f"t_{i}_{n - 1}", r_in[i], "drivers"))
-    for i in range(m):
-        for j in range(n - 1):
-            branches.append((f"rrow_{i}_{j}", f"t_{i}_{j}", f"t_{i}_{j + 1}", r_row[i, j], "rows"))
-    for j in range(n):
-        for i in range(m - 1):
-            branches.append((f"rcol_{i}_{j}", f"b_{i}_{j}", f"b_{i + 1}_{j}", r_col[i, j], "columns"))
-    sense_ends = [(end, row) for end, row, on in (("b", m - 1, bottom_end), ("t", 0, top_end)) if on]
-    for j in range(n):
-        for end, row in sense_ends:
-            branches.append((f"rout_{end}_{j}", f"b_{row}_{j}", f"s_{end}_{j}", r_out[j], "sense"))
+    topo = topology(xbar)
+    branches = _resistive_branches(topo)
+    sense_ends = [t.tag for t in topo.senses]
 
     merge = _Merger()
     for _, a, b, r, _ in branches:
@@ -234,7 +243,7 @@ def build_deck(
     sense: list[tuple[int, str]] = []
     seen: set[str] = set()
     for j in range(n):
-        for end, _ in sense_ends:
+        for end in sense_ends:
             s = node(f"s_{end}_{j}")
             if s in seen:  # both ends merged: one ammeter carries the whole column current
                 lines["sense"].append(f"* vsense_{end}_{j}: node {s} already has an ammeter")

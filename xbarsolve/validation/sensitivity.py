@@ -48,6 +48,7 @@ from numba import njit
 
 from .._config import NJIT
 from ..crossbar import Crossbar
+from ..topology import topology
 from ..devices import Sinh
 from ..transistors import Level1, Resistor
 
@@ -59,10 +60,6 @@ PARAMETERS = ("r_row", "r_col", "r_in", "r_out", "r_on")
 #: :class:`~xbarsolve.devices.Sinh`, ``kp`` (A/V^2) and ``vto`` (V) of
 #: :class:`~xbarsolve.transistors.Level1`.
 MODEL_PARAMETERS = ("a", "kp", "vto")
-
-_DRIVE_T = {"left": "top", "right": "bottom", "both": "both"}
-_SENSE_T = {"bottom": "right", "top": "left", "both": "both"}
-
 
 @dataclass(frozen=True, eq=False)
 class Sensitivities:
@@ -144,10 +141,12 @@ def _transposed(xbar: Crossbar) -> Crossbar:
     Driving its row ``j`` at 1 V (all other rows at 0 V) raises the sense terminal(s) of
     the original column ``j`` to 1 V with every original source grounded: the adjoint.
     """
+    topo = topology(xbar)
+    drive, sense = topo.transposed_ends
     return Crossbar(
-        xbar.G.T, r_row=np.ascontiguousarray(xbar.r_col_segments.T), r_col=np.ascontiguousarray(xbar.r_row_segments.T),
+        xbar.G.T, r_row=np.ascontiguousarray(topo.r_col.T), r_col=np.ascontiguousarray(topo.r_row.T),
         r_in=xbar.r_out_columns.copy(), r_out=xbar.r_in_rows.copy(),
-        drive=_SENSE_T[xbar.sense], sense=_DRIVE_T[xbar.drive], transistor=xbar.transistor, device=xbar.device,
+        drive=drive, sense=sense, transistor=xbar.transistor, device=xbar.device,
     )
 
 
@@ -245,30 +244,21 @@ def _linear_sensitivities(xbar: Crossbar, V_in: np.ndarray, params) -> Sensitivi
         return (dv.reshape(k, -1) * w.reshape(1, -1)) @ dphi.reshape(n, -1).T
 
     J = np.empty((k, n, len(params)))
-    left, right = xbar.drive_ends
-    top, bottom = xbar.sense_ends
+    topo = topology(xbar)
     for a, name in enumerate(params):
         # -dg_b/dtheta for each family of branches: 1/r_b^2 for resistors, g_cell^2 for r_on.
         if name == "r_row":
-            w = 1.0 / xbar.r_row_segments**2
+            w = topo.g_row**2
             J[:, :, a] = contract(vT[:, :, :-1] - vT[:, :, 1:], pT[:, :, :-1] - pT[:, :, 1:], w) if n > 1 else 0.0
         elif name == "r_col":
-            w = 1.0 / xbar.r_col_segments**2
+            w = topo.g_col**2
             J[:, :, a] = contract(vB[:, :-1, :] - vB[:, 1:, :], pB[:, :-1, :] - pB[:, 1:, :], w) if m > 1 else 0.0
         elif name == "r_in":
-            w = 1.0 / xbar.r_in_rows**2
-            acc = np.zeros((k, n))
-            for used, c in ((left, 0), (right, -1)):
-                if used:
-                    acc += contract(V - vT[:, :, c], -pT[:, :, c], w)
-            J[:, :, a] = acc
+            J[:, :, a] = sum((contract(V - vT[:, :, t.index], -pT[:, :, t.index], t.g**2) for t in topo.drives),
+                             np.zeros((k, n)))
         elif name == "r_out":
-            w = 1.0 / xbar.r_out_columns**2
-            acc = np.zeros((k, n))
-            for used, r in ((top, 0), (bottom, -1)):
-                if used:
-                    acc += contract(vB[:, r, :], pB[:, r, :] - np.eye(n), w)
-            J[:, :, a] = acc
+            J[:, :, a] = sum((contract(vB[:, t.index, :], pB[:, t.index, :] - np.eye(n), t.g**2) for t in topo.senses),
+                             np.zeros((k, n)))
         else:  # r_on
             g = xbar.cell_conductance()
             J[:, :, a] = contract(vT - vB, pT - pB, g**2)
@@ -306,39 +296,22 @@ class _Nodal:
     """Full nodal system of a crossbar with unknowns T, M (when there is a transistor) and B."""
 
     def __init__(self, xbar: Crossbar):
-        m, n = xbar.shape
         self.xbar = xbar
         tr = xbar.transistor
         self.has_mid = tr is not None and not tr.is_short
-        mn = m * n
-        self.T = np.arange(mn).reshape(m, n)
-        self.M = self.T + mn if self.has_mid else None
-        self.B = self.T + (2 if self.has_mid else 1) * mn
-        self.N = (3 if self.has_mid else 2) * mn
-        # Linear branches (a, b, r, family); b = -1 - i for source i, -1 - m for ground.
-        fam = []
-        gnd = -1 - m
-        fam.append(("r_row", self.T[:, :-1].ravel(), self.T[:, 1:].ravel(), xbar.r_row_segments.ravel()))
-        fam.append(("r_col", self.B[:-1, :].ravel(), self.B[1:, :].ravel(), xbar.r_col_segments.ravel()))
-        left, right = xbar.drive_ends
-        top, bottom = xbar.sense_ends
-        src = -1 - np.arange(m)
-        for used, c in ((left, 0), (right, -1)):
-            if used:
-                fam.append(("r_in", self.T[:, c], src, xbar.r_in_rows))
-        self.sense = []
-        for used, r in ((top, 0), (bottom, -1)):
-            if used:
-                fam.append(("r_out", self.B[r, :], np.full(n, gnd), xbar.r_out_columns))
-                self.sense.append(self.B[r, :])
-        self.families = fam
+        topo = topology(xbar)
+        self.nodes = nodes = topo.nodes(self.has_mid)
+        self.T, self.M, self.B, self.N = nodes.T, nodes.M, nodes.B, nodes.n_unknown
+        self.families = topo.families(nodes)
+        self.sense = [nodes.B[t.index, :] for t in topo.senses]
+        m = xbar.m
         self.vg = (tr.gate_voltages(m) if tr is not None else None)
         if self.vg is None:
             self.vg = np.zeros(m)
 
     def potentials(self, x, V):
-        """Potentials of the fixed nodes (-1 - i: source i, -1 - m: ground) appended to x."""
-        return np.concatenate([x, [0.0], V[::-1]])  # index -1 - i -> V[i]; -1 - m -> 0
+        """Potentials of every node: the unknowns ``x``, then the sources and the ground."""
+        return self.nodes.potentials(x, V)
 
     def assemble(self, x, V):
         """KCL residual F (A, currents leaving each node) and sparse Jacobian A = dF/dx."""
@@ -353,14 +326,14 @@ class _Nodal:
             # Two-terminal element carrying current i from a to b with di/dva = g = -di/dvb.
             np.add.at(F, a, i)
             rows.append(a); cols.append(a); vals.append(g)
-            un = b >= 0
+            un = b < self.N
             np.add.at(F, b[un], -i[un])
             rows.append(a[un]); cols.append(b[un]); vals.append(-g[un])
             rows.append(b[un]); cols.append(a[un]); vals.append(-g[un])
             rows.append(b[un]); cols.append(b[un]); vals.append(g[un])
 
-        for _, a, b, r in self.families:
-            g = 1.0 / r
+        for fam in self.families:
+            a, b, g = fam.a, fam.b, 1.0 / fam.r
             stamp2(a, b, g, g * (xa[a] - xa[b]))
         T, B = self.T.ravel(), self.B.ravel()
         Mid = self.M.ravel() if self.has_mid else B
@@ -428,12 +401,13 @@ def _nonlinear_sensitivities(xbar: Crossbar, V: np.ndarray, params, rtol: float)
         for a_i, name in enumerate(params):
             if name in PARAMETERS[:4]:
                 total = np.zeros(n)
-                for fam, a, b, r in net.families:
-                    if fam != name:
+                for fam in net.families:
+                    if fam.name != name:
                         continue
+                    a, b, r = fam.a, fam.b, fam.r
                     dv = xa[a] - xa[b]
                     total += (dv / r**2) @ (lam_a[a] - lam_a[b])
-                    if fam == "r_out":
+                    if fam.name == "r_out":
                         total -= dv / r**2  # dc_j/dr_out: the sense current itself
                 J[q, :, a_i] = total
             elif name == "a":
