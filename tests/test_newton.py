@@ -290,13 +290,14 @@ def test_solution_does_not_read_uninitialised_memory(rng, monkeypatch, tr, itera
     placeholders the kernel never writes; exact Newton checked them for finiteness, so
     whatever the allocator left there (inf in the 32-image MNIST sinh benchmark) made a
     regular Jacobian "singular".  With ``np.empty`` returning NaN the result must not change."""
-    from xbarsolve.solve import newton as nt
+    from xbarsolve.solve import _chord, _exact, _lines, _net, newton
 
     xbar = random_array(rng, 12, 7, xs.devices.Sinh(a=2.0), None if tr is None else TRANSISTORS[tr])
     V = rng.uniform(0.0, 1.5, (3, 12))
     V[:, 3] = 0.0  # a row with no input, as in the CNN's sparse activations
     ref = xs.solve(xbar, V, iteration=iteration)
-    monkeypatch.setattr(nt, "np", _PoisonedNumpy())
+    for module in (newton, _net, _lines, _chord, _exact):  # the driver and every iteration
+        monkeypatch.setattr(module, "np", _PoisonedNumpy())
     out = xs.solve(xbar, V, iteration=iteration)
     assert out.converged.all()
     np.testing.assert_allclose(out.currents, ref.currents, rtol=1e-9, atol=1e-15)
@@ -388,3 +389,40 @@ def test_agrees_with_ngspice_defaults_and_user_model(require_ngspice, rng):
     xbar = random_array(rng, 8, 8, dev, TRANSISTORS["level1"])
     V = rng.uniform(0.0, 0.4, (2, 8))
     assert np.abs(xs.solve(xbar, V).currents / _spice(xbar, V).currents - 1).max() < 1e-6
+
+
+# ----------------------------------------------------------------- NewtonOptions
+def test_options_object_and_keywords_agree(rng):
+    from xbarsolve.solve import NewtonOptions
+
+    xbar = random_array(rng, 9, 6, xs.devices.Sinh(a=2.0), TRANSISTORS["level1"])
+    V = rng.uniform(0.0, 0.5, (3, 9))
+    by_keywords = xs.solve(xbar, V, iteration="chord", rtol=1e-11, chord_iterations=40)
+    opts = NewtonOptions(iteration="chord", rtol=1e-11, chord_iterations=40)
+    by_object = xs.solve(xbar, V, options=opts)
+    np.testing.assert_array_equal(by_object.currents, by_keywords.currents)
+    np.testing.assert_array_equal(by_object.iterations, by_keywords.iterations)
+    with pytest.raises(TypeError, match=r"either options= or the keyword options.*\['rtol'\]"):
+        xs.solve(xbar, V, options=opts, rtol=1e-6)
+    with pytest.raises(TypeError, match="options must be a NewtonOptions"):
+        xs.solve(xbar, V, options={"rtol": 1e-6})
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("iteration", "fast", "iteration must be 'auto', 'lines', 'chord' or 'newton'; got 'fast'"),
+    ("rebuild", "sometimes", "rebuild must be 'auto', 'once' or 'never'"),
+    ("on_failure", "ignore", "on_failure must be 'raise' or 'flag'"),
+    ("rtol", 0.0, "rtol must be > 0"),
+    ("rtol", float("nan"), "rtol must be > 0"),
+    ("vtol", -1e-9, "vtol must be > 0"),
+    ("max_iterations", 0, "max_iterations must be an integer >= 1"),
+    ("chord_iterations", 1.5, "chord_iterations must be an integer >= 0"),
+    ("chunk_size", 0, "chunk_size must be an integer >= 1 or None"),
+    ("threads", True, "threads must be an integer >= 1 or None"),
+])
+def test_options_are_validated_once_on_construction(field, value, match):
+    from xbarsolve.solve import NewtonOptions
+
+    with pytest.raises(ValueError, match=re.escape(match)):
+        NewtonOptions(**{field: value})
+    assert NewtonOptions(max_iterations=np.int64(7), chunk_size=8.0).max_iterations == 7

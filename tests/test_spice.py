@@ -398,3 +398,28 @@ def test_stored_ngspice_reference():
             assert rel_diff(ours.currents, get("currents")) < RTOL_CURRENT, case
             assert np.abs(ours.v_bottom - get("v_bottom")).max() < RTOL_VOLTAGE * np.abs(V).max(), case
             assert (ROOT / "netlists" / "reference" / f"{case}.cir").is_file()
+
+
+def test_model_options_come_from_spice_options_only():
+    """The deck's model options are what the models' ``spice_options()`` state (keys
+    lower-cased), not attributes read ad hoc: a ``gmin`` field of a model that does not
+    state it is not written."""
+    from dataclasses import dataclass
+
+    from xbarsolve.spice.netlist import build_deck, model_options
+
+    @dataclass(frozen=True)
+    class Leaky(xs.transistors.Resistor):
+        gmin: float = 1e-9
+
+    @dataclass(frozen=True)
+    class Stiff(xs.devices.Linear):
+        def spice_options(self):
+            return {"ITL1": 900}
+
+    G = np.full((2, 3), 1e-5)
+    assert model_options(xs.Crossbar(G, transistor=Leaky())) == {}
+    assert model_options(xs.Crossbar(G, device=Stiff(), transistor=xs.transistors.Level1(gmin=2e-13))) == {
+        "itl1": 900, "gmin": 2e-13}
+    text = build_deck(xs.Crossbar(G, device=Stiff()), np.zeros(2)).text
+    assert " itl1=900" in text and " gmin=1e-24" in text

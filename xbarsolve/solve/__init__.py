@@ -10,9 +10,10 @@ import numpy as np
 from ..crossbar import Crossbar
 from ..results import SolveResult
 from .linear import Factorization, factorize
+from .options import NewtonOptions
 from .sparse import solve_sparse
 
-__all__ = ["solve", "transfer_matrix", "factorize", "Factorization", "as_batch"]
+__all__ = ["solve", "transfer_matrix", "factorize", "Factorization", "as_batch", "NewtonOptions"]
 
 Method = Literal["auto", "transfer", "block", "sparse"]
 
@@ -78,7 +79,9 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
         a direct block solve), else solves directly; zero resistances always take the
         exact sparse path.
     **newton_options
-        Passed to the Newton solver for nonlinear arrays.
+        Nonlinear arrays only: ``options=`` a :class:`NewtonOptions`, or its fields as
+        keywords (``iteration=``, ``rtol=``, ...), passed to
+        :func:`xbarsolve.solve.newton.solve_newton`.
 
     Returns
     -------

@@ -150,23 +150,15 @@ class _Merger:
 
 
 def model_options(xbar: Crossbar) -> dict[str, float]:
-    """ngspice options a cell model needs for ngspice to compute what the model computes.
-
-    A model may define ``spice_options() -> dict``.  A transistor with a ``gmin`` attribute
-    (:class:`~xbarsolve.transistors.Level1` puts ``gmin`` across its junctions, as ngspice
-    does) sets ngspice's global ``gmin`` to it: ngspice has one ``gmin`` for all devices.
-    Precedence when writing a deck: :data:`OPTIONS` < these < the caller's ``options``.
+    """ngspice options the cell models need for ngspice to compute what they compute: the
+    union of their ``spice_options()`` (e.g. :class:`~xbarsolve.transistors.Level1` sets
+    ngspice's one global ``gmin`` to its own, which it puts across its junctions as ngspice
+    does).  Precedence when writing a deck: :data:`OPTIONS` < these < the caller's ``options``.
     """
     out: dict[str, float] = {}
     for model in (xbar.device, xbar.transistor):
-        if model is None:
-            continue
-        gmin = getattr(model, "gmin", None)
-        if isinstance(gmin, (int, float)) and not isinstance(gmin, bool) and model is xbar.transistor:
-            out["gmin"] = float(gmin)
-        extra = getattr(model, "spice_options", None)
-        if callable(extra):
-            out.update({str(k).lower(): v for k, v in extra().items()})
+        if model is not None:
+            out.update({str(k).lower(): v for k, v in model.spice_options().items()})
     return out
 
 

@@ -44,13 +44,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numba import njit
-
-from .._config import NJIT
 from ..crossbar import Crossbar
 from ..topology import topology
-from ..devices import Sinh
-from ..transistors import Level1, Resistor
+from ..transistors import Resistor
 
 __all__ = ["PARAMETERS", "MODEL_PARAMETERS", "Sensitivities", "column_current_sensitivities", "parameter_values", "with_parameters"]
 
@@ -92,14 +88,14 @@ def parameter_values(xbar: Crossbar) -> dict[str, float]:
         "r_in": float(np.mean(xbar.r_in_rows)),
         "r_out": float(np.mean(xbar.r_out_columns)),
     }
-    if isinstance(xbar.transistor, Resistor):
-        out["r_on"] = xbar.transistor.r_on
-    if isinstance(xbar.device, Sinh):
-        out["a"] = xbar.device.a
-    if isinstance(xbar.transistor, Level1):
-        out["kp"] = xbar.transistor.kp
-        out["vto"] = xbar.transistor.vto
+    for model in _models(xbar):  # r_on of a Resistor, a of Sinh, kp and vto of Level1, ...
+        out.update({name: float(getattr(model, name)) for name in model.parameter_names})
     return out
+
+
+def _models(xbar: Crossbar) -> list:
+    """The cell models of ``xbar``: its device and, if any, its transistor."""
+    return [m for m in (xbar.device, xbar.transistor) if m is not None]
 
 
 def with_parameters(xbar: Crossbar, values: dict[str, float]) -> Crossbar:
@@ -120,16 +116,16 @@ def with_parameters(xbar: Crossbar, values: dict[str, float]) -> Crossbar:
         value = float(value)
         if name == "r_on":
             transistor = Resistor(value)
-        elif name == "a":
-            if not isinstance(device, Sinh):
-                raise ValueError(f"'a' needs a devices.Sinh memristor; this crossbar has {type(device).__name__}")
-            device = dataclasses.replace(device, a=value)
-        elif name in ("kp", "vto"):
-            if not isinstance(transistor, Level1):
-                raise ValueError(f"{name!r} needs a transistors.Level1 transistor; this crossbar has {type(transistor).__name__}")
-            transistor = dataclasses.replace(transistor, **{name: value})
         elif name in PARAMETERS:
             changes[name] = value
+        elif name in MODEL_PARAMETERS:
+            if name in device.parameter_names:
+                device = dataclasses.replace(device, **{name: value})
+            elif transistor is not None and name in transistor.parameter_names:
+                transistor = dataclasses.replace(transistor, **{name: value})
+            else:
+                raise ValueError(f"{name!r} is not a parameter of this crossbar's models (device "
+                                 f"{type(device).__name__}, transistor {type(transistor).__name__})")
         else:
             raise ValueError(f"unknown parameter {name!r}; allowed: {PARAMETERS + MODEL_PARAMETERS}")
     return dataclasses.replace(xbar, device=device, transistor=transistor, **changes)
@@ -269,29 +265,6 @@ def _linear_sensitivities(xbar: Crossbar, V_in: np.ndarray, params) -> Sensitivi
 
 
 # ------------------------------------------------------------------- nonlinear arrays
-@njit(**NJIT)
-def _ids_arrays(fn, vd, vs, vg, p):  # pragma: no cover - compiled
-    """Transistor kernel over arrays: rows (current, d/dvd, d/dvs)."""
-    out = np.empty((3, vd.size))
-    for k in range(vd.size):
-        i, a, b = fn(vd[k], vs[k], vg[k], p)
-        out[0, k] = i
-        out[1, k] = a
-        out[2, k] = b
-    return out
-
-
-@njit(**NJIT)
-def _junction_arrays(fn, v, p):  # pragma: no cover - compiled
-    """Junction kernel over an array: rows (current, derivative)."""
-    out = np.empty((2, v.size))
-    for k in range(v.size):
-        i, g = fn(v[k], p)
-        out[0, k] = i
-        out[1, k] = g
-    return out
-
-
 class _Nodal:
     """Full nodal system of a crossbar with unknowns T, M (when there is a transistor) and B."""
 
@@ -343,19 +316,16 @@ class _Nodal:
         cells = {"v_mem": v, "G": G}
         if self.has_mid:
             tr = xbar.transistor
-            ids_k, junc_k = _ids_arrays, _junction_arrays
-            p = tr.parameters()
             vg = np.repeat(self.vg, xbar.n)
-            out = ids_k(tr.kernel, np.ascontiguousarray(xa[Mid]), np.ascontiguousarray(xa[B]), vg, p)
-            i, gd, gs = out
+            i, gd, gs = tr.ids(xa[Mid], xa[B], vg)
             np.add.at(F, Mid, i)
             np.add.at(F, B, -i)
             rows += [Mid, Mid, B, B]; cols += [Mid, B, Mid, B]; vals += [gd, gs, -gd, -gs]
             for node in (Mid, B):
-                j = junc_k(tr.junction_kernel, np.ascontiguousarray(xa[node]), p)
+                j = tr.junction(xa[node])
                 np.add.at(F, node, j[0])
                 rows.append(node); cols.append(node); vals.append(j[1])
-            cells.update(ids=i, gd=gd, gs=gs, vd=xa[Mid], vs=xa[B])
+            cells.update(vd=xa[Mid], vs=xa[B], vg=vg)
         A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.N, self.N))
         return F, A, cells
 
@@ -410,18 +380,10 @@ def _nonlinear_sensitivities(xbar: Crossbar, V: np.ndarray, params, rtol: float)
                     if fam.name == "r_out":
                         total -= dv / r**2  # dc_j/dr_out: the sense current itself
                 J[q, :, a_i] = total
-            elif name == "a":
-                dev = xbar.device
-                v, G = cells["v_mem"], cells["G"]
-                a, vr = dev.a, dev.v_read
-                sh = np.sinh(a * vr)
-                di = G * vr * (v * np.cosh(a * v) * sh - vr * np.sinh(a * v) * np.cosh(a * vr)) / sh**2
+            elif name in xbar.device.parameter_names:  # a memristor parameter, T -> M
+                di = xbar.device.parameter_derivative(name, cells["v_mem"], cells["G"])
                 J[q, :, a_i] = cell_term(T, Mid, di)
-            elif name == "r_on":
-                r_on = xbar.transistor.r_on
-                J[q, :, a_i] = cell_term(Mid, B, -(cells["vd"] - cells["vs"]) / r_on**2)
-            elif name == "kp":
-                J[q, :, a_i] = cell_term(Mid, B, cells["ids"] / xbar.transistor.kp)
-            elif name == "vto":
-                J[q, :, a_i] = cell_term(Mid, B, cells["gd"] + cells["gs"])
+            else:  # a transistor parameter, M -> B
+                di = xbar.transistor.parameter_derivative(name, cells["vd"], cells["vs"], cells["vg"])
+                J[q, :, a_i] = cell_term(Mid, B, di)
     return Sensitivities(params=params, currents=currents, jacobian=J)
