@@ -426,3 +426,19 @@ def test_options_are_validated_once_on_construction(field, value, match):
     with pytest.raises(ValueError, match=re.escape(match)):
         NewtonOptions(**{field: value})
     assert NewtonOptions(max_iterations=np.int64(7), chunk_size=8.0).max_iterations == 7
+
+
+def test_floating_middle_nodes_are_named():
+    """G = 0 cells behind a cut-off transistor without junction leakage leave their middle
+    nodes floating (a singular Jacobian): the error names the cells and the fix."""
+    G = np.full((4, 3), 2e-5)
+    G[1, 2] = G[3, 0] = 0.0
+    off = xs.transistors.Level1(v_gate=0.0, gmin=0.0, is_=0.0)
+    xbar = xs.Crossbar(G, transistor=off, device=xs.devices.Sinh(a=2.0))
+    for iteration in ("auto", "newton"):
+        with pytest.raises(xs.ConvergenceError, match=r"singular.*middle node of 2 of 12 cells floats \(\(1, 2\), \(3, 0\)\)"
+                                                      r".*gmin > 0.*is_ > 0"):
+            xs.solve(xbar, np.full(4, 0.2), iteration=iteration)
+    # junction leakage (Level1's default gmin) fixes it
+    leaky = xs.Crossbar(G, transistor=xs.transistors.Level1(v_gate=0.0, is_=0.0), device=xs.devices.Sinh(a=2.0))
+    assert xs.solve(leaky, np.full(4, 0.2)).converged.all()

@@ -23,6 +23,7 @@ clipped neighbours (an active-set iteration of exact linear solves).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -36,12 +37,25 @@ from .transistors import Resistor, Switch
 __all__ = [
     "Conversion",
     "convert",
+    "ClippingWarning",
+    "InfeasibleConversionError",
     "constant_signal",
     "random_signal",
     "input_derived_signal",
     "SignalChoice",
     "optimize_conversion_signal",
 ]
+
+
+OnClip = Literal["warn", "raise", "ignore"]
+
+
+class ClippingWarning(UserWarning):
+    """:func:`convert` clipped cells: the targets are infeasible for the array."""
+
+
+class InfeasibleConversionError(ValueError):
+    """:func:`convert` with ``on_clip="raise"`` clipped cells."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -269,6 +283,7 @@ def convert(
     refine_max_iter: int = 50,
     tol: float = 1e-12,
     max_iter: int = 100,
+    on_clip: OnClip = "warn",
 ) -> Conversion:
     """Convert the target conductances of ``xbar`` into ``G'`` that cancel its parasitics.
 
@@ -294,6 +309,11 @@ def convert(
         Relative current tolerance of the per-cell Newton/secant inversions.
     max_iter : int
         Iteration cap of those inversions.
+    on_clip : {"warn", "raise", "ignore"}
+        What to do when some cells are clipped (the converted array then computes
+        ``V @ G`` only approximately, even for ``V = v_conv``): warn with
+        :class:`ClippingWarning` (the default), raise :class:`InfeasibleConversionError`,
+        or say nothing (the caller reads ``conv.n_clipped`` / ``conv.report()``).
 
     Returns
     -------
@@ -304,6 +324,13 @@ def convert(
     ------
     ValueError
         On a ``v_conv`` of the wrong shape or non-finite, or invalid bounds.
+    InfeasibleConversionError
+        With ``on_clip="raise"``, when some cells are clipped.
+
+    Warns
+    -----
+    ClippingWarning
+        With ``on_clip="warn"``, when some cells are clipped.
 
     Examples
     --------
@@ -315,6 +342,8 @@ def convert(
     >>> bool(np.allclose(I, xbar.ideal_currents(np.full(16, 0.04)), rtol=1e-9))
     True
     """
+    if on_clip not in ("warn", "raise", "ignore"):
+        raise ValueError(f"on_clip must be 'warn', 'raise' or 'ignore'; got {on_clip!r}")
     lo, hi = _check_bounds(g_min, g_max)
     v = _check_signal(xbar, v_conv)
     if int(refine_max_iter) < 1:
@@ -334,12 +363,26 @@ def convert(
     i_mem = np.array(i_mem, dtype=np.float64)
     for a in (v, g, g_req, v_mem, v_top, v_bottom, clipped, undetermined, i_mem):
         a.setflags(write=False)
-    return Conversion(
+    conv = Conversion(
         crossbar=xbar.with_conductances(g), original=xbar, v_conv=v, g_prime=g, g_required=g_req,
         v_memristor=v_mem, v_top=v_top, v_bottom=v_bottom, clipped=clipped, undetermined=undetermined,
         g_min=lo, g_max=hi, refined=bool(refine and iterations > 0), refine_iterations=iterations,
         memristor_currents=i_mem,
     )
+    _on_clip(conv, on_clip)
+    return conv
+
+
+def _on_clip(conv: Conversion, on_clip: OnClip, stacklevel: int = 3) -> None:
+    """Warn about or refuse a conversion that clipped cells, as ``on_clip`` says."""
+    if on_clip == "ignore" or not conv.n_clipped:
+        return
+    message = (f"xs.convert: the targets are infeasible for this array: {conv.report()}.  The converted array "
+               "computes V @ G only approximately; lower the targets or the conversion amplitude, widen "
+               "[g_min, g_max] or try refine=True")
+    if on_clip == "raise":
+        raise InfeasibleConversionError(message + " (on_clip='raise')")
+    warnings.warn(message + "; pass on_clip='ignore' where clipping is expected", ClippingWarning, stacklevel=stacklevel)
 
 
 # --------------------------------------------------------------------------- refinement
@@ -480,6 +523,7 @@ def optimize_conversion_signal(
     v_max: float = 0.4,
     g_min: float | None = None,
     g_max: float | None = None,
+    on_clip: OnClip = "warn",
 ) -> SignalChoice:
     """Pick the conversion amplitude that minimises the error on a sample of real inputs.
 
@@ -503,6 +547,9 @@ def optimize_conversion_signal(
         Top of the input range (V).
     g_min, g_max : float, optional
         Conductance range (S) passed to :func:`convert`.
+    on_clip : {"warn", "raise", "ignore"}
+        As in :func:`convert`, applied to the chosen conversion only (the others are
+        trials).
     """
     from . import metrics
     from .solve import as_batch, solve
@@ -512,6 +559,8 @@ def optimize_conversion_signal(
         raise ValueError(f"V_sample needs at least 2 input vectors to define an output range; got {V.shape[0]}")
     if pattern not in ("constant", "input"):
         raise ValueError(f"pattern must be 'constant' or 'input'; got {pattern!r}")
+    if on_clip not in ("warn", "raise", "ignore"):
+        raise ValueError(f"on_clip must be 'warn', 'raise' or 'ignore'; got {on_clip!r}")
     amps = np.asarray(amplitudes, dtype=np.float64)
     if amps.ndim != 1 or amps.size == 0:
         raise ValueError("amplitudes must be a non-empty sequence of fractions of v_max")
@@ -520,10 +569,11 @@ def optimize_conversion_signal(
     convs = []
     for k, a in enumerate(amps):
         v = constant_signal(xbar.m, a, v_max=v_max) if pattern == "constant" else input_derived_signal(V, a, v_max=v_max)
-        conv = convert(xbar, v, g_min=g_min, g_max=g_max)
+        conv = convert(xbar, v, g_min=g_min, g_max=g_max, on_clip="ignore")
         actual = solve(conv.crossbar, V).currents
         errors[k] = metrics.summary(actual, ideal).mean_relative_error
         convs.append(conv)
     # ties (equal to round-off, as for linear arrays) go to the first amplitude listed
     best = int(np.argmax(errors <= errors.min() * (1 + 1e-9) + 1e-15))
+    _on_clip(convs[best], on_clip)
     return SignalChoice(convs[best].v_conv, float(amps[best]), amps, errors, convs[best])

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..crossbar import Crossbar
 from ..results import SolveResult
+from . import _memory
 from .linear import Factorization, factorize
 from .options import NewtonOptions
 from .sparse import solve_sparse
@@ -56,6 +57,9 @@ def transfer_matrix(xbar: Crossbar) -> np.ndarray:
         if xbar.has_zero_resistance:
             T = solve_sparse(xbar, np.eye(xbar.m)).currents
         else:
+            p, q = max(xbar.shape), min(xbar.shape)
+            _memory.require(_memory.factorization_doubles(p, q) + _memory.transfer_doubles(p, q),
+                            f"the transfer matrix of a {xbar.m}x{xbar.n} array", _memory.array_hint(xbar.m, xbar.n))
             T = factorize(xbar).transfer_matrix()
         T.setflags(write=False)
         xbar._cache["T"] = T

@@ -256,3 +256,19 @@ def _put(net: _Net, x, dest, y, src) -> None:
         if net.has_mid or a is not x[2]:
             a[:, :, dest] = b[:, :, src]
 
+
+
+def floating_cells(xbar: Crossbar) -> np.ndarray:
+    """Cells ``(i, j)`` whose middle node has no conductance at 0 V, shape (count, 2): the
+    memristor's ``dI/dV``, the transistor's ``dI/dV_drain`` and the drain junction's
+    conductance all vanish (G = 0 S, a cut-off transistor, no junction leakage), so the
+    node's KCL row is zero and the Newton system singular."""
+    tr = xbar.transistor
+    if tr is None or tr.is_short:
+        return np.zeros((0, 2), dtype=np.int64)
+    m, n = xbar.shape
+    zero = np.zeros(m * n)
+    vg = tr.gate_voltages(m)
+    vg = np.zeros(m * n) if vg is None else np.repeat(np.asarray(vg, dtype=np.float64), n)
+    g = xbar.device.didv(zero, xbar.G.ravel()) + tr.ids(zero, zero, vg)[1] + tr.junction(zero)[1]
+    return np.argwhere((g == 0).reshape(m, n))

@@ -19,7 +19,7 @@ import numpy as np
 from ..crossbar import Crossbar
 from ..topology import topology
 from ..results import SolveResult
-from . import _kernels
+from . import _kernels, _memory
 
 __all__ = ["Factorization", "factorize"]
 
@@ -67,6 +67,9 @@ class Factorization:
             rows_first = orientation == "rows"
         else:
             raise ValueError(f"orientation must be 'auto', 'rows' or 'columns'; got {orientation!r}")
+        p, q = (xbar.m, xbar.n) if rows_first else (xbar.n, xbar.m)
+        _memory.require(_memory.factorization_doubles(p, q), f"the block factorization of a {xbar.m}x{xbar.n} array",
+                        _memory.array_hint(xbar.m, xbar.n))
         self.xbar = xbar
         lad = self._ladder = topology(xbar).ladder(rows_first)
         g = self._g = lad.orient(xbar.cell_conductance())  # (p, q) cell conductances
@@ -98,6 +101,8 @@ class Factorization:
         solve serves both orientations.
         """
         lad = self._ladder
+        _memory.require(_memory.transfer_doubles(lad.p, lad.q), f"the transfer matrix of a {self.xbar.m}x{self.xbar.n} array",
+                        _memory.array_hint(self.xbar.m, self.xbar.n))
         with single_thread_blas():  # q x q x q products: small, see single_thread_blas
             if lad.ts0.any():
                 F = np.zeros((lad.p, lad.q, lad.q))
@@ -124,6 +129,8 @@ class Factorization:
         V = np.asarray(V, dtype=np.float64)
         k = V.shape[0]
         p, q = lad.p, lad.q
+        _memory.require((3 + (6 if full else 0)) * p * q * k, f"a block solve of {k} vectors on a {xbar.m}x{xbar.n} array",
+                        "solve the batch in smaller parts")
         F = np.zeros((p, q, k))
         if lad.rows_first:
             F += self._h[:, :, None] * V.T[:, None, :]

@@ -55,11 +55,11 @@ import numpy as np
 from ..crossbar import Crossbar
 from ..errors import ConvergenceError
 from ..results import SolveResult
-from . import _threads
+from . import _memory, _threads
 from ._chord import _chord
 from ._exact import _newton_one
 from ._lines import _lines
-from ._net import _evaluate, _Net, _net, _put, _state, _take
+from ._net import _evaluate, _Net, _net, _put, _state, _take, floating_cells
 from .options import Iteration, NewtonOptions, OnFailure, Rebuild
 
 __all__ = ["solve_newton", "NewtonOptions"]
@@ -129,6 +129,12 @@ def solve_newton(
     net = xbar._cache.get("newton")  # the ladder form, kept like the transfer matrix
     if net is None:
         net = xbar._cache["newton"] = _net(xbar)
+    m, n = xbar.shape
+    chunk = min(_threads.chunk_size(options.chunk_size, xbar.G.size), V.shape[0])
+    _memory.require(12 * chunk * m * n + 2 * _memory.factorization_doubles(max(m, n), min(m, n))
+                    + (3 * m * n * V.shape[0] if full else 0),
+                    f"Newton on a {m}x{n} array ({chunk} vectors at a time{', full results' if full else ''})",
+                    _memory.array_hint(m, n) + " (or a smaller chunk_size)")
     with _threads.kernel_threads(options.threads):
         return _solve(xbar, net, V, full, options)
 
@@ -213,6 +219,7 @@ def _solve(xbar: Crossbar, net: _Net, V: np.ndarray, full: bool, opts: NewtonOpt
         t = int(np.flatnonzero(~converged)[0])
         why = reasons.get(t, f"the {iteration} iteration did not converge (lines_iterations={lines_iterations}, "
                              f"chord_iterations={chord_iterations})")
+        why += _floating_message(xbar)
         raise ConvergenceError(
             f"Newton did not converge for input vector {t} (of {k_all}): {why}; KCL residual "
             f"{residual[t]:.3g} A after {iterations[t]} iterations (voltage tolerance {vtol_k[t]:.3g} V). "
@@ -221,6 +228,19 @@ def _solve(xbar: Crossbar, net: _Net, V: np.ndarray, full: bool, opts: NewtonOpt
         )
     return _result(xbar, net, V, X, currents, full, converged, iterations, residual)
 
+
+
+def _floating_message(xbar: Crossbar) -> str:
+    """What to say about cells whose middle node floats (``""`` when none does)."""
+    cells = floating_cells(xbar)
+    if not cells.size:
+        return ""
+    shown = ", ".join(f"({i}, {j})" for i, j in cells[:5]) + (", ..." if len(cells) > 5 else "")
+    return (f"; the middle node of {len(cells)} of {xbar.G.size} cells floats ({shown}): the memristor conducts "
+            "nothing (G = 0 S) and the access transistor is cut off with no junction leakage, so the nodal equations "
+            "leave the node's potential undetermined (a singular Jacobian).  Give the transistor junction leakage "
+            "(transistors.Level1 gmin > 0, its default 1e-12 S, or is_ > 0), turn its gate on, or program those cells "
+            "with G > 0")
 
 
 def _sensed(net: _Net, x) -> np.ndarray:
