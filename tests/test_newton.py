@@ -45,8 +45,10 @@ def rel(a, b):
 @pytest.mark.parametrize("dev", list(DEVICES))
 @pytest.mark.parametrize("tr", [None, *TRANSISTORS])
 @pytest.mark.parametrize("shape, drive, sense", [((9, 7), "left", "bottom"), ((6, 11), "both", "both"), ((7, 5), "right", "top")])
-@pytest.mark.parametrize("iteration", ["auto", "lines", "chord"])
+@pytest.mark.parametrize("iteration", ["auto", "lines", "chord", "newton"])
 def test_matches_naive_newton(rng, dev, tr, shape, drive, sense, iteration):
+    """Every iteration, exact Newton included, against the NumPy twin (dense Newton on
+    the full nodal system, tests/naive_newton.py): currents and every node potential."""
     xbar = random_array(rng, *shape, DEVICES[dev], None if tr is None else TRANSISTORS[tr], drive=drive, sense=sense)
     V = rng.uniform(0.0, 0.4, (3, shape[0]))
     ref, vt, vm, vb = naive_newton(xbar, V)
