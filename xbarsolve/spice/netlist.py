@@ -27,7 +27,9 @@ import numpy as np
 from ..crossbar import Crossbar
 from ..topology import topology
 
-__all__ = ["OPTIONS", "write_netlist", "Deck", "build_deck", "model_options", "RAW_FILE"]
+__all__ = ["OPTIONS", "write_netlist", "Deck", "build_deck", "model_options", "RAW_FILE", "Save"]
+
+Save = Literal["all", "currents"]
 
 #: Simulator options written into every deck (``.options`` card).  ngspice accepts all of
 #: them as given (``option`` in its console echoes them unclamped; see ``docs/spice.md``).
@@ -197,6 +199,7 @@ def build_deck(
     analysis: Literal["control", "op", "none"] = "control",
     raw_file: str = RAW_FILE,
     title: str | None = None,
+    save: Save = "all",
 ) -> Deck:
     """Build the deck of :func:`write_netlist` with its node bookkeeping (see there)."""
     from .. import __version__
@@ -205,6 +208,8 @@ def build_deck(
     V = as_batch(xbar, V)
     if analysis not in ("control", "op", "none"):
         raise ValueError(f"analysis must be 'control', 'op' or 'none'; got {analysis!r}")
+    if save not in ("all", "currents"):
+        raise ValueError(f"save must be 'all' or 'currents'; got {save!r}")
     if analysis == "op" and V.shape[0] != 1:
         raise ValueError(f"analysis='op' writes a single operating point; V holds {V.shape[0]} vectors (use 'control')")
     opts = dict(OPTIONS)
@@ -316,11 +321,21 @@ def build_deck(
         sense="\n".join(lines["sense"]),
         cells="\n".join(cells) or "* (no cells)",
         analysis=analysis_text,
+        save=_save_card(save, [node(f"in_{i}") for i in range(m)], [name for _, name in sense]),
     )
     return Deck(
         text=text, top=top, bottom=bottom, mid=mid,
         inputs=tuple(node(f"in_{i}") for i in range(m)), sources=sources, sense=tuple(sense),
     )
+
+
+def _save_card(save: Save, inputs: list[str], ammeters: list[str]) -> str:
+    """The ``.save`` card: none (ngspice saves every node voltage and source current), or
+    only the source nodes (the runner checks them) and the sense ammeters."""
+    if save == "all":
+        return "* ---- saved vectors: all (node voltages and source currents)"
+    names = [f"v({a})" for a in dict.fromkeys(inputs)] + [f"i({a})" for a in ammeters]
+    return "* ---- saved vectors: the source nodes and the sense ammeters only\n.save " + " ".join(names)
 
 
 def write_netlist(
@@ -331,6 +346,7 @@ def write_netlist(
     analysis: Literal["control", "op", "none"] = "control",
     raw_file: str = RAW_FILE,
     title: str | None = None,
+    save: Save = "all",
 ) -> str:
     """An ngspice netlist of a crossbar driven by one or many input vectors.
 
@@ -354,6 +370,11 @@ def write_netlist(
         Raw file written by the control block, relative to ngspice's working directory.
     title : str, optional
         First line of the deck.
+    save : {"all", "currents"}
+        ``"all"``: ngspice keeps every node voltage (what full results need);
+        ``"currents"``: a ``.save`` card keeps only the source nodes and the sense
+        ammeters (column currents), which makes the raw file of a large array
+        ``O(m + n)`` instead of ``O(m n)`` per vector.
 
     Returns
     -------
@@ -370,4 +391,4 @@ def write_netlist(
     >>> "vin_1 in_1 0 dc 0.2" in deck
     True
     """
-    return build_deck(xbar, V, options=options, analysis=analysis, raw_file=raw_file, title=title).text
+    return build_deck(xbar, V, options=options, analysis=analysis, raw_file=raw_file, title=title, save=save).text
