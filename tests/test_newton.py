@@ -206,10 +206,11 @@ def test_full_outputs_are_consistent(rng):
     np.testing.assert_allclose(res.cell_currents, (res.v_mid - res.v_bottom) / 2e3, rtol=1e-8, atol=1e-16)
 
 
-def test_zero_resistance_and_bad_options_are_rejected(rng):
+def test_zero_resistance_iterations_and_bad_options_are_rejected(rng):
     xbar = xs.Crossbar(np.full((4, 4), 1e-5), r_row=0.0, device=DEVICES["sinh"])
-    with pytest.raises(ValueError, match="r_row, r_col, r_in, r_out"):
-        xs.solve(xbar, np.full(4, 0.1))
+    for iteration in ("lines", "chord"):  # the ladder-form iterations need every resistance > 0
+        with pytest.raises(ValueError, match=f"iteration='{iteration}' needs every wire.*iteration='auto' or 'newton'"):
+            xs.solve(xbar, np.full(4, 0.1), iteration=iteration)
     xbar = xs.Crossbar(np.full((4, 4), 1e-5), device=DEVICES["sinh"])
     with pytest.raises(ValueError, match="iteration must be"):
         xs.solve(xbar, np.full(4, 0.1), iteration="block")
@@ -444,3 +445,47 @@ def test_floating_middle_nodes_are_named():
     # junction leakage (Level1's default gmin) fixes it
     leaky = xs.Crossbar(G, transistor=xs.transistors.Level1(v_gate=0.0, is_=0.0), device=xs.devices.Sinh(a=2.0))
     assert xs.solve(leaky, np.full(4, 0.2)).converged.all()
+
+
+# ------------------------------------------------------------- 0-ohm branches
+def _zero_ohm_wires(rng, m, n):
+    return dict(r_row=np.where(rng.random((m, n - 1)) < 0.5, 0.0, 1.5), r_col=np.where(rng.random((m - 1, n)) < 0.5, 0.0, 2.0),
+                r_in=np.where(rng.random(m) < 0.5, 0.0, 1.0), r_out=np.where(rng.random(n) < 0.5, 0.0, 2.0))
+
+
+def test_zero_ohm_branches_merge_nodes(rng):
+    """Newton on an array with 0-ohm branches merges the nodes they join (as the sparse
+    linear path does): all-zero wires give every cell its input, so the column currents are
+    sums of the device law; a = 0 sinh cells (linear, solved by Newton) match the sparse
+    linear solve of the same circuit to round-off, node potentials included."""
+    m, n = 6, 5
+    G = rng.uniform(1 / 300e3, 1 / 15e3, (m, n))
+    G[2, 3] = 0.0
+    V = rng.uniform(0.0, 0.4, (3, m))
+    dev = xs.devices.Sinh(a=2.0)
+    bare = xs.Crossbar(G, r_row=0.0, r_col=0.0, r_in=0.0, r_out=0.0, device=dev)
+    exact = np.stack([dev.current(np.repeat(v[:, None], n, axis=1), G).sum(axis=0) for v in V])
+    np.testing.assert_allclose(xs.solve(bare, V).currents, exact, rtol=1e-14)
+    wires = _zero_ohm_wires(rng, m, n)
+    for tr in (None, TRANSISTORS["resistor"]):
+        kw = dict(transistor=tr, drive="both", sense="both", **wires)
+        newton = xs.solve(xs.Crossbar(G, device=xs.devices.Sinh(a=0.0), **kw), V, full=True, rtol=1e-13)
+        linear = xs.solve(xs.Crossbar(G, **kw), V, full=True)
+        assert newton.method == "newton" and newton.converged.all()
+        assert rel(newton.currents, linear.currents) < 1e-12
+        for a, b in ((newton.v_top, linear.v_top), (newton.v_bottom, linear.v_bottom)):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("tr", [None, "level1"])
+def test_zero_ohm_branches_agree_with_ngspice(require_ngspice, rng, tr):
+    m, n = 7, 5
+    xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, (m, n)), device=DEVICES["sinh"],
+                       transistor=None if tr is None else TRANSISTORS[tr], **_zero_ohm_wires(rng, m, n))
+    V = rng.uniform(0.0, 0.4, (3, m))
+    ours = xs.solve(xbar, V, full=True, rtol=1e-12)
+    ref = xs.spice.solve(xbar, V, full=True)
+    assert rel(ours.currents, ref.currents) < 1e-9
+    np.testing.assert_allclose(ours.v_top, ref.v_top, rtol=0, atol=1e-9)
+    if tr is not None:
+        np.testing.assert_allclose(ours.v_mid, ref.v_mid, rtol=0, atol=1e-9)

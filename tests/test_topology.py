@@ -78,6 +78,9 @@ def test_zero_wire_limit(rng, drive, sense):
     zero = _array(rng, drive, sense, wires=dict(r_row=0.0, r_col=0.0, r_in=0.0, r_out=0.0))
     ideal = zero.ideal_currents(V)
     np.testing.assert_allclose(xs.solve(zero, V).currents, ideal, rtol=1e-12, atol=0)
+    newton = xs.Crossbar(zero.G, drive=drive, sense=sense, device=xs.devices.Sinh(a=0.0), r_row=0.0, r_col=0.0,
+                         r_in=0.0, r_out=0.0)  # Newton on the merged nodal system
+    np.testing.assert_allclose(xs.solve(newton, V).currents, ideal, rtol=1e-12, atol=0)
     tiny = dict(r_row=1e-6, r_col=1e-6, r_in=1e-6, r_out=1e-6)
     for device in (xs.devices.Linear(), xs.devices.Sinh(a=0.0)):
         xbar = xs.Crossbar(zero.G, drive=drive, sense=sense, device=device, **tiny)

@@ -60,8 +60,8 @@ def _net(xbar: Crossbar) -> _Net:
     topo = topology(xbar)
     if topo.has_zero_resistance:
         raise ValueError(
-            "the Newton solver needs every wire, driver and sense resistance > 0 ohm "
-            "(r_row, r_col, r_in, r_out); a 0-ohm branch is supported by the linear path only"
+            "the ladder form needs every wire, driver and sense resistance > 0 ohm "
+            "(r_row, r_col, r_in, r_out); arrays with 0-ohm branches take the merged nodal path (solve_newton)"
         )
     lad = topo.ladder(n <= m)
     tr = xbar.transistor
@@ -267,8 +267,12 @@ def floating_cells(xbar: Crossbar) -> np.ndarray:
     if tr is None or tr.is_short:
         return np.zeros((0, 2), dtype=np.int64)
     m, n = xbar.shape
-    zero = np.zeros(m * n)
+    # The scalar kernels called from Python (an error path; compiling array loops for the
+    # models would cost seconds): at 0 V the transistor term depends on the row's gate only.
     vg = tr.gate_voltages(m)
-    vg = np.zeros(m * n) if vg is None else np.repeat(np.asarray(vg, dtype=np.float64), n)
-    g = xbar.device.didv(zero, xbar.G.ravel()) + tr.ids(zero, zero, vg)[1] + tr.junction(zero)[1]
-    return np.argwhere((g == 0).reshape(m, n))
+    vg = np.zeros(m) if vg is None else np.asarray(vg, dtype=np.float64)
+    pt, pd = np.asarray(tr.parameters(), np.float64), np.asarray(xbar.device.parameters(), np.float64)
+    didv = xbar.device.kernels[1]
+    g_row = np.array([tr.kernel(0.0, 0.0, float(v), pt)[1] for v in vg]) + tr.junction_kernel(0.0, pt)[1]
+    g_mem = np.array([[didv(0.0, float(G), pd) for G in row] for row in xbar.G])
+    return np.argwhere(g_mem + g_row[:, None] == 0)

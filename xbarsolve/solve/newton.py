@@ -55,6 +55,7 @@ import numpy as np
 from ..crossbar import Crossbar
 from ..errors import ConvergenceError
 from ..results import SolveResult
+from ..topology import topology
 from . import _memory, _threads
 from ._chord import _chord
 from ._exact import _newton_one
@@ -126,6 +127,8 @@ def solve_newton(
         changed = sorted(f.name for f in dataclasses.fields(NewtonOptions) if getattr(given, f.name) != getattr(_DEFAULTS, f.name))
         raise TypeError(f"pass either options= or the keyword options, not both; got options= and {changed}")
     V = np.ascontiguousarray(V, dtype=np.float64)
+    if topology(xbar).has_zero_resistance:
+        return _solve_merged(xbar, V, full, options)
     net = xbar._cache.get("newton")  # the ladder form, kept like the transfer matrix
     if net is None:
         net = xbar._cache["newton"] = _net(xbar)
@@ -215,18 +218,50 @@ def _solve(xbar: Crossbar, net: _Net, V: np.ndarray, full: bool, opts: NewtonOpt
                     a[:, :, sl] = b
         converged[sl], iterations[sl], residual[sl] = ok, its, res
         currents[:, sl] = np.where(np.isnan(cur).any(axis=0)[None, :], _sensed(net, x), cur)
-    if opts.on_failure == "raise" and not converged.all():
-        t = int(np.flatnonzero(~converged)[0])
-        why = reasons.get(t, f"the {iteration} iteration did not converge (lines_iterations={lines_iterations}, "
-                             f"chord_iterations={chord_iterations})")
-        why += _floating_message(xbar)
-        raise ConvergenceError(
-            f"Newton did not converge for input vector {t} (of {k_all}): {why}; KCL residual "
-            f"{residual[t]:.3g} A after {iterations[t]} iterations (voltage tolerance {vtol_k[t]:.3g} V). "
-            "Pass on_failure='flag' to get per-vector flags instead.",
-            vector=t, iterations=int(iterations[t]), residual=float(residual[t]),
-        )
+    _check_converged(xbar, opts, converged, iterations, residual, vtol_k, reasons,
+                     f"the {iteration} iteration did not converge (lines_iterations={lines_iterations}, "
+                     f"chord_iterations={chord_iterations})")
     return _result(xbar, net, V, X, currents, full, converged, iterations, residual)
+
+
+def _check_converged(xbar, opts: NewtonOptions, converged, iterations, residual, vtol_k, reasons: dict, default: str):
+    """With ``on_failure="raise"``, raise ConvergenceError for the first vector that failed."""
+    if opts.on_failure != "raise" or converged.all():
+        return
+    t = int(np.flatnonzero(~converged)[0])
+    why = reasons.get(t, default) + _floating_message(xbar)
+    raise ConvergenceError(
+        f"Newton did not converge for input vector {t} (of {converged.size}): {why}; KCL residual "
+        f"{residual[t]:.3g} A after {iterations[t]} iterations (voltage tolerance {vtol_k[t]:.3g} V). "
+        "Pass on_failure='flag' to get per-vector flags instead.",
+        vector=t, iterations=int(iterations[t]), residual=float(residual[t]),
+    )
+
+
+def _solve_merged(xbar: Crossbar, V: np.ndarray, full: bool, opts: NewtonOptions) -> SolveResult:
+    """An array with 0-ohm branches: exact Newton on the nodal system with the nodes those
+    branches join merged (:func:`._nodal.solve_merged`), as the sparse linear path does."""
+    from ._nodal import solve_merged
+
+    if opts.iteration not in ("auto", "newton"):
+        raise ValueError(f"iteration={opts.iteration!r} needs every wire, driver and sense resistance > 0 ohm; an array "
+                         "with 0-ohm branches is solved by exact Newton on its merged nodal system "
+                         "(iteration='auto' or 'newton')")
+    vtol_k, itol_k = opts.tolerances(V)
+    currents, X, converged, iterations, residual, reasons, net = solve_merged(
+        xbar, V, vtol_k, itol_k, opts.max_iterations, opts.callback)
+    _check_converged(xbar, opts, converged, iterations, residual, vtol_k, reasons, "exact Newton did not converge")
+    common = dict(method="newton", converged=converged, iterations=iterations, residual=residual)
+    if not full:
+        return SolveResult(inputs=V, currents=currents, **common)
+    phi = np.stack([net.potentials(x, v) for x, v in zip(X, V)])  # (k, nodes)
+    m, n = xbar.shape
+    v_top, v_bottom = (phi[:, nodes.ravel()].reshape(-1, m, n) for nodes in (net.T, net.B))
+    v_mid = phi[:, net.M.ravel()].reshape(-1, m, n) if net.has_mid else (None if xbar.transistor is None else v_bottom.copy())
+    lower = v_bottom if v_mid is None else v_mid
+    cell = xbar.device.current(v_top - lower, np.broadcast_to(xbar.G, v_top.shape))
+    return SolveResult(inputs=V, currents=currents, v_top=v_top, v_bottom=v_bottom, v_mid=v_mid,
+                       cell_currents=cell, **common)
 
 
 
@@ -236,8 +271,9 @@ def _floating_message(xbar: Crossbar) -> str:
     if not cells.size:
         return ""
     shown = ", ".join(f"({i}, {j})" for i, j in cells[:5]) + (", ..." if len(cells) > 5 else "")
-    return (f"; the middle node of {len(cells)} of {xbar.G.size} cells floats ({shown}): the memristor conducts "
-            "nothing (G = 0 S) and the access transistor is cut off with no junction leakage, so the nodal equations "
+    return (f"; the middle node of {len(cells)} of {xbar.G.size} cells floats ({shown}): at 0 V the memristor "
+            "conducts nothing (G = 0 S, or a device with no small-signal conductance at 0 V) and the access "
+            "transistor is cut off with no junction leakage, so the nodal equations "
             "leave the node's potential undetermined (a singular Jacobian).  Give the transistor junction leakage "
             "(transistors.Level1 gmin > 0, its default 1e-12 S, or is_ > 0), turn its gate on, or program those cells "
             "with G > 0")

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..crossbar import Crossbar
+from ..solve._nodal import Nodal
 from ..topology import topology
 from ..transistors import Resistor
 
@@ -265,85 +266,22 @@ def _linear_sensitivities(xbar: Crossbar, V_in: np.ndarray, params) -> Sensitivi
 
 
 # ------------------------------------------------------------------- nonlinear arrays
-class _Nodal:
-    """Full nodal system of a crossbar with unknowns T, M (when there is a transistor) and B."""
-
-    def __init__(self, xbar: Crossbar):
-        self.xbar = xbar
-        tr = xbar.transistor
-        self.has_mid = tr is not None and not tr.is_short
-        topo = topology(xbar)
-        self.nodes = nodes = topo.nodes(self.has_mid)
-        self.T, self.M, self.B, self.N = nodes.T, nodes.M, nodes.B, nodes.n_unknown
-        self.families = topo.families(nodes)
-        self.sense = [nodes.B[t.index, :] for t in topo.senses]
-        m = xbar.m
-        self.vg = (tr.gate_voltages(m) if tr is not None else None)
-        if self.vg is None:
-            self.vg = np.zeros(m)
-
-    def potentials(self, x, V):
-        """Potentials of every node: the unknowns ``x``, then the sources and the ground."""
-        return self.nodes.potentials(x, V)
-
-    def assemble(self, x, V):
-        """KCL residual F (A, currents leaving each node) and sparse Jacobian A = dF/dx."""
-        import scipy.sparse as sp
-
-        xbar = self.xbar
-        xa = self.potentials(x, V)
-        F = np.zeros(self.N)
-        rows, cols, vals = [], [], []
-
-        def stamp2(a, b, g, i):
-            # Two-terminal element carrying current i from a to b with di/dva = g = -di/dvb.
-            np.add.at(F, a, i)
-            rows.append(a); cols.append(a); vals.append(g)
-            un = b < self.N
-            np.add.at(F, b[un], -i[un])
-            rows.append(a[un]); cols.append(b[un]); vals.append(-g[un])
-            rows.append(b[un]); cols.append(a[un]); vals.append(-g[un])
-            rows.append(b[un]); cols.append(b[un]); vals.append(g[un])
-
-        for fam in self.families:
-            a, b, g = fam.a, fam.b, 1.0 / fam.r
-            stamp2(a, b, g, g * (xa[a] - xa[b]))
-        T, B = self.T.ravel(), self.B.ravel()
-        Mid = self.M.ravel() if self.has_mid else B
-        G = xbar.G.ravel()
-        v = xa[T] - xa[Mid]
-        stamp2(T, Mid, xbar.device.didv(v, G), xbar.device.current(v, G))
-        cells = {"v_mem": v, "G": G}
-        if self.has_mid:
-            tr = xbar.transistor
-            vg = np.repeat(self.vg, xbar.n)
-            i, gd, gs = tr.ids(xa[Mid], xa[B], vg)
-            np.add.at(F, Mid, i)
-            np.add.at(F, B, -i)
-            rows += [Mid, Mid, B, B]; cols += [Mid, B, Mid, B]; vals += [gd, gs, -gd, -gs]
-            for node in (Mid, B):
-                j = tr.junction(xa[node])
-                np.add.at(F, node, j[0])
-                rows.append(node); cols.append(node); vals.append(j[1])
-            cells.update(vd=xa[Mid], vs=xa[B], vg=vg)
-        A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.N, self.N))
-        return F, A, cells
-
-
 def _nonlinear_sensitivities(xbar: Crossbar, V: np.ndarray, params, rtol: float) -> Sensitivities:
     from scipy.sparse.linalg import splu
 
     from ..solve import solve
 
     m, n = xbar.shape
-    net = _Nodal(xbar)
+    if topology(xbar).has_zero_resistance:
+        raise ValueError("sensitivities need every wire, r_in and r_out resistance > 0 ohm (a derivative with "
+                         "respect to a 0-ohm branch's resistance is infinite)")
+    net = Nodal(xbar)
     res = solve(xbar, V, full=True, rtol=rtol)
     k = V.shape[0]
     currents = np.empty((k, n))
     J = np.zeros((k, n, len(params)))
     for q in range(k):
-        parts = [res.v_top[q].ravel()] + ([res.v_mid[q].ravel()] if net.has_mid else []) + [res.v_bottom[q].ravel()]
-        x = np.concatenate(parts)
+        x = net.unknowns(res.v_top[q], res.v_mid[q] if net.has_mid else None, res.v_bottom[q])
         for _ in range(4):  # exact Newton polish: quadratic, so round-off after one or two steps
             F, A, cells = net.assemble(x, V[q])
             lu = splu(A)
