@@ -16,8 +16,9 @@ crossbar and cached on it):
   (:meth:`Topology.ladder`);
 * the sparse solver, conversion's refinement, the sensitivities and the netlist writer
   read the node numbering (:meth:`Topology.nodes`) and the branch list
-  (:meth:`Topology.families`, :meth:`Topology.branches`), and assemble nodal matrices
-  with :func:`nodal_matrices`;
+  (:meth:`Topology.families`, :meth:`Topology.branches`), merge the nodes of 0-ohm
+  branches with :func:`merge_zero_branches` and assemble nodal matrices with
+  :func:`nodal_matrices`;
 * conversion and the sensitivities read the :class:`Terminal` families
   (:attr:`Topology.drives`, :attr:`Topology.senses`).
 
@@ -36,7 +37,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from .crossbar import Crossbar
 
-__all__ = ["Topology", "Terminal", "Ladder", "Nodes", "Family", "topology", "nodal_matrices"]
+__all__ = ["Topology", "Terminal", "Ladder", "Nodes", "Family", "topology", "nodal_matrices", "merge_zero_branches"]
 
 
 def _conductance(r: np.ndarray) -> np.ndarray:
@@ -274,6 +275,42 @@ class Topology:
         b = np.concatenate([f.b for f in fams] + [nodes.B[on]])
         r = np.concatenate([np.asarray(f.r, dtype=np.float64) for f in fams] + [1.0 / g_cell[on]])
         return a, b, r
+
+
+def merge_zero_branches(a: np.ndarray, b: np.ndarray, r: np.ndarray, nodes: Nodes) -> tuple[np.ndarray, int]:
+    """Merge the nodes that 0-ohm branches join (exact: they sit at one potential).
+
+    Returns the index of every node of ``nodes`` in the merged system and the number
+    ``nu`` of unknowns: merged classes of unknown nodes are ``0..nu-1``; a class that
+    holds a fixed node is ``nu + f``, ``f`` that node's index among the fixed potentials
+    (sources, then the ground).  Without 0-ohm branches the index is the identity.
+
+    Raises
+    ------
+    SingularNetworkError
+        If a 0-ohm path joins two different fixed potentials.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from .errors import SingularNetworkError
+
+    n_nodes, N = nodes.n_nodes, nodes.n_unknown
+    zero = r == 0
+    if not zero.any():
+        return np.arange(n_nodes), N
+    adj = coo_matrix((np.ones(int(zero.sum())), (a[zero], b[zero])), shape=(n_nodes, n_nodes))
+    _, label = connected_components(adj, directed=False)
+    fixed_of_class = np.full(label.max() + 1, -1)
+    for node in range(N, n_nodes):
+        cls = label[node]
+        if fixed_of_class[cls] not in (-1, node - N):
+            raise SingularNetworkError("a zero-resistance path shorts two ideal sources (or a source to ground)")
+        fixed_of_class[cls] = node - N
+    unknown = np.flatnonzero(fixed_of_class < 0)
+    col = np.full(label.max() + 1, -1)
+    col[unknown] = np.arange(unknown.size)
+    return np.where(fixed_of_class >= 0, unknown.size + fixed_of_class, col)[label], int(unknown.size)
 
 
 def nodal_matrices(a: np.ndarray, b: np.ndarray, g: np.ndarray, n_unknown: int, n_fixed: int):

@@ -17,11 +17,9 @@ import dataclasses
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from ..crossbar import Crossbar
-from ..errors import SingularNetworkError
-from ..topology import topology
+from ..topology import merge_zero_branches, topology
 
 __all__ = ["Nodal", "solve_merged"]
 
@@ -38,36 +36,14 @@ class Nodal:
         nodes = self.nodes = topo.nodes(self.has_mid)
         self.T, self.M, self.B, self.N = nodes.T, nodes.M, nodes.B, nodes.n_unknown
         fams = topo.families(nodes)
-        self.index, self.nu = self._merge(fams, nodes)
+        self.index, self.nu = merge_zero_branches(np.concatenate([f.a for f in fams]), np.concatenate([f.b for f in fams]),
+                                                  np.concatenate([f.r for f in fams]), nodes)
         # the 0-ohm branches merge nodes instead of carrying a conductance
         self.families = [dataclasses.replace(f, a=f.a[f.r > 0], b=f.b[f.r > 0], r=f.r[f.r > 0]) for f in fams]
         self.sense = [nodes.B[t.index, :] for t in topo.senses]
         m = xbar.m
         vg = tr.gate_voltages(m) if tr is not None else None
         self.vg = np.zeros(m) if vg is None else np.asarray(vg, dtype=np.float64)
-
-    @staticmethod
-    def _merge(fams, nodes) -> tuple[np.ndarray, int]:
-        """Unknown index of every node (``>= nu``: ``nu`` + its fixed potential's index,
-        sources then ground) and the number ``nu`` of unknowns."""
-        n_nodes, N = nodes.n_nodes, nodes.n_unknown
-        a = np.concatenate([f.a[f.r == 0] for f in fams])
-        b = np.concatenate([f.b[f.r == 0] for f in fams])
-        if not a.size:
-            return np.arange(n_nodes), N
-        adj = sp.coo_matrix((np.ones(a.size), (a, b)), shape=(n_nodes, n_nodes))
-        _, label = connected_components(adj, directed=False)
-        fixed_of_class = np.full(label.max() + 1, -1)
-        for node in range(N, n_nodes):
-            cls = label[node]
-            if fixed_of_class[cls] not in (-1, node - N):
-                raise SingularNetworkError("a zero-resistance path shorts two ideal sources (or a source to ground)")
-            fixed_of_class[cls] = node - N
-        unknown = np.flatnonzero(fixed_of_class < 0)
-        col = np.full(label.max() + 1, -1)
-        col[unknown] = np.arange(unknown.size)
-        index_of_class = np.where(fixed_of_class >= 0, unknown.size + fixed_of_class, col)
-        return index_of_class[label], unknown.size
 
     def potentials(self, x: np.ndarray, V: np.ndarray) -> np.ndarray:
         """Potential (V) of every node of :attr:`nodes`, fixed ones included."""
