@@ -41,8 +41,11 @@ __all__ = ["Topology", "Terminal", "Ladder", "Nodes", "Family", "topology", "nod
 
 
 def _conductance(r: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return np.ascontiguousarray(1.0 / r)
+    """``1 / r`` (S), ``inf`` for 0 ohm."""
+    if r.size and not r.all():
+        with np.errstate(divide="ignore"):
+            return np.ascontiguousarray(1.0 / r)
+    return np.ascontiguousarray(1.0 / r)
 
 
 @dataclass(frozen=True, eq=False)

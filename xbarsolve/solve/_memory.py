@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 
 _DOUBLE = 8  # bytes
+#: Needs below this (bytes) are not checked: they fit wherever the interpreter runs.
+_CHECK_FROM = 32 * 2**20
 
 
 def available_bytes() -> int | None:
@@ -38,6 +40,8 @@ def require(doubles: float, what: str, hint: str) -> None:
     """Raise ``MemoryError`` naming ``what``, the need and the available memory when
     ``doubles`` float64 values do not fit in the available memory."""
     need = doubles * _DOUBLE
+    if need < _CHECK_FROM:  # reading /proc/meminfo costs tens of microseconds
+        return
     available = available_bytes()
     if available is not None and need > available:
         raise MemoryError(f"{what} needs about {_size(need)} of memory but {_size(available)} is available; {hint}")
