@@ -40,7 +40,6 @@ class Nodal:
                                                   np.concatenate([f.r for f in fams]), nodes)
         # the 0-ohm branches merge nodes instead of carrying a conductance
         self.families = [dataclasses.replace(f, a=f.a[f.r > 0], b=f.b[f.r > 0], r=f.r[f.r > 0]) for f in fams]
-        self.sense = [nodes.B[t.index, :] for t in topo.senses]
         m = xbar.m
         vg = tr.gate_voltages(m) if tr is not None else None
         self.vg = np.zeros(m) if vg is None else np.asarray(vg, dtype=np.float64)

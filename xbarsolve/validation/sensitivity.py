@@ -294,9 +294,9 @@ def _nonlinear_sensitivities(xbar: Crossbar, V: np.ndarray, params, rtol: float)
         xa = net.potentials(x, V[q])
         # dc_j/dx: the sense branch currents x_B / r_out of column j.
         C = np.zeros((net.N, n))
-        for nodes in net.sense:
-            C[nodes, np.arange(n)] += 1.0 / xbar.r_out_columns
-        currents[q] = sum(x[nodes] / xbar.r_out_columns for nodes in net.sense)
+        for t in topology(xbar).senses:
+            C[net.B[t.index, :], np.arange(n)] += t.g
+        currents[q] = sum(x[net.B[t.index, :]] * t.g for t in topology(xbar).senses)
         lam = lu.solve(C, trans="T")  # (N, n)
         lam_a = np.concatenate([lam, np.zeros((m + 1, n))])  # fixed nodes: lambda = 0
 
