@@ -184,8 +184,11 @@ class Topology:
     @property
     def has_zero_resistance(self) -> bool:
         """True when any wire, driver or sense resistance in use is exactly 0 ohm."""
-        return bool((self.r_row == 0).any() or (self.r_col == 0).any()
-                    or any((t.r == 0).any() for t in self.drives + self.senses))
+        zero = self._cache.get("zero")
+        if zero is None:
+            zero = self._cache["zero"] = bool(not self.r_row.all() or not self.r_col.all()
+                                              or not all(t.r.all() for t in self.drives + self.senses))
+        return zero
 
     def terminal(self, end: str) -> Terminal | None:
         """The terminal family at ``end`` (``"left"``, ..., ``"bottom"``), or None if open."""
