@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .crossbar import Crossbar
+    from .crossbar import Crossbar, Drive, Sense
 
 __all__ = ["Topology", "Terminal", "Ladder", "Nodes", "Family", "topology", "nodal_matrices", "merge_zero_branches"]
 
@@ -159,6 +159,8 @@ class Topology:
     ----------
     m, n : int
         Rows and columns.
+    drive, sense : str
+        The crossbar's drive and sense options.
     r_row, r_col : ndarray
         Wire segment resistances (ohm), shapes (m, n-1) and (m-1, n).
     g_row, g_col : ndarray
@@ -171,8 +173,8 @@ class Topology:
 
     m: int
     n: int
-    drive: str
-    sense: str
+    drive: Drive
+    sense: Sense
     r_row: np.ndarray
     r_col: np.ndarray
     g_row: np.ndarray
