@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -11,7 +12,8 @@ from numba import njit
 
 import xbarsolve as xs
 from xbarsolve import _conversion_kernels as K
-from xbarsolve.conversion import constant_signal, input_derived_signal, random_signal
+from xbarsolve.conversion import (
+    ClippingWarning, InfeasibleConversionError, constant_signal, input_derived_signal, random_signal)
 from xbarsolve.devices import Device
 from xbarsolve.transistors import Resistor, Transistor
 
@@ -207,7 +209,8 @@ def test_nonlinear_converted_array_solves_to_ideal(rng, transistor):
 # ------------------------------------------------------------------------ infeasibility
 def test_dense_576x64_conversion_is_infeasible_and_reported(rng):
     xbar = _array(rng, 576, 64)
-    conv = xs.convert(xbar, constant_signal(576, 1.0), g_min=G_MIN, g_max=G_MAX)
+    with pytest.warns(ClippingWarning, match=r"infeasible.*cells clipped.*on_clip='ignore'"):  # warned by default
+        conv = xs.convert(xbar, constant_signal(576, 1.0), g_min=G_MIN, g_max=G_MAX)
     assert conv.n_clipped > 0.5 * 576 * 64
     assert conv.n_nonpositive > 0 and conv.worst_excess == np.inf
     assert conv.min_v_memristor < 0
@@ -217,8 +220,10 @@ def test_dense_576x64_conversion_is_infeasible_and_reported(rng):
     np.testing.assert_array_equal(conv.g_prime[bad], G_MAX)
     assert "clipped" in conv.report()
     # The same array is infeasible at any amplitude (a linear circuit).
-    small = xs.convert(xbar, constant_signal(576, 0.001), g_min=G_MIN, g_max=G_MAX)
+    small = xs.convert(xbar, constant_signal(576, 0.001), g_min=G_MIN, g_max=G_MAX, on_clip="ignore")
     np.testing.assert_array_equal(small.clipped, conv.clipped)
+    with pytest.raises(InfeasibleConversionError, match=r"\d+ of 36864 cells clipped"):
+        xs.convert(xbar, constant_signal(576, 1.0), g_min=G_MIN, g_max=G_MAX, on_clip="raise")
 
 
 def test_clipping_at_the_range_bounds(rng):
@@ -226,7 +231,7 @@ def test_clipping_at_the_range_bounds(rng):
     free = xs.convert(xbar, 0.2)
     assert free.n_clipped == 0 and (free.g_prime > xbar.G).all()  # IR drop always asks for more
     g_max = np.quantile(free.g_required, 0.9)
-    conv = xs.convert(xbar, 0.2, g_max=g_max)
+    conv = xs.convert(xbar, 0.2, g_max=g_max, on_clip="ignore")
     np.testing.assert_array_equal(conv.clipped, free.g_required > g_max)
     np.testing.assert_allclose(conv.excess[conv.clipped], free.g_required[conv.clipped] - g_max)
     assert conv.worst_excess == pytest.approx(free.g_required.max() - g_max)
@@ -236,8 +241,8 @@ def test_refinement_serves_unclipped_cells_exactly(rng):
     xbar = _array(rng, 48, 16, r_row=2.0, r_col=2.0, transistor=Resistor(500.0))
     v = constant_signal(48, 0.5)
     g_max = np.quantile(xs.convert(xbar, v).g_required, 0.85)
-    plain = xs.convert(xbar, v, g_max=g_max)
-    ref = xs.convert(xbar, v, g_max=g_max, refine=True)
+    plain = xs.convert(xbar, v, g_max=g_max, on_clip="ignore")
+    ref = xs.convert(xbar, v, g_max=g_max, refine=True, on_clip="ignore")
     assert ref.refined and ref.refine_iterations >= 1
     assert (ref.g_prime <= g_max).all() and (ref.g_prime >= 0).all()
     res = xs.solve(ref.crossbar, v, full=True, method="block")
@@ -320,7 +325,7 @@ def test_transistor_inversion_matches_twin(rng):
 def test_transistor_that_cannot_serve_is_clipped(rng):
     tr = MosTransistor(kp=1e-5, v_gate=1.0)  # saturates at 0.5 * 1e-5 * 0.25 = 1.25 uA
     xbar = _array(rng, 6, 4, transistor=tr)
-    conv = xs.convert(xbar, 0.4, g_max=G_MAX)  # targets up to 27 uA
+    conv = xs.convert(xbar, 0.4, g_max=G_MAX, on_clip="ignore")  # targets up to 27 uA
     assert conv.n_clipped == 24 and np.isinf(conv.g_required).all()
 
 
@@ -364,3 +369,17 @@ def test_junction_currents_match_twin(rng):
     got = K.junction_currents(tr.junction_kernel, v, tr.parameters())
     np.testing.assert_array_equal(got, naive.junction_currents(tr.junction_kernel, v, tr.parameters()))
     assert (got[v > 0] > 0).all()  # reverse-biased: a tiny leak out of the node (gmin, is)
+
+
+def test_on_clip_policy(rng):
+    """A feasible conversion says nothing whatever on_clip; a bad on_clip is refused early."""
+    xbar = _array(rng, 8, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for policy in ("warn", "raise", "ignore"):
+            assert xs.convert(xbar, 0.1, on_clip=policy).n_clipped == 0
+    with pytest.raises(ValueError, match="on_clip must be 'warn', 'raise' or 'ignore'; got 'silent'"):
+        xs.convert(xbar, 0.1, on_clip="silent")
+    g_max = float(np.median(xbar.G))  # half the targets cannot be reached
+    with pytest.warns(ClippingWarning):
+        xs.optimize_conversion_signal(xbar, rng.uniform(0, 0.4, (4, 8)), g_max=g_max)

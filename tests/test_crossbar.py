@@ -103,7 +103,7 @@ def test_floating_node_is_reported(monkeypatch):
     def floating(x):  # cut row 0 from its driver and from its cells: its wire floats
         a, b, r, n = real(x)
         m, k = x.shape
-        driver = (a >= 2 * m * k) & (a < 2 * m * k + m) & (b < k)
+        driver = (b >= 2 * m * k) & (b < 2 * m * k + m) & (a < k)  # T(0, j) -> a source
         cells = (a < k) & (b >= m * k) & (b < 2 * m * k)
         keep = ~(driver | cells)
         return a[keep], b[keep], r[keep], n

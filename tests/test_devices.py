@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -145,3 +147,49 @@ def test_resistor_and_switch_kernels():
     assert r.junction_kernel(0.3, r.parameters()) == (0.0, 0.0)
     assert xs.transistors.Switch().is_short and xs.transistors.Resistor(0.0).is_short
     assert not r.is_short and not xs.transistors.Level1().is_short
+
+
+# ------------------------------------------------------ parameter-derivative hook
+def _fd(model, name, evaluate, h):
+    """Central difference of ``evaluate(model)`` in the field ``name``."""
+    value = getattr(model, name)
+    up = evaluate(dataclasses.replace(model, **{name: value + h}))
+    down = evaluate(dataclasses.replace(model, **{name: value - h}))
+    return (up - down) / (2 * h)
+
+
+def test_device_parameter_derivative_matches_finite_differences():
+    rng = np.random.default_rng(5)
+    v = rng.uniform(-0.6, 0.6, 50)
+    G = rng.uniform(1e-6, 1e-4, 50)
+    dev = xs.devices.Sinh(a=2.5, v_read=0.2)
+    assert dev.parameter_names == ("a",)
+    exact = dev.parameter_derivative("a", v, G)
+    fd = _fd(dev, "a", lambda d: d.current(v, G), 1e-5)
+    np.testing.assert_allclose(exact, fd, rtol=1e-7, atol=1e-9 * np.abs(fd).max())
+    with pytest.raises(ValueError, match="Sinh has no differentiable parameter 'v_read'"):
+        dev.parameter_derivative("v_read", v, G)
+    assert xs.devices.Linear().parameter_names == ()
+
+
+@pytest.mark.parametrize("model,names", [
+    (xs.transistors.Level1(lambda_=0.05), ("kp", "vto")),
+    (xs.transistors.Resistor(r_on=2e3), ("r_on",)),
+])
+def test_transistor_parameter_derivative_matches_finite_differences(model, names):
+    rng = np.random.default_rng(6)
+    vd, vs = rng.uniform(0.0, 1.0, 40), rng.uniform(0.0, 0.3, 40)
+    vd[:5] = vs[:5] - 0.1  # inverse mode
+    vg = np.full(40, 3.3)
+    assert model.parameter_names == names
+    for name in names:
+        h = 1e-6 * abs(getattr(model, name))
+        exact = model.parameter_derivative(name, vd, vs, vg)
+        fd = _fd(model, name, lambda t: t.ids(vd, vs, vg)[0], h)
+        np.testing.assert_allclose(exact, fd, rtol=1e-6, atol=1e-9 * np.abs(fd).max())
+
+
+def test_spice_options_hook():
+    """Models state the ngspice options they need; nothing else is read from them."""
+    assert xs.transistors.Level1(gmin=3e-13).spice_options() == {"gmin": 3e-13}
+    assert xs.transistors.Resistor().spice_options() == {} and xs.devices.Sinh().spice_options() == {}

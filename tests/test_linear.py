@@ -217,3 +217,26 @@ def test_single_row_and_single_column_arrays(rng):
         xbar = random_xbar(rng, *shape, drive="both", sense="both")
         V = rng.uniform(0, 0.4, (2, shape[0]))
         assert rel(xs.solve(xbar, V, method="block").currents, naive_solve(xbar, V)[0]) < ROUNDOFF
+
+
+# ------------------------------------------------------------------ memory estimates
+def test_memory_is_checked_before_the_factorization(monkeypatch):
+    """An array too large for memory is refused up front, saying how much it needs and
+    how much there is, instead of a bare MemoryError deep in the factorization."""
+    from xbarsolve.solve import _memory
+
+    avail = _memory.available_bytes()
+    assert avail is None or avail > 0
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 2**20)
+    xbar = xs.Crossbar(np.full((200, 100), 2e-5))
+    # 3 (p, q, q) doubles = 3 * 200 * 100^2 * 8 B = 45.8 MiB
+    with pytest.raises(MemoryError, match=r"block factorization of a 200x100 array needs about 45.8 MiB of memory "
+                                          r"but 1 MiB is available; .*min\(m, n\) = 100.*tiles"):
+        xs.factorize(xbar)
+    with pytest.raises(MemoryError, match=r"transfer matrix of a 200x100 array needs about 76.3 MiB"):
+        xs.transfer_matrix(xbar)
+    with pytest.raises(MemoryError, match=r"Newton on a 200x100 array \(32 vectors at a time\) needs about"):
+        xs.solve(xbar.__class__(xbar.G, device=xs.devices.Sinh(a=1.0)), np.full((40, 200), 0.1))
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 2**30)  # enough: the solve goes ahead
+    np.testing.assert_allclose(xs.solve(xbar, np.full(200, 0.1), method="block").currents,
+                               xs.solve(xbar, np.full(200, 0.1), method="sparse").currents, rtol=1e-10)

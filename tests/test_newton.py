@@ -45,8 +45,10 @@ def rel(a, b):
 @pytest.mark.parametrize("dev", list(DEVICES))
 @pytest.mark.parametrize("tr", [None, *TRANSISTORS])
 @pytest.mark.parametrize("shape, drive, sense", [((9, 7), "left", "bottom"), ((6, 11), "both", "both"), ((7, 5), "right", "top")])
-@pytest.mark.parametrize("iteration", ["auto", "lines", "chord"])
+@pytest.mark.parametrize("iteration", ["auto", "lines", "chord", "newton"])
 def test_matches_naive_newton(rng, dev, tr, shape, drive, sense, iteration):
+    """Every iteration, exact Newton included, against the NumPy twin (dense Newton on
+    the full nodal system, tests/naive_newton.py): currents and every node potential."""
     xbar = random_array(rng, *shape, DEVICES[dev], None if tr is None else TRANSISTORS[tr], drive=drive, sense=sense)
     V = rng.uniform(0.0, 0.4, (3, shape[0]))
     ref, vt, vm, vb = naive_newton(xbar, V)
@@ -204,10 +206,11 @@ def test_full_outputs_are_consistent(rng):
     np.testing.assert_allclose(res.cell_currents, (res.v_mid - res.v_bottom) / 2e3, rtol=1e-8, atol=1e-16)
 
 
-def test_zero_resistance_and_bad_options_are_rejected(rng):
+def test_zero_resistance_iterations_and_bad_options_are_rejected(rng):
     xbar = xs.Crossbar(np.full((4, 4), 1e-5), r_row=0.0, device=DEVICES["sinh"])
-    with pytest.raises(ValueError, match="r_row, r_col, r_in, r_out"):
-        xs.solve(xbar, np.full(4, 0.1))
+    for iteration in ("lines", "chord"):  # the ladder-form iterations need every resistance > 0
+        with pytest.raises(ValueError, match=f"iteration='{iteration}' needs every wire.*iteration='auto' or 'newton'"):
+            xs.solve(xbar, np.full(4, 0.1), iteration=iteration)
     xbar = xs.Crossbar(np.full((4, 4), 1e-5), device=DEVICES["sinh"])
     with pytest.raises(ValueError, match="iteration must be"):
         xs.solve(xbar, np.full(4, 0.1), iteration="block")
@@ -290,13 +293,14 @@ def test_solution_does_not_read_uninitialised_memory(rng, monkeypatch, tr, itera
     placeholders the kernel never writes; exact Newton checked them for finiteness, so
     whatever the allocator left there (inf in the 32-image MNIST sinh benchmark) made a
     regular Jacobian "singular".  With ``np.empty`` returning NaN the result must not change."""
-    from xbarsolve.solve import newton as nt
+    from xbarsolve.solve import _chord, _exact, _lines, _net, newton
 
     xbar = random_array(rng, 12, 7, xs.devices.Sinh(a=2.0), None if tr is None else TRANSISTORS[tr])
     V = rng.uniform(0.0, 1.5, (3, 12))
     V[:, 3] = 0.0  # a row with no input, as in the CNN's sparse activations
     ref = xs.solve(xbar, V, iteration=iteration)
-    monkeypatch.setattr(nt, "np", _PoisonedNumpy())
+    for module in (newton, _net, _lines, _chord, _exact):  # the driver and every iteration
+        monkeypatch.setattr(module, "np", _PoisonedNumpy())
     out = xs.solve(xbar, V, iteration=iteration)
     assert out.converged.all()
     np.testing.assert_allclose(out.currents, ref.currents, rtol=1e-9, atol=1e-15)
@@ -388,3 +392,100 @@ def test_agrees_with_ngspice_defaults_and_user_model(require_ngspice, rng):
     xbar = random_array(rng, 8, 8, dev, TRANSISTORS["level1"])
     V = rng.uniform(0.0, 0.4, (2, 8))
     assert np.abs(xs.solve(xbar, V).currents / _spice(xbar, V).currents - 1).max() < 1e-6
+
+
+# ----------------------------------------------------------------- NewtonOptions
+def test_options_object_and_keywords_agree(rng):
+    from xbarsolve.solve import NewtonOptions
+
+    xbar = random_array(rng, 9, 6, xs.devices.Sinh(a=2.0), TRANSISTORS["level1"])
+    V = rng.uniform(0.0, 0.5, (3, 9))
+    by_keywords = xs.solve(xbar, V, iteration="chord", rtol=1e-11, chord_iterations=40)
+    opts = NewtonOptions(iteration="chord", rtol=1e-11, chord_iterations=40)
+    by_object = xs.solve(xbar, V, options=opts)
+    np.testing.assert_array_equal(by_object.currents, by_keywords.currents)
+    np.testing.assert_array_equal(by_object.iterations, by_keywords.iterations)
+    with pytest.raises(TypeError, match=r"either options= or the keyword options.*\['rtol'\]"):
+        xs.solve(xbar, V, options=opts, rtol=1e-6)
+    with pytest.raises(TypeError, match="options must be a NewtonOptions"):
+        xs.solve(xbar, V, options={"rtol": 1e-6})
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("iteration", "fast", "iteration must be 'auto', 'lines', 'chord' or 'newton'; got 'fast'"),
+    ("rebuild", "sometimes", "rebuild must be 'auto', 'once' or 'never'"),
+    ("on_failure", "ignore", "on_failure must be 'raise' or 'flag'"),
+    ("rtol", 0.0, "rtol must be > 0"),
+    ("rtol", float("nan"), "rtol must be > 0"),
+    ("vtol", -1e-9, "vtol must be > 0"),
+    ("max_iterations", 0, "max_iterations must be an integer >= 1"),
+    ("chord_iterations", 1.5, "chord_iterations must be an integer >= 0"),
+    ("chunk_size", 0, "chunk_size must be an integer >= 1 or None"),
+    ("threads", True, "threads must be an integer >= 1 or None"),
+])
+def test_options_are_validated_once_on_construction(field, value, match):
+    from xbarsolve.solve import NewtonOptions
+
+    with pytest.raises(ValueError, match=re.escape(match)):
+        NewtonOptions(**{field: value})
+    assert NewtonOptions(max_iterations=np.int64(7), chunk_size=8.0).max_iterations == 7
+
+
+def test_floating_middle_nodes_are_named():
+    """G = 0 cells behind a cut-off transistor without junction leakage leave their middle
+    nodes floating (a singular Jacobian): the error names the cells and the fix."""
+    G = np.full((4, 3), 2e-5)
+    G[1, 2] = G[3, 0] = 0.0
+    off = xs.transistors.Level1(v_gate=0.0, gmin=0.0, is_=0.0)
+    xbar = xs.Crossbar(G, transistor=off, device=xs.devices.Sinh(a=2.0))
+    for iteration in ("auto", "newton"):
+        with pytest.raises(xs.ConvergenceError, match=r"singular.*middle node of 2 of 12 cells floats \(\(1, 2\), \(3, 0\)\)"
+                                                      r".*gmin > 0.*is_ > 0"):
+            xs.solve(xbar, np.full(4, 0.2), iteration=iteration)
+    # junction leakage (Level1's default gmin) fixes it
+    leaky = xs.Crossbar(G, transistor=xs.transistors.Level1(v_gate=0.0, is_=0.0), device=xs.devices.Sinh(a=2.0))
+    assert xs.solve(leaky, np.full(4, 0.2)).converged.all()
+
+
+# ------------------------------------------------------------- 0-ohm branches
+def _zero_ohm_wires(rng, m, n):
+    return dict(r_row=np.where(rng.random((m, n - 1)) < 0.5, 0.0, 1.5), r_col=np.where(rng.random((m - 1, n)) < 0.5, 0.0, 2.0),
+                r_in=np.where(rng.random(m) < 0.5, 0.0, 1.0), r_out=np.where(rng.random(n) < 0.5, 0.0, 2.0))
+
+
+def test_zero_ohm_branches_merge_nodes(rng):
+    """Newton on an array with 0-ohm branches merges the nodes they join (as the sparse
+    linear path does): all-zero wires give every cell its input, so the column currents are
+    sums of the device law; a = 0 sinh cells (linear, solved by Newton) match the sparse
+    linear solve of the same circuit to round-off, node potentials included."""
+    m, n = 6, 5
+    G = rng.uniform(1 / 300e3, 1 / 15e3, (m, n))
+    G[2, 3] = 0.0
+    V = rng.uniform(0.0, 0.4, (3, m))
+    dev = xs.devices.Sinh(a=2.0)
+    bare = xs.Crossbar(G, r_row=0.0, r_col=0.0, r_in=0.0, r_out=0.0, device=dev)
+    exact = np.stack([dev.current(np.repeat(v[:, None], n, axis=1), G).sum(axis=0) for v in V])
+    np.testing.assert_allclose(xs.solve(bare, V).currents, exact, rtol=1e-14)
+    wires = _zero_ohm_wires(rng, m, n)
+    for tr in (None, TRANSISTORS["resistor"]):
+        kw = dict(transistor=tr, drive="both", sense="both", **wires)
+        newton = xs.solve(xs.Crossbar(G, device=xs.devices.Sinh(a=0.0), **kw), V, full=True, rtol=1e-13)
+        linear = xs.solve(xs.Crossbar(G, **kw), V, full=True)
+        assert newton.method == "newton" and newton.converged.all()
+        assert rel(newton.currents, linear.currents) < 1e-12
+        for a, b in ((newton.v_top, linear.v_top), (newton.v_bottom, linear.v_bottom)):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("tr", [None, "level1"])
+def test_zero_ohm_branches_agree_with_ngspice(require_ngspice, rng, tr):
+    m, n = 7, 5
+    xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, (m, n)), device=DEVICES["sinh"],
+                       transistor=None if tr is None else TRANSISTORS[tr], **_zero_ohm_wires(rng, m, n))
+    V = rng.uniform(0.0, 0.4, (3, m))
+    ours = xs.solve(xbar, V, full=True, rtol=1e-12)
+    ref = xs.spice.solve(xbar, V, full=True)
+    assert rel(ours.currents, ref.currents) < 1e-9
+    np.testing.assert_allclose(ours.v_top, ref.v_top, rtol=0, atol=1e-9)
+    if tr is not None:
+        np.testing.assert_allclose(ours.v_mid, ref.v_mid, rtol=0, atol=1e-9)

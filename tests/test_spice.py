@@ -398,3 +398,53 @@ def test_stored_ngspice_reference():
             assert rel_diff(ours.currents, get("currents")) < RTOL_CURRENT, case
             assert np.abs(ours.v_bottom - get("v_bottom")).max() < RTOL_VOLTAGE * np.abs(V).max(), case
             assert (ROOT / "netlists" / "reference" / f"{case}.cir").is_file()
+
+
+def test_model_options_come_from_spice_options_only():
+    """The deck's model options are what the models' ``spice_options()`` state (keys
+    lower-cased), not attributes read ad hoc: a ``gmin`` field of a model that does not
+    state it is not written."""
+    from dataclasses import dataclass
+
+    from xbarsolve.spice.netlist import build_deck, model_options
+
+    @dataclass(frozen=True)
+    class Leaky(xs.transistors.Resistor):
+        gmin: float = 1e-9
+
+    @dataclass(frozen=True)
+    class Stiff(xs.devices.Linear):
+        def spice_options(self):
+            return {"ITL1": 900}
+
+    G = np.full((2, 3), 1e-5)
+    assert model_options(xs.Crossbar(G, transistor=Leaky())) == {}
+    assert model_options(xs.Crossbar(G, device=Stiff(), transistor=xs.transistors.Level1(gmin=2e-13))) == {
+        "itl1": 900, "gmin": 2e-13}
+    text = build_deck(xs.Crossbar(G, device=Stiff()), np.zeros(2)).text
+    assert " itl1=900" in text and " gmin=1e-24" in text
+
+
+def test_ammeter_only_deck(require_ngspice, rng, tmp_path):
+    """save="currents": the deck keeps only the source nodes and the sense ammeters, and
+    the runner's column currents from it equal those of the full deck (and ours)."""
+    from xbarsolve.spice.netlist import build_deck
+    from xbarsolve.spice.raw import read_raw
+    from xbarsolve.spice.run import _assemble, _run_batch
+
+    xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, (6, 5)), r_row=1.5, r_col=2.0, r_in=[0.0, 1, 1, 2, 2, 3],
+                       r_out=1.0, drive="both", sense="both", transistor=xs.transistors.Resistor(1e3))
+    V = rng.uniform(0, 0.4, (3, 6))
+    deck = build_deck(xbar, V, save="currents")
+    expected = {f"v({node})" for node in deck.inputs} | {f"i({name})" for _, name in deck.sense}
+    (tmp_path / "d.cir").write_text(deck.text)
+    subprocess.run(["ngspice", "-b", "d.cir"], cwd=tmp_path, check=True, capture_output=True)
+    plots = read_raw(tmp_path / "xbar.raw")
+    assert len(plots) == 3 and all(set(p.as_dict()) == expected for p in plots)
+    currents = _assemble(xbar, V, deck, _run_batch(deck, V, None), full=False).currents
+    full = xs.spice.solve(xbar, V).currents
+    np.testing.assert_allclose(currents, full, rtol=1e-12)
+    assert rel_diff(currents, xs.solve(xbar, V).currents) < RTOL_CURRENT
+    assert ".save" not in build_deck(xbar, V).text.replace("* ---- saved", "")
+    with pytest.raises(ValueError, match="save must be 'all' or 'currents'; got 'none'"):
+        build_deck(xbar, V, save="none")

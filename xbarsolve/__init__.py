@@ -35,6 +35,7 @@ _LAZY = {
     "convert": (".conversion", "convert"),
     "Conversion": (".conversion", "Conversion"),
     "optimize_conversion_signal": (".conversion", "optimize_conversion_signal"),
+    "NewtonOptions": (".solve.options", "NewtonOptions"),
     "Calibration": (".calibration", "Calibration"),
     "fit_parasitics": (".validation", "fit_parasitics"),
     "save": (".io", "save"),

@@ -23,6 +23,7 @@ clipped neighbours (an active-set iteration of exact linear solves).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,17 +31,31 @@ import numpy as np
 
 from . import _conversion_kernels as _k
 from .crossbar import Crossbar
+from .topology import nodal_matrices, topology
 from .transistors import Resistor, Switch
 
 __all__ = [
     "Conversion",
     "convert",
+    "ClippingWarning",
+    "InfeasibleConversionError",
     "constant_signal",
     "random_signal",
     "input_derived_signal",
     "SignalChoice",
     "optimize_conversion_signal",
 ]
+
+
+OnClip = Literal["warn", "raise", "ignore"]
+
+
+class ClippingWarning(UserWarning):
+    """:func:`convert` clipped cells: the targets are infeasible for the array."""
+
+
+class InfeasibleConversionError(ValueError):
+    """:func:`convert` with ``on_clip="raise"`` clipped cells."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -203,12 +218,11 @@ def _converted_state(xbar: Crossbar, I: np.ndarray, v: np.ndarray, tol: float, m
     whose transistor can carry the current.  Order: column wires (known injections) ->
     transistor channel inversion -> memristor currents -> row wires.
     """
-    left, right = xbar.drive_ends
-    top, bottom = xbar.sense_ends
-    r_in = np.ascontiguousarray(xbar.r_in_rows)
-    r_out = np.ascontiguousarray(xbar.r_out_columns)
+    topo = topology(xbar)
     I = np.ascontiguousarray(I)
-    v_bottom = _k.column_voltages(I, np.ascontiguousarray(xbar.r_col_segments), r_out, r_out, top, bottom)
+    # An open end is passed as an infinite resistance, which the kernels never read.
+    v_bottom = _k.column_voltages(I, topo.r_col, topo.end_resistance("top"), topo.end_resistance("bottom"),
+                                  topo.terminal("top") is not None, topo.terminal("bottom") is not None)
     ok = np.ones(I.shape, dtype=bool)
     tr = xbar.transistor
     i_mem = I
@@ -228,7 +242,8 @@ def _converted_state(xbar: Crossbar, I: np.ndarray, v: np.ndarray, tol: float, m
             i_mem = i_channel + _k.junction_currents(junction, np.where(ok, v_mid, v_bottom), p)
         else:
             i_mem = i_channel
-    v_top = _k.row_voltages(np.ascontiguousarray(i_mem), v, np.ascontiguousarray(xbar.r_row_segments), r_in, r_in, left, right)
+    v_top = _k.row_voltages(np.ascontiguousarray(i_mem), v, topo.r_row, topo.end_resistance("left"), topo.end_resistance("right"),
+                            topo.terminal("left") is not None, topo.terminal("right") is not None)
     return v_top, v_bottom, v_mid, i_mem, ok
 
 
@@ -268,6 +283,7 @@ def convert(
     refine_max_iter: int = 50,
     tol: float = 1e-12,
     max_iter: int = 100,
+    on_clip: OnClip = "warn",
 ) -> Conversion:
     """Convert the target conductances of ``xbar`` into ``G'`` that cancel its parasitics.
 
@@ -293,6 +309,11 @@ def convert(
         Relative current tolerance of the per-cell Newton/secant inversions.
     max_iter : int
         Iteration cap of those inversions.
+    on_clip : {"warn", "raise", "ignore"}
+        What to do when some cells are clipped (the converted array then computes
+        ``V @ G`` only approximately, even for ``V = v_conv``): warn with
+        :class:`ClippingWarning` (the default), raise :class:`InfeasibleConversionError`,
+        or say nothing (the caller reads ``conv.n_clipped`` / ``conv.report()``).
 
     Returns
     -------
@@ -303,6 +324,13 @@ def convert(
     ------
     ValueError
         On a ``v_conv`` of the wrong shape or non-finite, or invalid bounds.
+    InfeasibleConversionError
+        With ``on_clip="raise"``, when some cells are clipped.
+
+    Warns
+    -----
+    ClippingWarning
+        With ``on_clip="warn"``, when some cells are clipped.
 
     Examples
     --------
@@ -314,6 +342,8 @@ def convert(
     >>> bool(np.allclose(I, xbar.ideal_currents(np.full(16, 0.04)), rtol=1e-9))
     True
     """
+    if on_clip not in ("warn", "raise", "ignore"):
+        raise ValueError(f"on_clip must be 'warn', 'raise' or 'ignore'; got {on_clip!r}")
     lo, hi = _check_bounds(g_min, g_max)
     v = _check_signal(xbar, v_conv)
     if int(refine_max_iter) < 1:
@@ -333,12 +363,26 @@ def convert(
     i_mem = np.array(i_mem, dtype=np.float64)
     for a in (v, g, g_req, v_mem, v_top, v_bottom, clipped, undetermined, i_mem):
         a.setflags(write=False)
-    return Conversion(
+    conv = Conversion(
         crossbar=xbar.with_conductances(g), original=xbar, v_conv=v, g_prime=g, g_required=g_req,
         v_memristor=v_mem, v_top=v_top, v_bottom=v_bottom, clipped=clipped, undetermined=undetermined,
         g_min=lo, g_max=hi, refined=bool(refine and iterations > 0), refine_iterations=iterations,
         memristor_currents=i_mem,
     )
+    _on_clip(conv, on_clip)
+    return conv
+
+
+def _on_clip(conv: Conversion, on_clip: OnClip, stacklevel: int = 3) -> None:
+    """Warn about or refuse a conversion that clipped cells, as ``on_clip`` says."""
+    if on_clip == "ignore" or not conv.n_clipped:
+        return
+    message = (f"xs.convert: the targets are infeasible for this array: {conv.report()}.  The converted array "
+               "computes V @ G only approximately; lower the targets or the conversion amplitude, widen "
+               "[g_min, g_max] or try refine=True")
+    if on_clip == "raise":
+        raise InfeasibleConversionError(message + " (on_clip='raise')")
+    warnings.warn(message + "; pass on_clip='ignore' where clipping is expected", ClippingWarning, stacklevel=stacklevel)
 
 
 # --------------------------------------------------------------------------- refinement
@@ -346,59 +390,31 @@ def _refine(xbar, v, I, g, clipped, undetermined, lo, hi, max_iter):
     """Active-set refinement: unclipped cells are current sources of their targets, clipped
     (and undetermined) cells fixed conductances; solve the linear network exactly, recompute
     ``G'`` of the free cells, clip new violators, repeat until no cell leaves the range."""
-    import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
     if not xbar.is_linear:
         raise NotImplementedError("refine=True needs a linear device and transistor; nonlinear refinement is not implemented")
-    if xbar.has_zero_resistance:
+    topo = topology(xbar)
+    if topo.has_zero_resistance:
         raise ValueError("refine=True needs every wire, r_in and r_out resistance > 0 ohm")
     from .transistors import series_conductance
 
     m, n = g.shape
     N = m * n
-    left, right = xbar.drive_ends
-    top, bottom = xbar.sense_ends
-    gr = 1.0 / xbar.r_row_segments
-    gc = 1.0 / xbar.r_col_segments
-    g_in = 1.0 / xbar.r_in_rows
-    g_out = 1.0 / xbar.r_out_columns
-    T = np.arange(N).reshape(m, n)
-    B = T + N
-    rows, cols, vals = [], [], []
-
-    def stamp(a, b, w):
-        rows.extend([a, b, a, b]); cols.extend([a, b, b, a]); vals.extend([w, w, -w, -w])
-
-    stamp(T[:, :-1].ravel(), T[:, 1:].ravel(), gr.ravel())
-    stamp(B[:-1, :].ravel(), B[1:, :].ravel(), gc.ravel())
-    diag = np.zeros(2 * N)
-    rhs0 = np.zeros(2 * N)
-    if left:
-        diag[T[:, 0]] += g_in; rhs0[T[:, 0]] += g_in * v
-    if right:
-        diag[T[:, -1]] += g_in; rhs0[T[:, -1]] += g_in * v
-    if top:
-        diag[B[0, :]] += g_out
-    if bottom:
-        diag[B[-1, :]] += g_out
-    base = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(2 * N, 2 * N)).tocsr()
-    base = base + sp.diags(diag)
+    nodes = topo.nodes()
+    fixed_values = np.append(v, 0.0)  # the sources, then the ground
     clipped = clipped.copy()
     iterations = 0
     for iterations in range(1, max_iter + 1):
         fixed = clipped | undetermined
-        gcell = np.where(fixed, series_conductance(g, xbar.transistor), 0.0)
-        gf = gcell.ravel()
-        A = base + sp.coo_matrix(
-            (np.concatenate([gf, gf, -gf, -gf]),
-             (np.concatenate([T.ravel(), B.ravel(), T.ravel(), B.ravel()]),
-              np.concatenate([T.ravel(), B.ravel(), B.ravel(), T.ravel()]))), shape=(2 * N, 2 * N)).tocsr()
+        # Clipped and undetermined cells are conductances; the free ones current sources T -> B.
+        a, b, r = topo.branches(np.where(fixed, series_conductance(g, xbar.transistor), 0.0), nodes)
+        A, R = nodal_matrices(a, b, 1.0 / r, nodes.n_unknown, m + 1)
         src = np.where(fixed, 0.0, I).ravel()
-        rhs = rhs0.copy()
+        rhs = R @ fixed_values
         rhs[:N] -= src
         rhs[N:] += src
-        x = spla.spsolve(A.tocsc(), rhs)
+        x = spla.spsolve(A, rhs)
         vt, vb = x[:N].reshape(m, n), x[N:].reshape(m, n)
         v_mid = vb + I * xbar.transistor.r_on if isinstance(xbar.transistor, Resistor) else vb
         g_new, _ = _required_conductances(xbar, I, vt - v_mid, 1e-12, 100)
@@ -507,6 +523,7 @@ def optimize_conversion_signal(
     v_max: float = 0.4,
     g_min: float | None = None,
     g_max: float | None = None,
+    on_clip: OnClip = "warn",
 ) -> SignalChoice:
     """Pick the conversion amplitude that minimises the error on a sample of real inputs.
 
@@ -530,6 +547,9 @@ def optimize_conversion_signal(
         Top of the input range (V).
     g_min, g_max : float, optional
         Conductance range (S) passed to :func:`convert`.
+    on_clip : {"warn", "raise", "ignore"}
+        As in :func:`convert`, applied to the chosen conversion only (the others are
+        trials).
     """
     from . import metrics
     from .solve import as_batch, solve
@@ -539,6 +559,8 @@ def optimize_conversion_signal(
         raise ValueError(f"V_sample needs at least 2 input vectors to define an output range; got {V.shape[0]}")
     if pattern not in ("constant", "input"):
         raise ValueError(f"pattern must be 'constant' or 'input'; got {pattern!r}")
+    if on_clip not in ("warn", "raise", "ignore"):
+        raise ValueError(f"on_clip must be 'warn', 'raise' or 'ignore'; got {on_clip!r}")
     amps = np.asarray(amplitudes, dtype=np.float64)
     if amps.ndim != 1 or amps.size == 0:
         raise ValueError("amplitudes must be a non-empty sequence of fractions of v_max")
@@ -547,10 +569,11 @@ def optimize_conversion_signal(
     convs = []
     for k, a in enumerate(amps):
         v = constant_signal(xbar.m, a, v_max=v_max) if pattern == "constant" else input_derived_signal(V, a, v_max=v_max)
-        conv = convert(xbar, v, g_min=g_min, g_max=g_max)
+        conv = convert(xbar, v, g_min=g_min, g_max=g_max, on_clip="ignore")
         actual = solve(conv.crossbar, V).currents
         errors[k] = metrics.summary(actual, ideal).mean_relative_error
         convs.append(conv)
     # ties (equal to round-off, as for linear arrays) go to the first amplitude listed
     best = int(np.argmax(errors <= errors.min() * (1 + 1e-9) + 1e-15))
+    _on_clip(convs[best], on_clip)
     return SignalChoice(convs[best].v_conv, float(amps[best]), amps, errors, convs[best])

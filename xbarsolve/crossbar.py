@@ -199,12 +199,9 @@ class Crossbar:
     @property
     def has_zero_resistance(self) -> bool:
         """True when any wire, driver or sense resistance in use is exactly 0 ohm."""
-        return bool(
-            (self.r_row_segments == 0).any()
-            or (self.r_col_segments == 0).any()
-            or (self.r_in_rows == 0).any()
-            or (self.r_out_columns == 0).any()
-        )
+        from .topology import topology
+
+        return topology(self).has_zero_resistance
 
     def cell_conductance(self) -> np.ndarray:
         """Conductance (S) of each linear cell, memristor in series with the transistor.

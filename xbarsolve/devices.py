@@ -22,7 +22,11 @@ Subclass :class:`Device` as a frozen dataclass and provide
   finite arguments wherever possible (Newton treats a non-finite value as a failed step);
 * ``spice_element(name, n_plus, n_minus, G)``: the netlist line(s) of one cell's device,
   typically an ngspice B-source ``B<name> n+ n- I=<expression of V(n+,n-)>``, and
-  optionally ``spice_preamble()`` for shared ``.param``/``.func`` cards.
+  optionally ``spice_preamble()`` for shared ``.param``/``.func`` cards and
+  ``spice_options()`` for the ngspice ``.options`` the model needs;
+* optionally ``parameter_names`` and ``parameter_derivative(name, v, G)`` (the current's
+  derivative with respect to a model field at fixed voltage), which the sensitivities
+  (:mod:`xbarsolve.validation.sensitivity`) use.
 
 The solver, the conversion and the SPICE export only use these members.  A complete,
 tested example is in ``docs/nonlinear.md``.
@@ -71,6 +75,9 @@ class Device:
     """Base class of memristor models (see the module docstring for the protocol)."""
 
     is_linear: ClassVar[bool] = False
+    #: Model fields that :meth:`parameter_derivative` differentiates (the sensitivities'
+    #: model parameters, :mod:`xbarsolve.validation.sensitivity`).
+    parameter_names: ClassVar[tuple[str, ...]] = ()
     v_read: float = 0.2
 
     def parameters(self) -> np.ndarray:
@@ -92,6 +99,13 @@ class Device:
         v, G = np.broadcast_arrays(np.asarray(v, np.float64), np.asarray(G, np.float64))
         return _evaluate(self.kernels[1], np.ascontiguousarray(v), np.ascontiguousarray(G), self.parameters()).reshape(v.shape)
 
+    def parameter_derivative(self, name: str, v, G) -> np.ndarray:
+        """Derivative of the current with respect to the model field ``name`` (one of
+        :attr:`parameter_names`) at fixed voltage ``v`` (V) and state ``G`` (S): A per
+        unit of the parameter."""
+        raise ValueError(f"{type(self).__name__} has no differentiable parameter {name!r}; "
+                         f"it has {self.parameter_names or 'none'}")
+
     def spice_element(self, name: str, n_plus: str, n_minus: str, G: float) -> str:
         """Netlist line(s) of one device of state ``G`` (S) between two nodes."""
         raise NotImplementedError(f"{type(self).__name__} cannot write itself into a netlist")
@@ -99,6 +113,11 @@ class Device:
     def spice_preamble(self) -> list[str]:
         """Netlist lines shared by all devices (``.param``, ``.func``); none by default."""
         return []
+
+    def spice_options(self) -> dict[str, float]:
+        """ngspice ``.options`` this model needs for ngspice to compute what it computes
+        (read by :func:`xbarsolve.spice.netlist.model_options`); none by default."""
+        return {}
 
 
 @njit(**NJIT)
@@ -189,6 +208,7 @@ class Sinh(Device):
 
     a: float = 2.0
     v_read: float = 0.2
+    parameter_names: ClassVar[tuple[str, ...]] = ("a",)
 
     def __post_init__(self) -> None:
         a = _finite(self.a, "a", "1/V")
@@ -206,6 +226,19 @@ class Sinh(Device):
     @property
     def kernels(self) -> tuple[Callable, Callable]:
         return _sinh_current, _sinh_didv
+
+    def parameter_derivative(self, name: str, v, G) -> np.ndarray:
+        """``dI/da`` (A V) at fixed ``v`` (V) and ``G`` (S), with ``G`` defined at ``v_read``:
+        ``G v_read (v cosh(a v) sinh(a v_read) - v_read sinh(a v) cosh(a v_read)) / sinh(a v_read)^2``
+        (0 at ``a = 0`` by symmetry, where the current is ``G v`` to first order)."""
+        if name != "a":
+            return super().parameter_derivative(name, v, G)
+        v, G = np.asarray(v, np.float64), np.asarray(G, np.float64)
+        a, vr = self.a, self.v_read
+        if a == 0:
+            return np.zeros(np.broadcast_shapes(v.shape, G.shape))
+        sh = np.sinh(a * vr)
+        return G * vr * (v * np.cosh(a * v) * sh - vr * np.sinh(a * v) * np.cosh(a * vr)) / sh**2
 
     def spice_element(self, name: str, n_plus: str, n_minus: str, G: float) -> str:
         if self.a == 0:

@@ -14,7 +14,9 @@ Protocol (for the solver, conversion and SPICE export)
 * ``spice_element(name, drain, gate, source)`` and ``spice_preamble()`` for netlists;
 * optionally ``junction_kernel``: a Numba ``@njit`` function ``junction(v, p) -> (i, g)``
   giving the current (A) that flows from a drain or source terminal at potential ``v``
-  (V) into the grounded bulk, and its derivative (S).  The default is no junction.
+  (V) into the grounded bulk, and its derivative (S).  The default is no junction;
+* optionally ``spice_options()`` (ngspice ``.options`` the model needs, e.g. ``gmin``) and
+  ``parameter_names`` with ``parameter_derivative(name, vd, vs, vg)`` for the sensitivities.
 
 :class:`Switch` is an ideal short (the solver merges the middle node into ``B``; it has
 no kernel); :class:`Resistor` is linear; :class:`Level1` is ngspice's level-1
@@ -29,7 +31,7 @@ from typing import Callable, ClassVar
 import numpy as np
 from numba import njit
 
-from ._config import NJIT
+from ._config import NJIT, NJIT_FUNCTION_ARGS
 
 __all__ = ["Transistor", "Switch", "Resistor", "Level1", "series_conductance"]
 
@@ -47,10 +49,40 @@ def _no_junction(v, p):  # pragma: no cover - compiled
     return 0.0, 0.0
 
 
+@njit(**NJIT_FUNCTION_ARGS)
+def _ids_arrays(fn, vd, vs, vg, p):  # pragma: no cover - compiled
+    """A transistor kernel over 1-D arrays: rows (current, d/dvd, d/dvs)."""
+    out = np.empty((3, vd.size))
+    for k in range(vd.size):
+        i, a, b = fn(vd[k], vs[k], vg[k], p)
+        out[0, k] = i
+        out[1, k] = a
+        out[2, k] = b
+    return out
+
+
+@njit(**NJIT_FUNCTION_ARGS)
+def _junction_arrays(fn, v, p):  # pragma: no cover - compiled
+    """A junction kernel over a 1-D array: rows (current, derivative)."""
+    out = np.empty((2, v.size))
+    for k in range(v.size):
+        i, g = fn(v[k], p)
+        out[0, k] = i
+        out[1, k] = g
+    return out
+
+
+def _flat(*arrays) -> list[np.ndarray]:
+    return [np.ascontiguousarray(np.ravel(a), dtype=np.float64) for a in np.broadcast_arrays(*arrays)]
+
+
 class Transistor:
     """Base class of access-transistor models (frozen dataclasses)."""
 
     is_linear: ClassVar[bool] = False
+    #: Model fields that :meth:`parameter_derivative` differentiates (the sensitivities'
+    #: model parameters, :mod:`xbarsolve.validation.sensitivity`).
+    parameter_names: ClassVar[tuple[str, ...]] = ()
 
     def parameters(self) -> np.ndarray:
         """Model parameters as a float64 array, passed to the compiled kernel."""
@@ -75,6 +107,28 @@ class Transistor:
     def gate_voltages(self, m: int) -> np.ndarray | None:
         """Gate voltage (V) of each of ``m`` rows, or ``None`` for a model without a gate."""
         return None
+
+    def ids(self, vd, vs, vg) -> np.ndarray:
+        """The kernel over arrays (1-D, or broadcast and flattened): rows (drain-to-source
+        current (A), its derivatives with respect to ``vd`` and ``vs`` (S)), shape (3, size)."""
+        return _ids_arrays(self.kernel, *_flat(vd, vs, vg), np.asarray(self.parameters(), np.float64))
+
+    def junction(self, v) -> np.ndarray:
+        """The junction kernel over an array (flattened): rows (current into the bulk (A),
+        its derivative (S)), shape (2, size)."""
+        return _junction_arrays(self.junction_kernel, *_flat(v), np.asarray(self.parameters(), np.float64))
+
+    def parameter_derivative(self, name: str, vd, vs, vg) -> np.ndarray:
+        """Derivative of the drain-to-source current with respect to the model field
+        ``name`` (one of :attr:`parameter_names`) at fixed terminal voltages (V): A per
+        unit of the parameter, flattened like :meth:`ids`."""
+        raise ValueError(f"{type(self).__name__} has no differentiable parameter {name!r}; "
+                         f"it has {self.parameter_names or 'none'}")
+
+    def spice_options(self) -> dict[str, float]:
+        """ngspice ``.options`` this model needs for ngspice to compute what it computes
+        (read by :func:`xbarsolve.spice.netlist.model_options`); none by default."""
+        return {}
 
     def spice_element(self, name: str, drain: str, gate: str, source: str) -> str:
         """Netlist line(s) of one transistor."""
@@ -112,6 +166,7 @@ class Resistor(Transistor):
 
     r_on: float = 1e3
     is_linear: ClassVar[bool] = True
+    parameter_names: ClassVar[tuple[str, ...]] = ("r_on",)
 
     def __post_init__(self) -> None:
         r_on = float(self.r_on)
@@ -130,6 +185,13 @@ class Resistor(Transistor):
     @property
     def kernel(self) -> Callable:
         return _resistor_ids
+
+    def parameter_derivative(self, name: str, vd, vs, vg) -> np.ndarray:
+        """``dI/dr_on = -(vd - vs) / r_on^2`` (A/ohm)."""
+        if name != "r_on":
+            return super().parameter_derivative(name, vd, vs, vg)
+        vd, vs, _ = _flat(vd, vs, vg)
+        return -(vd - vs) / self.r_on**2
 
     def spice_element(self, name: str, drain: str, gate: str, source: str) -> str:
         if self.r_on == 0:
@@ -242,6 +304,7 @@ class Level1(Transistor):
     v_gate: float | np.ndarray = 3.3
     is_: float = 1e-14
     gmin: float = 1e-12
+    parameter_names: ClassVar[tuple[str, ...]] = ("kp", "vto")
 
     def __post_init__(self) -> None:
         def num(name, unit, lo=None, strict=False):
@@ -296,6 +359,19 @@ class Level1(Transistor):
         if vg.ndim == 1 and vg.shape[0] != m:
             raise ValueError(f"v_gate has {vg.shape[0]} entries but the array has m = {m} rows")
         return np.array(np.broadcast_to(vg, (m,)))
+
+    def parameter_derivative(self, name: str, vd, vs, vg) -> np.ndarray:
+        """``dI/dkp = I / kp`` (the current is proportional to ``beta = kp w / l``; V^2) and
+        ``dI/dvto = -dI/dvg = dI/dvd + dI/dvs`` (the channel sees ``vg - vto``; S)."""
+        if name not in self.parameter_names:
+            return super().parameter_derivative(name, vd, vs, vg)
+        i, gd, gs = self.ids(vd, vs, vg)
+        return i / self.kp if name == "kp" else gd + gs
+
+    def spice_options(self) -> dict[str, float]:
+        """``gmin``: ngspice has one ``gmin`` for all devices and puts it across every
+        junction, as this model does; the deck's global value becomes this model's."""
+        return {"gmin": self.gmin}
 
     def spice_element(self, name: str, drain: str, gate: str, source: str) -> str:
         return f"M{name} {drain} {gate} {source} 0 nch w={self.w:.17g} l={self.l:.17g}"

@@ -9,10 +9,12 @@ import numpy as np
 
 from ..crossbar import Crossbar
 from ..results import SolveResult
+from . import _memory
 from .linear import Factorization, factorize
+from .options import NewtonOptions
 from .sparse import solve_sparse
 
-__all__ = ["solve", "transfer_matrix", "factorize", "Factorization", "as_batch"]
+__all__ = ["solve", "transfer_matrix", "factorize", "Factorization", "as_batch", "NewtonOptions"]
 
 Method = Literal["auto", "transfer", "block", "sparse"]
 
@@ -55,6 +57,9 @@ def transfer_matrix(xbar: Crossbar) -> np.ndarray:
         if xbar.has_zero_resistance:
             T = solve_sparse(xbar, np.eye(xbar.m)).currents
         else:
+            p, q = max(xbar.shape), min(xbar.shape)
+            _memory.require(_memory.factorization_doubles(p, q) + _memory.transfer_doubles(p, q),
+                            f"the transfer matrix of a {xbar.m}x{xbar.n} array", _memory.array_hint(xbar.m, xbar.n))
             T = factorize(xbar).transfer_matrix()
         T.setflags(write=False)
         xbar._cache["T"] = T
@@ -78,7 +83,9 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
         a direct block solve), else solves directly; zero resistances always take the
         exact sparse path.
     **newton_options
-        Passed to the Newton solver for nonlinear arrays.
+        Nonlinear arrays only: ``options=`` a :class:`NewtonOptions`, or its fields as
+        keywords (``iteration=``, ``rtol=``, ...), passed to
+        :func:`xbarsolve.solve.newton.solve_newton`.
 
     Returns
     -------

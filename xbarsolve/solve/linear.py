@@ -14,13 +14,12 @@ Orientation "rows" eliminates the row chains (P = rows, S = columns); orientatio
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..crossbar import Crossbar
+from ..topology import topology
 from ..results import SolveResult
-from . import _kernels
+from . import _kernels, _memory
 
 __all__ = ["Factorization", "factorize"]
 
@@ -41,47 +40,6 @@ def single_thread_blas():
     on two while another process was running).
     """
     return _blas_controller().limit(limits=1, user_api="blas")
-
-
-@dataclass(frozen=True, eq=False)
-class _Ladder:
-    """The crossbar as a two-family ladder (see module docstring).  Conductances in S."""
-
-    rows_first: bool
-    g: np.ndarray  # (p, q) cell conductance between P chain a, position b and S chain b, position a
-    wp: np.ndarray  # (p, q-1) P chain wire conductances
-    tp0: np.ndarray  # (p,) P terminal conductance at position 0 (0 if open)
-    tp1: np.ndarray  # (p,) P terminal conductance at position q-1
-    c: np.ndarray  # (p-1, q) S chain wire conductances between blocks a and a+1
-    ts0: np.ndarray  # (q,) S terminal conductance at block 0
-    ts1: np.ndarray  # (q,) S terminal conductance at block p-1
-
-    @property
-    def p(self) -> int:
-        return self.g.shape[0]
-
-    @property
-    def q(self) -> int:
-        return self.g.shape[1]
-
-
-def _ladder(xbar: Crossbar, rows_first: bool) -> _Ladder:
-    g_cell = xbar.cell_conductance()
-    left, right = xbar.drive_ends
-    top, bottom = xbar.sense_ends
-    g_in = 1.0 / xbar.r_in_rows
-    g_out = 1.0 / xbar.r_out_columns
-    g_row = 1.0 / xbar.r_row_segments  # (m, n-1)
-    g_col = 1.0 / xbar.r_col_segments  # (m-1, n)
-    if rows_first:
-        return _Ladder(
-            True, np.ascontiguousarray(g_cell), np.ascontiguousarray(g_row),
-            g_in * left, g_in * right, np.ascontiguousarray(g_col), g_out * top, g_out * bottom,
-        )
-    return _Ladder(
-        False, np.ascontiguousarray(g_cell.T), np.ascontiguousarray(g_col.T),
-        g_out * top, g_out * bottom, np.ascontiguousarray(g_row.T), g_in * left, g_in * right,
-    )
 
 
 class Factorization:
@@ -109,29 +67,20 @@ class Factorization:
             rows_first = orientation == "rows"
         else:
             raise ValueError(f"orientation must be 'auto', 'rows' or 'columns'; got {orientation!r}")
+        p, q = (xbar.m, xbar.n) if rows_first else (xbar.n, xbar.m)
+        _memory.require(_memory.factorization_doubles(p, q), f"the block factorization of a {xbar.m}x{xbar.n} array",
+                        _memory.array_hint(xbar.m, xbar.n))
         self.xbar = xbar
-        lad = self._ladder = _ladder(xbar, rows_first)
-        p, q = lad.p, lad.q
+        lad = self._ladder = topology(xbar).ladder(rows_first)
+        g = self._g = lad.orient(xbar.cell_conductance())  # (p, q) cell conductances
         # P chains: tridiagonal with the cells (to S nodes, grounded for the Schur step) and terminals.
-        diag = lad.g.copy()
-        if q > 1:
-            diag[:, :-1] += lad.wp
-            diag[:, 1:] += lad.wp
-        diag[:, 0] += lad.tp0
-        diag[:, -1] += lad.tp1
-        self._W = _kernels.chain_inverses(diag, np.ascontiguousarray(lad.wp))
+        self._W = _kernels.chain_inverses(g + lad.p_diag, np.ascontiguousarray(lad.wp))
         # S chains: their own wire and terminal conductances on the block diagonal.
-        s_diag = np.zeros((p, q))
-        if p > 1:
-            s_diag[:-1] += lad.c
-            s_diag[1:] += lad.c
-        s_diag[0] += lad.ts0
-        s_diag[-1] += lad.ts1
-        K = _kernels.schur_blocks(self._W, lad.g, s_diag)
+        K = _kernels.schur_blocks(self._W, g, lad.s_diag)
         with single_thread_blas():
             self._Kinv = _kernels.block_factor(K, np.ascontiguousarray(lad.c))
         # h[a] maps the P terminal potential of chain a to its injection into the S block.
-        self._h = lad.g * (lad.tp0[:, None] * self._W[:, :, 0] + lad.tp1[:, None] * self._W[:, :, -1])
+        self._h = g * (lad.tp0[:, None] * self._W[:, :, 0] + lad.tp1[:, None] * self._W[:, :, -1])
 
     @property
     def rows_first(self) -> bool:
@@ -152,6 +101,8 @@ class Factorization:
         solve serves both orientations.
         """
         lad = self._ladder
+        _memory.require(_memory.transfer_doubles(lad.p, lad.q), f"the transfer matrix of a {self.xbar.m}x{self.xbar.n} array",
+                        _memory.array_hint(self.xbar.m, self.xbar.n))
         with single_thread_blas():  # q x q x q products: small, see single_thread_blas
             if lad.ts0.any():
                 F = np.zeros((lad.p, lad.q, lad.q))
@@ -178,6 +129,8 @@ class Factorization:
         V = np.asarray(V, dtype=np.float64)
         k = V.shape[0]
         p, q = lad.p, lad.q
+        _memory.require((3 + (6 if full else 0)) * p * q * k, f"a block solve of {k} vectors on a {xbar.m}x{xbar.n} array",
+                        "solve the batch in smaller parts")
         F = np.zeros((p, q, k))
         if lad.rows_first:
             F += self._h[:, :, None] * V.T[:, None, :]
@@ -193,7 +146,7 @@ class Factorization:
         if not full:
             return SolveResult(inputs=V, currents=np.ascontiguousarray(currents), method="block")
         # P-node voltages: x[a] = W[a] (g[a] * U[a] + terminal injections).
-        X = np.einsum("apq,aqk->apk", self._W, lad.g[:, :, None] * U)
+        X = np.einsum("apq,aqk->apk", self._W, self._g[:, :, None] * U)
         if lad.rows_first:
             X += (lad.tp0[:, None] * self._W[:, :, 0] + lad.tp1[:, None] * self._W[:, :, -1])[:, :, None] * V.T[:, None, :]
             v_top = np.moveaxis(X, 2, 0)  # (k, m, n)

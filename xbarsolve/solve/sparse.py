@@ -15,16 +15,17 @@ from scipy.sparse.linalg import splu
 from ..crossbar import Crossbar
 from ..errors import SingularNetworkError
 from ..results import SolveResult
+from ..topology import merge_zero_branches, nodal_matrices, topology
 from .linear import _with_cells
 
 __all__ = ["solve_sparse", "branches"]
 
 
 def branches(xbar: Crossbar) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Two-terminal branches of a linear crossbar.
+    """Two-terminal branches of a linear crossbar (:meth:`xbarsolve.topology.Topology.branches`).
 
-    Node numbering: ``T(i, j) = i n + j``, ``B(i, j) = m n + i n + j``, source ``i`` at
-    ``2 m n + i`` and ground at ``2 m n + m``.
+    Node numbering (:meth:`~xbarsolve.topology.Topology.nodes`): ``T(i, j) = i n + j``,
+    ``B(i, j) = m n + i n + j``, source ``i`` at ``2 m n + i`` and ground at ``2 m n + m``.
 
     Returns
     -------
@@ -35,34 +36,9 @@ def branches(xbar: Crossbar) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     n_nodes : int
         Number of nodes, fixed ones included.
     """
-    m, n = xbar.shape
-    T = np.arange(m * n).reshape(m, n)
-    B = T + m * n
-    src = 2 * m * n + np.arange(m)
-    gnd = 2 * m * n + m
-    a, b, r = [], [], []
-
-    def add(x, y, res):
-        a.append(np.ravel(x))
-        b.append(np.ravel(y))
-        r.append(np.ravel(np.broadcast_to(res, np.shape(x))))
-
-    add(T[:, :-1], T[:, 1:], xbar.r_row_segments)
-    add(B[:-1, :], B[1:, :], xbar.r_col_segments)
-    left, right = xbar.drive_ends
-    top, bottom = xbar.sense_ends
-    if left:
-        add(src, T[:, 0], xbar.r_in_rows)
-    if right:
-        add(src, T[:, -1], xbar.r_in_rows)
-    if top:
-        add(B[0, :], np.full(n, gnd), xbar.r_out_columns)
-    if bottom:
-        add(B[-1, :], np.full(n, gnd), xbar.r_out_columns)
-    g_cell = xbar.cell_conductance()
-    on = g_cell > 0
-    add(T[on], B[on], 1.0 / g_cell[on])
-    return np.concatenate(a), np.concatenate(b), np.concatenate(r).astype(np.float64), 2 * m * n + m + 1
+    topo = topology(xbar)
+    nodes = topo.nodes()
+    return (*topo.branches(xbar.cell_conductance(), nodes), nodes.n_nodes)
 
 
 def solve_sparse(xbar: Crossbar, V: np.ndarray, full: bool = False) -> SolveResult:
@@ -85,58 +61,24 @@ def solve_sparse(xbar: Crossbar, V: np.ndarray, full: bool = False) -> SolveResu
     m, n = xbar.shape
     V = np.asarray(V, dtype=np.float64)
     a, b, r, n_nodes = branches(xbar)
-    n_fixed0 = 2 * m * n  # first fixed node
-    # Merge the nodes joined by 0-ohm branches.
+    nodes = topology(xbar).nodes()
+    index, nu = merge_zero_branches(a, b, r, nodes)  # the nodes 0-ohm branches join are one
+    n_idx = nu + m + 1  # unknowns, then the fixed potentials [V_0..V_{m-1}, 0]
     zero = r == 0
-    adj = sp.coo_matrix((np.ones(zero.sum()), (a[zero], b[zero])), shape=(n_nodes, n_nodes))
-    _, label = connected_components(adj, directed=False)
-    # Fixed potential of each class: index into [V_0..V_{m-1}, 0] or -1.
-    fixed_of_class = np.full(label.max() + 1, -1)
-    for node in range(n_fixed0, n_nodes):
-        cls = label[node]
-        if fixed_of_class[cls] not in (-1, node - n_fixed0):
-            raise SingularNetworkError("a zero-resistance path shorts two ideal sources (or a source to ground)")
-        fixed_of_class[cls] = node - n_fixed0
-    unknown_classes = np.flatnonzero(fixed_of_class < 0)
-    col_of_class = np.full(label.max() + 1, -1)
-    col_of_class[unknown_classes] = np.arange(unknown_classes.size)
-    nu = unknown_classes.size
-
-    ca, cb, g = label[a[~zero]], label[b[~zero]], 1.0 / r[~zero]
-    keep = ca != cb
-    ca, cb, g = ca[keep], cb[keep], g[keep]
-    # Every class must reach a fixed potential.
-    n_cls = label.max() + 1
-    graph = sp.coo_matrix((g, (ca, cb)), shape=(n_cls, n_cls))
-    _, comp = connected_components(graph, directed=False)
+    ia, ib, g = index[a[~zero]], index[b[~zero]], 1.0 / r[~zero]
+    keep = ia != ib
+    ia, ib, g = ia[keep], ib[keep], g[keep]
+    # Every unknown must reach a fixed potential.
+    _, comp = connected_components(sp.coo_matrix((g, (ia, ib)), shape=(n_idx, n_idx)), directed=False)
     grounded = np.zeros(comp.max() + 1, bool)
-    grounded[comp[fixed_of_class >= 0]] = True
-    if not grounded[comp].all():
+    grounded[comp[nu:]] = True
+    if not grounded[comp[:nu]].all():
         raise SingularNetworkError("some nodes have no path to a source or to ground; the nodal system is singular")
-
-    ua, ub = col_of_class[ca], col_of_class[cb]
-    rows, cols, vals = [], [], []
-    rhs_r, rhs_c, rhs_v = [], [], []
-    for x, y, fy in ((ua, ub, fixed_of_class[cb]), (ub, ua, fixed_of_class[ca])):
-        sel = x >= 0
-        rows.append(x[sel]); cols.append(x[sel]); vals.append(g[sel])
-        both = sel & (y >= 0)
-        rows.append(x[both]); cols.append(y[both]); vals.append(-g[both])
-        tofix = sel & (y < 0)
-        rhs_r.append(x[tofix]); rhs_c.append(fy[tofix]); rhs_v.append(g[tofix])
-    A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nu, nu))
-    R = sp.csr_matrix((np.concatenate(rhs_v), (np.concatenate(rhs_r), np.concatenate(rhs_c))), shape=(nu, m + 1))
+    A, R = nodal_matrices(ia, ib, g, nu, m + 1)
     fixed_values = np.concatenate([V, np.zeros((V.shape[0], 1))], axis=1)  # (k, m+1)
-    if nu:
-        x = splu(A).solve(np.asarray(R @ fixed_values.T))  # (nu, k)
-    else:
-        x = np.zeros((0, V.shape[0]))
-    # Potential of every class, then of every node.
-    phi = np.empty((n_cls, V.shape[0]))
-    phi[unknown_classes] = x
-    fixed_cls = np.flatnonzero(fixed_of_class >= 0)
-    phi[fixed_cls] = fixed_values.T[fixed_of_class[fixed_cls]]
-    node_v = phi[label[: 2 * m * n]].T  # (k, 2mn)
+    x = splu(A).solve(np.asarray(R @ fixed_values.T)) if nu else np.zeros((0, V.shape[0]))  # (nu, k)
+    phi = np.concatenate([x, fixed_values.T])  # potential of every unknown and fixed index
+    node_v = phi[index[: 2 * m * n]].T  # (k, 2mn)
     v_top = node_v[:, : m * n].reshape(-1, m, n)
     v_bottom = node_v[:, m * n :].reshape(-1, m, n)
     g_cell = xbar.cell_conductance()

@@ -25,8 +25,11 @@ from typing import Literal
 import numpy as np
 
 from ..crossbar import Crossbar
+from ..topology import topology
 
-__all__ = ["OPTIONS", "write_netlist", "Deck", "build_deck", "model_options", "RAW_FILE"]
+__all__ = ["OPTIONS", "write_netlist", "Deck", "build_deck", "model_options", "RAW_FILE", "Save"]
+
+Save = Literal["all", "currents"]
 
 #: Simulator options written into every deck (``.options`` card).  ngspice accepts all of
 #: them as given (``option`` in its console echoes them unclamped; see ``docs/spice.md``).
@@ -149,24 +152,43 @@ class _Merger:
 
 
 def model_options(xbar: Crossbar) -> dict[str, float]:
-    """ngspice options a cell model needs for ngspice to compute what the model computes.
-
-    A model may define ``spice_options() -> dict``.  A transistor with a ``gmin`` attribute
-    (:class:`~xbarsolve.transistors.Level1` puts ``gmin`` across its junctions, as ngspice
-    does) sets ngspice's global ``gmin`` to it: ngspice has one ``gmin`` for all devices.
-    Precedence when writing a deck: :data:`OPTIONS` < these < the caller's ``options``.
+    """ngspice options the cell models need for ngspice to compute what they compute: the
+    union of their ``spice_options()`` (e.g. :class:`~xbarsolve.transistors.Level1` sets
+    ngspice's one global ``gmin`` to its own, which it puts across its junctions as ngspice
+    does).  Precedence when writing a deck: :data:`OPTIONS` < these < the caller's ``options``.
     """
     out: dict[str, float] = {}
     for model in (xbar.device, xbar.transistor):
-        if model is None:
-            continue
-        gmin = getattr(model, "gmin", None)
-        if isinstance(gmin, (int, float)) and not isinstance(gmin, bool) and model is xbar.transistor:
-            out["gmin"] = float(gmin)
-        extra = getattr(model, "spice_options", None)
-        if callable(extra):
-            out.update({str(k).lower(): v for k, v in extra().items()})
+        if model is not None:
+            out.update({str(k).lower(): v for k, v in model.spice_options().items()})
     return out
+
+
+#: Netlist section of each branch family, and the name and node names of its branches,
+#: from the indices (i, j) of the cell at its first node and the terminal's one-letter tag.
+_SECTIONS = {
+    "r_in": ("drivers", lambda i, j, e: (f"rin_{e}_{i}", f"in_{i}", f"t_{i}_{j}")),
+    "r_row": ("rows", lambda i, j, e: (f"rrow_{i}_{j}", f"t_{i}_{j}", f"t_{i}_{j + 1}")),
+    "r_col": ("columns", lambda i, j, e: (f"rcol_{i}_{j}", f"b_{i}_{j}", f"b_{i + 1}_{j}")),
+    "r_out": ("sense", lambda i, j, e: (f"rout_{e}_{j}", f"b_{i}_{j}", f"s_{e}_{j}")),
+}
+
+
+def _resistive_branches(topo) -> list[tuple[str, str, str, float, str]]:
+    """The wire, driver and sense branches of :meth:`Topology.families` as (name, node a,
+    node b, ohm, section), in deck order: drivers and senses line by line (left before
+    right, bottom before top), rows row-major, columns column-major."""
+    m, n = topo.m, topo.n
+    nodes = topo.nodes()
+    keyed = []
+    for order, fam in enumerate(topo.families(nodes)):
+        section, names = _SECTIONS[fam.name]
+        tag = fam.terminal.tag if fam.terminal is not None else ""
+        for a, b, r in zip(fam.a.tolist(), fam.b.tolist(), fam.r.tolist()):
+            i, j = divmod(a % (m * n), n)  # the first node is T(i, j) or B(i, j)
+            key = {"r_in": (0, i, order), "r_row": (1, i, j), "r_col": (2, j, i), "r_out": (3, j, order)}[fam.name]
+            keyed.append((key, (*names(i, j, tag), r, section)))
+    return [entry for _, entry in sorted(keyed, key=lambda kv: kv[0])]
 
 
 def build_deck(
@@ -177,6 +199,7 @@ def build_deck(
     analysis: Literal["control", "op", "none"] = "control",
     raw_file: str = RAW_FILE,
     title: str | None = None,
+    save: Save = "all",
 ) -> Deck:
     """Build the deck of :func:`write_netlist` with its node bookkeeping (see there)."""
     from .. import __version__
@@ -185,6 +208,8 @@ def build_deck(
     V = as_batch(xbar, V)
     if analysis not in ("control", "op", "none"):
         raise ValueError(f"analysis must be 'control', 'op' or 'none'; got {analysis!r}")
+    if save not in ("all", "currents"):
+        raise ValueError(f"save must be 'all' or 'currents'; got {save!r}")
     if analysis == "op" and V.shape[0] != 1:
         raise ValueError(f"analysis='op' writes a single operating point; V holds {V.shape[0]} vectors (use 'control')")
     opts = dict(OPTIONS)
@@ -194,28 +219,9 @@ def build_deck(
             raise ValueError(f"options keys must be ngspice option names; got {key!r}")
         opts[key.lower()] = value
     m, n = xbar.shape
-    r_row, r_col = xbar.r_row_segments, xbar.r_col_segments
-    r_in, r_out = xbar.r_in_rows, xbar.r_out_columns
-    left, right = xbar.drive_ends
-    top_end, bottom_end = xbar.sense_ends
-
-    # Two-terminal resistive branches: (name, node a, node b, ohm, section).
-    branches: list[tuple[str, str, str, float, str]] = []
-    for i in range(m):
-        if left:
-            branches.append((f"rin_l_{i}", f"in_{i}", f"t_{i}_0", r_in[i], "drivers"))
-        if right:
-            branches.append((f"rin_r_{i}", f"in_{i}", f"t_{i}_{n - 1}", r_in[i], "drivers"))
-    for i in range(m):
-        for j in range(n - 1):
-            branches.append((f"rrow_{i}_{j}", f"t_{i}_{j}", f"t_{i}_{j + 1}", r_row[i, j], "rows"))
-    for j in range(n):
-        for i in range(m - 1):
-            branches.append((f"rcol_{i}_{j}", f"b_{i}_{j}", f"b_{i + 1}_{j}", r_col[i, j], "columns"))
-    sense_ends = [(end, row) for end, row, on in (("b", m - 1, bottom_end), ("t", 0, top_end)) if on]
-    for j in range(n):
-        for end, row in sense_ends:
-            branches.append((f"rout_{end}_{j}", f"b_{row}_{j}", f"s_{end}_{j}", r_out[j], "sense"))
+    topo = topology(xbar)
+    branches = _resistive_branches(topo)
+    sense_ends = [t.tag for t in topo.senses]
 
     merge = _Merger()
     for _, a, b, r, _ in branches:
@@ -234,7 +240,7 @@ def build_deck(
     sense: list[tuple[int, str]] = []
     seen: set[str] = set()
     for j in range(n):
-        for end, _ in sense_ends:
+        for end in sense_ends:
             s = node(f"s_{end}_{j}")
             if s in seen:  # both ends merged: one ammeter carries the whole column current
                 lines["sense"].append(f"* vsense_{end}_{j}: node {s} already has an ammeter")
@@ -315,11 +321,21 @@ def build_deck(
         sense="\n".join(lines["sense"]),
         cells="\n".join(cells) or "* (no cells)",
         analysis=analysis_text,
+        save=_save_card(save, [node(f"in_{i}") for i in range(m)], [name for _, name in sense]),
     )
     return Deck(
         text=text, top=top, bottom=bottom, mid=mid,
         inputs=tuple(node(f"in_{i}") for i in range(m)), sources=sources, sense=tuple(sense),
     )
+
+
+def _save_card(save: Save, inputs: list[str], ammeters: list[str]) -> str:
+    """The ``.save`` card: none (ngspice saves every node voltage and source current), or
+    only the source nodes (the runner checks them) and the sense ammeters."""
+    if save == "all":
+        return "* ---- saved vectors: all (node voltages and source currents)"
+    names = [f"v({a})" for a in dict.fromkeys(inputs)] + [f"i({a})" for a in ammeters]
+    return "* ---- saved vectors: the source nodes and the sense ammeters only\n.save " + " ".join(names)
 
 
 def write_netlist(
@@ -330,6 +346,7 @@ def write_netlist(
     analysis: Literal["control", "op", "none"] = "control",
     raw_file: str = RAW_FILE,
     title: str | None = None,
+    save: Save = "all",
 ) -> str:
     """An ngspice netlist of a crossbar driven by one or many input vectors.
 
@@ -353,6 +370,11 @@ def write_netlist(
         Raw file written by the control block, relative to ngspice's working directory.
     title : str, optional
         First line of the deck.
+    save : {"all", "currents"}
+        ``"all"``: ngspice keeps every node voltage (what full results need);
+        ``"currents"``: a ``.save`` card keeps only the source nodes and the sense
+        ammeters (column currents), which makes the raw file of a large array
+        ``O(m + n)`` instead of ``O(m n)`` per vector.
 
     Returns
     -------
@@ -369,4 +391,4 @@ def write_netlist(
     >>> "vin_1 in_1 0 dc 0.2" in deck
     True
     """
-    return build_deck(xbar, V, options=options, analysis=analysis, raw_file=raw_file, title=title).text
+    return build_deck(xbar, V, options=options, analysis=analysis, raw_file=raw_file, title=title, save=save).text

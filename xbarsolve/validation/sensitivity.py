@@ -44,12 +44,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numba import njit
-
-from .._config import NJIT
 from ..crossbar import Crossbar
-from ..devices import Sinh
-from ..transistors import Level1, Resistor
+from ..solve._nodal import Nodal
+from ..topology import topology
+from ..transistors import Resistor
 
 __all__ = ["PARAMETERS", "MODEL_PARAMETERS", "Sensitivities", "column_current_sensitivities", "parameter_values", "with_parameters"]
 
@@ -59,10 +57,6 @@ PARAMETERS = ("r_row", "r_col", "r_in", "r_out", "r_on")
 #: :class:`~xbarsolve.devices.Sinh`, ``kp`` (A/V^2) and ``vto`` (V) of
 #: :class:`~xbarsolve.transistors.Level1`.
 MODEL_PARAMETERS = ("a", "kp", "vto")
-
-_DRIVE_T = {"left": "top", "right": "bottom", "both": "both"}
-_SENSE_T = {"bottom": "right", "top": "left", "both": "both"}
-
 
 @dataclass(frozen=True, eq=False)
 class Sensitivities:
@@ -95,14 +89,14 @@ def parameter_values(xbar: Crossbar) -> dict[str, float]:
         "r_in": float(np.mean(xbar.r_in_rows)),
         "r_out": float(np.mean(xbar.r_out_columns)),
     }
-    if isinstance(xbar.transistor, Resistor):
-        out["r_on"] = xbar.transistor.r_on
-    if isinstance(xbar.device, Sinh):
-        out["a"] = xbar.device.a
-    if isinstance(xbar.transistor, Level1):
-        out["kp"] = xbar.transistor.kp
-        out["vto"] = xbar.transistor.vto
+    for model in _models(xbar):  # r_on of a Resistor, a of Sinh, kp and vto of Level1, ...
+        out.update({name: float(getattr(model, name)) for name in model.parameter_names})
     return out
+
+
+def _models(xbar: Crossbar) -> list:
+    """The cell models of ``xbar``: its device and, if any, its transistor."""
+    return [m for m in (xbar.device, xbar.transistor) if m is not None]
 
 
 def with_parameters(xbar: Crossbar, values: dict[str, float]) -> Crossbar:
@@ -123,16 +117,16 @@ def with_parameters(xbar: Crossbar, values: dict[str, float]) -> Crossbar:
         value = float(value)
         if name == "r_on":
             transistor = Resistor(value)
-        elif name == "a":
-            if not isinstance(device, Sinh):
-                raise ValueError(f"'a' needs a devices.Sinh memristor; this crossbar has {type(device).__name__}")
-            device = dataclasses.replace(device, a=value)
-        elif name in ("kp", "vto"):
-            if not isinstance(transistor, Level1):
-                raise ValueError(f"{name!r} needs a transistors.Level1 transistor; this crossbar has {type(transistor).__name__}")
-            transistor = dataclasses.replace(transistor, **{name: value})
         elif name in PARAMETERS:
             changes[name] = value
+        elif name in MODEL_PARAMETERS:
+            if name in device.parameter_names:
+                device = dataclasses.replace(device, **{name: value})
+            elif transistor is not None and name in transistor.parameter_names:
+                transistor = dataclasses.replace(transistor, **{name: value})
+            else:
+                raise ValueError(f"{name!r} is not a parameter of this crossbar's models (device "
+                                 f"{type(device).__name__}, transistor {type(transistor).__name__})")
         else:
             raise ValueError(f"unknown parameter {name!r}; allowed: {PARAMETERS + MODEL_PARAMETERS}")
     return dataclasses.replace(xbar, device=device, transistor=transistor, **changes)
@@ -144,10 +138,12 @@ def _transposed(xbar: Crossbar) -> Crossbar:
     Driving its row ``j`` at 1 V (all other rows at 0 V) raises the sense terminal(s) of
     the original column ``j`` to 1 V with every original source grounded: the adjoint.
     """
+    topo = topology(xbar)
+    drive, sense = topo.transposed_ends
     return Crossbar(
-        xbar.G.T, r_row=np.ascontiguousarray(xbar.r_col_segments.T), r_col=np.ascontiguousarray(xbar.r_row_segments.T),
+        xbar.G.T, r_row=np.ascontiguousarray(topo.r_col.T), r_col=np.ascontiguousarray(topo.r_row.T),
         r_in=xbar.r_out_columns.copy(), r_out=xbar.r_in_rows.copy(),
-        drive=_SENSE_T[xbar.sense], sense=_DRIVE_T[xbar.drive], transistor=xbar.transistor, device=xbar.device,
+        drive=drive, sense=sense, transistor=xbar.transistor, device=xbar.device,
     )
 
 
@@ -245,30 +241,21 @@ def _linear_sensitivities(xbar: Crossbar, V_in: np.ndarray, params) -> Sensitivi
         return (dv.reshape(k, -1) * w.reshape(1, -1)) @ dphi.reshape(n, -1).T
 
     J = np.empty((k, n, len(params)))
-    left, right = xbar.drive_ends
-    top, bottom = xbar.sense_ends
+    topo = topology(xbar)
     for a, name in enumerate(params):
         # -dg_b/dtheta for each family of branches: 1/r_b^2 for resistors, g_cell^2 for r_on.
         if name == "r_row":
-            w = 1.0 / xbar.r_row_segments**2
+            w = topo.g_row**2
             J[:, :, a] = contract(vT[:, :, :-1] - vT[:, :, 1:], pT[:, :, :-1] - pT[:, :, 1:], w) if n > 1 else 0.0
         elif name == "r_col":
-            w = 1.0 / xbar.r_col_segments**2
+            w = topo.g_col**2
             J[:, :, a] = contract(vB[:, :-1, :] - vB[:, 1:, :], pB[:, :-1, :] - pB[:, 1:, :], w) if m > 1 else 0.0
         elif name == "r_in":
-            w = 1.0 / xbar.r_in_rows**2
-            acc = np.zeros((k, n))
-            for used, c in ((left, 0), (right, -1)):
-                if used:
-                    acc += contract(V - vT[:, :, c], -pT[:, :, c], w)
-            J[:, :, a] = acc
+            J[:, :, a] = sum((contract(V - vT[:, :, t.index], -pT[:, :, t.index], t.g**2) for t in topo.drives),
+                             np.zeros((k, n)))
         elif name == "r_out":
-            w = 1.0 / xbar.r_out_columns**2
-            acc = np.zeros((k, n))
-            for used, r in ((top, 0), (bottom, -1)):
-                if used:
-                    acc += contract(vB[:, r, :], pB[:, r, :] - np.eye(n), w)
-            J[:, :, a] = acc
+            J[:, :, a] = sum((contract(vB[:, t.index, :], pB[:, t.index, :] - np.eye(n), t.g**2) for t in topo.senses),
+                             np.zeros((k, n)))
         else:  # r_on
             g = xbar.cell_conductance()
             J[:, :, a] = contract(vT - vB, pT - pB, g**2)
@@ -279,128 +266,22 @@ def _linear_sensitivities(xbar: Crossbar, V_in: np.ndarray, params) -> Sensitivi
 
 
 # ------------------------------------------------------------------- nonlinear arrays
-@njit(**NJIT)
-def _ids_arrays(fn, vd, vs, vg, p):  # pragma: no cover - compiled
-    """Transistor kernel over arrays: rows (current, d/dvd, d/dvs)."""
-    out = np.empty((3, vd.size))
-    for k in range(vd.size):
-        i, a, b = fn(vd[k], vs[k], vg[k], p)
-        out[0, k] = i
-        out[1, k] = a
-        out[2, k] = b
-    return out
-
-
-@njit(**NJIT)
-def _junction_arrays(fn, v, p):  # pragma: no cover - compiled
-    """Junction kernel over an array: rows (current, derivative)."""
-    out = np.empty((2, v.size))
-    for k in range(v.size):
-        i, g = fn(v[k], p)
-        out[0, k] = i
-        out[1, k] = g
-    return out
-
-
-class _Nodal:
-    """Full nodal system of a crossbar with unknowns T, M (when there is a transistor) and B."""
-
-    def __init__(self, xbar: Crossbar):
-        m, n = xbar.shape
-        self.xbar = xbar
-        tr = xbar.transistor
-        self.has_mid = tr is not None and not tr.is_short
-        mn = m * n
-        self.T = np.arange(mn).reshape(m, n)
-        self.M = self.T + mn if self.has_mid else None
-        self.B = self.T + (2 if self.has_mid else 1) * mn
-        self.N = (3 if self.has_mid else 2) * mn
-        # Linear branches (a, b, r, family); b = -1 - i for source i, -1 - m for ground.
-        fam = []
-        gnd = -1 - m
-        fam.append(("r_row", self.T[:, :-1].ravel(), self.T[:, 1:].ravel(), xbar.r_row_segments.ravel()))
-        fam.append(("r_col", self.B[:-1, :].ravel(), self.B[1:, :].ravel(), xbar.r_col_segments.ravel()))
-        left, right = xbar.drive_ends
-        top, bottom = xbar.sense_ends
-        src = -1 - np.arange(m)
-        for used, c in ((left, 0), (right, -1)):
-            if used:
-                fam.append(("r_in", self.T[:, c], src, xbar.r_in_rows))
-        self.sense = []
-        for used, r in ((top, 0), (bottom, -1)):
-            if used:
-                fam.append(("r_out", self.B[r, :], np.full(n, gnd), xbar.r_out_columns))
-                self.sense.append(self.B[r, :])
-        self.families = fam
-        self.vg = (tr.gate_voltages(m) if tr is not None else None)
-        if self.vg is None:
-            self.vg = np.zeros(m)
-
-    def potentials(self, x, V):
-        """Potentials of the fixed nodes (-1 - i: source i, -1 - m: ground) appended to x."""
-        return np.concatenate([x, [0.0], V[::-1]])  # index -1 - i -> V[i]; -1 - m -> 0
-
-    def assemble(self, x, V):
-        """KCL residual F (A, currents leaving each node) and sparse Jacobian A = dF/dx."""
-        import scipy.sparse as sp
-
-        xbar = self.xbar
-        xa = self.potentials(x, V)
-        F = np.zeros(self.N)
-        rows, cols, vals = [], [], []
-
-        def stamp2(a, b, g, i):
-            # Two-terminal element carrying current i from a to b with di/dva = g = -di/dvb.
-            np.add.at(F, a, i)
-            rows.append(a); cols.append(a); vals.append(g)
-            un = b >= 0
-            np.add.at(F, b[un], -i[un])
-            rows.append(a[un]); cols.append(b[un]); vals.append(-g[un])
-            rows.append(b[un]); cols.append(a[un]); vals.append(-g[un])
-            rows.append(b[un]); cols.append(b[un]); vals.append(g[un])
-
-        for _, a, b, r in self.families:
-            g = 1.0 / r
-            stamp2(a, b, g, g * (xa[a] - xa[b]))
-        T, B = self.T.ravel(), self.B.ravel()
-        Mid = self.M.ravel() if self.has_mid else B
-        G = xbar.G.ravel()
-        v = xa[T] - xa[Mid]
-        stamp2(T, Mid, xbar.device.didv(v, G), xbar.device.current(v, G))
-        cells = {"v_mem": v, "G": G}
-        if self.has_mid:
-            tr = xbar.transistor
-            ids_k, junc_k = _ids_arrays, _junction_arrays
-            p = tr.parameters()
-            vg = np.repeat(self.vg, xbar.n)
-            out = ids_k(tr.kernel, np.ascontiguousarray(xa[Mid]), np.ascontiguousarray(xa[B]), vg, p)
-            i, gd, gs = out
-            np.add.at(F, Mid, i)
-            np.add.at(F, B, -i)
-            rows += [Mid, Mid, B, B]; cols += [Mid, B, Mid, B]; vals += [gd, gs, -gd, -gs]
-            for node in (Mid, B):
-                j = junc_k(tr.junction_kernel, np.ascontiguousarray(xa[node]), p)
-                np.add.at(F, node, j[0])
-                rows.append(node); cols.append(node); vals.append(j[1])
-            cells.update(ids=i, gd=gd, gs=gs, vd=xa[Mid], vs=xa[B])
-        A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.N, self.N))
-        return F, A, cells
-
-
 def _nonlinear_sensitivities(xbar: Crossbar, V: np.ndarray, params, rtol: float) -> Sensitivities:
     from scipy.sparse.linalg import splu
 
     from ..solve import solve
 
     m, n = xbar.shape
-    net = _Nodal(xbar)
+    if topology(xbar).has_zero_resistance:
+        raise ValueError("sensitivities need every wire, r_in and r_out resistance > 0 ohm (a derivative with "
+                         "respect to a 0-ohm branch's resistance is infinite)")
+    net = Nodal(xbar)
     res = solve(xbar, V, full=True, rtol=rtol)
     k = V.shape[0]
     currents = np.empty((k, n))
     J = np.zeros((k, n, len(params)))
     for q in range(k):
-        parts = [res.v_top[q].ravel()] + ([res.v_mid[q].ravel()] if net.has_mid else []) + [res.v_bottom[q].ravel()]
-        x = np.concatenate(parts)
+        x = net.unknowns(res.v_top[q], res.v_mid[q] if net.has_mid else None, res.v_bottom[q])
         for _ in range(4):  # exact Newton polish: quadratic, so round-off after one or two steps
             F, A, cells = net.assemble(x, V[q])
             lu = splu(A)
@@ -413,9 +294,9 @@ def _nonlinear_sensitivities(xbar: Crossbar, V: np.ndarray, params, rtol: float)
         xa = net.potentials(x, V[q])
         # dc_j/dx: the sense branch currents x_B / r_out of column j.
         C = np.zeros((net.N, n))
-        for nodes in net.sense:
-            C[nodes, np.arange(n)] += 1.0 / xbar.r_out_columns
-        currents[q] = sum(x[nodes] / xbar.r_out_columns for nodes in net.sense)
+        for t in topology(xbar).senses:
+            C[net.B[t.index, :], np.arange(n)] += t.g
+        currents[q] = sum(x[net.B[t.index, :]] * t.g for t in topology(xbar).senses)
         lam = lu.solve(C, trans="T")  # (N, n)
         lam_a = np.concatenate([lam, np.zeros((m + 1, n))])  # fixed nodes: lambda = 0
 
@@ -428,26 +309,19 @@ def _nonlinear_sensitivities(xbar: Crossbar, V: np.ndarray, params, rtol: float)
         for a_i, name in enumerate(params):
             if name in PARAMETERS[:4]:
                 total = np.zeros(n)
-                for fam, a, b, r in net.families:
-                    if fam != name:
+                for fam in net.families:
+                    if fam.name != name:
                         continue
+                    a, b, r = fam.a, fam.b, fam.r
                     dv = xa[a] - xa[b]
                     total += (dv / r**2) @ (lam_a[a] - lam_a[b])
-                    if fam == "r_out":
+                    if fam.name == "r_out":
                         total -= dv / r**2  # dc_j/dr_out: the sense current itself
                 J[q, :, a_i] = total
-            elif name == "a":
-                dev = xbar.device
-                v, G = cells["v_mem"], cells["G"]
-                a, vr = dev.a, dev.v_read
-                sh = np.sinh(a * vr)
-                di = G * vr * (v * np.cosh(a * v) * sh - vr * np.sinh(a * v) * np.cosh(a * vr)) / sh**2
+            elif name in xbar.device.parameter_names:  # a memristor parameter, T -> M
+                di = xbar.device.parameter_derivative(name, cells["v_mem"], cells["G"])
                 J[q, :, a_i] = cell_term(T, Mid, di)
-            elif name == "r_on":
-                r_on = xbar.transistor.r_on
-                J[q, :, a_i] = cell_term(Mid, B, -(cells["vd"] - cells["vs"]) / r_on**2)
-            elif name == "kp":
-                J[q, :, a_i] = cell_term(Mid, B, cells["ids"] / xbar.transistor.kp)
-            elif name == "vto":
-                J[q, :, a_i] = cell_term(Mid, B, cells["gd"] + cells["gs"])
+            else:  # a transistor parameter, M -> B
+                di = xbar.transistor.parameter_derivative(name, cells["vd"], cells["vs"], cells["vg"])
+                J[q, :, a_i] = cell_term(Mid, B, di)
     return Sensitivities(params=params, currents=currents, jacobian=J)

@@ -1,0 +1,369 @@
+"""The circuit topology of a :class:`~xbarsolve.Crossbar`: nodes, wires and terminals.
+
+One place says which nodes the circuit has, how the wire segments join them and where
+the sources and the sense grounds attach (the conventions are in ``docs/nonlinear.md``):
+row ``i`` is a chain of top nodes ``T(i, 0..n-1)`` joined by ``r_row[i, k]`` and driven
+by the source ``V_i`` through ``r_in[i]`` at its left end (``T(i, 0)``), right end
+(``T(i, n-1)``) or both; column ``j`` is a chain of bottom nodes ``B(0..m-1, j)`` joined
+by ``r_col[k, j]`` and sensed through ``r_out[j]`` into 0 V at its bottom end
+(``B(m-1, j)``), top end (``B(0, j)``) or both; cell ``(i, j)`` joins ``T(i, j)`` to
+``B(i, j)``, through the middle node ``M(i, j)`` when it has an access transistor.
+
+Every solver and writer reads the circuit through :func:`topology` (derived once per
+crossbar and cached on it):
+
+* the linear block solver and the Newton solver read the :class:`Ladder` form
+  (:meth:`Topology.ladder`);
+* the sparse solver, conversion's refinement, the sensitivities and the netlist writer
+  read the node numbering (:meth:`Topology.nodes`) and the branch list
+  (:meth:`Topology.families`, :meth:`Topology.branches`), merge the nodes of 0-ohm
+  branches with :func:`merge_zero_branches` and assemble nodal matrices with
+  :func:`nodal_matrices`;
+* conversion and the sensitivities read the :class:`Terminal` families
+  (:attr:`Topology.drives`, :attr:`Topology.senses`).
+
+All quantities are SI: ohms, siemens, volts.  A 0-ohm resistance has an infinite
+conductance here; the solvers that cannot take it check
+:attr:`Topology.has_zero_resistance` first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .crossbar import Crossbar, Drive, Sense
+
+__all__ = ["Topology", "Terminal", "Ladder", "Nodes", "Family", "topology", "nodal_matrices", "merge_zero_branches"]
+
+
+def _conductance(r: np.ndarray) -> np.ndarray:
+    """``1 / r`` (S), ``inf`` for 0 ohm."""
+    if r.size and not r.all():
+        with np.errstate(divide="ignore"):
+            return np.ascontiguousarray(1.0 / r)
+    return np.ascontiguousarray(1.0 / r)
+
+
+@dataclass(frozen=True, eq=False)
+class Terminal:
+    """The terminal branches at one end of every row (a driver) or column (a sense).
+
+    Attributes
+    ----------
+    kind : {"drive", "sense"}
+        Drivers join a row's end node to its source; senses join a column's end node to
+        the virtual ground.
+    end : {"left", "right", "top", "bottom"}
+        Which end of the lines.
+    tag : str
+        One-letter name of the end (``l``, ``r``, ``t``, ``b``), used in netlists.
+    index : int
+        Position of the end node along its line: 0 or -1 (the column of a driven top node,
+        the row of a sensed bottom node).
+    r, g : ndarray
+        Resistance (ohm) and conductance (S) of each line's terminal, shape (m,) or (n,).
+    """
+
+    kind: Literal["drive", "sense"]
+    end: Literal["left", "right", "top", "bottom"]
+    tag: str
+    index: int
+    r: np.ndarray
+    g: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Ladder:
+    """The crossbar as two families of chains, P and S, joined by the cells.
+
+    ``rows_first``: the P chains are the rows (P = top nodes, S = bottom nodes, p = m,
+    q = n); otherwise the columns are (p = n, q = m).  A cell quantity of shape (m, n)
+    is brought into ladder order, shape (p, q), by :meth:`orient`.  Conductances in S.
+    """
+
+    rows_first: bool
+    wp: np.ndarray  # (p, q-1) P chain wire conductances
+    tp0: np.ndarray  # (p,) P terminal conductance at position 0 (0 where open)
+    tp1: np.ndarray  # (p,) P terminal conductance at position q-1
+    c: np.ndarray  # (p-1, q) S chain wire conductances between blocks a and a+1
+    ts0: np.ndarray  # (q,) S terminal conductance at block 0
+    ts1: np.ndarray  # (q,) S terminal conductance at block p-1
+    p_diag: np.ndarray  # (p, q) wire + terminal conductance on the P chains
+    s_diag: np.ndarray  # (p, q) the same on the S chains
+
+    @property
+    def p(self) -> int:
+        return self.p_diag.shape[0]
+
+    @property
+    def q(self) -> int:
+        return self.p_diag.shape[1]
+
+    def orient(self, a: np.ndarray) -> np.ndarray:
+        """An (m, n) cell array in ladder order (p, q), contiguous float64."""
+        return np.ascontiguousarray(a if self.rows_first else np.asarray(a).T, dtype=np.float64)
+
+
+@dataclass(frozen=True, eq=False)
+class Nodes:
+    """Numbering of the full nodal system.
+
+    Unknown nodes first: ``T(i, j) = i n + j``, then the middle nodes ``M`` (when the
+    cells have them), then ``B``; after them the fixed nodes, source ``i`` at
+    ``n_unknown + i`` and the ground at ``n_unknown + m``.
+    """
+
+    T: np.ndarray  # (m, n) int
+    M: np.ndarray | None
+    B: np.ndarray
+    src: np.ndarray  # (m,)
+    gnd: int
+    n_unknown: int
+
+    @property
+    def n_nodes(self) -> int:
+        """All nodes, the m + 1 fixed ones included."""
+        return self.gnd + 1
+
+    def potentials(self, x: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """Potentials of every node (V): the unknowns ``x``, the sources ``V``, 0 V ground."""
+        return np.concatenate([x, V, [0.0]])
+
+
+@dataclass(frozen=True, eq=False)
+class Family:
+    """Resistive branches of one kind: ``name`` (the parameter that sets them: ``r_row``,
+    ``r_col``, ``r_in``, ``r_out``), their end nodes ``a``, ``b`` (1-D) and resistances
+    ``r`` (ohm); ``terminal`` for the driver and sense families."""
+
+    name: Literal["r_row", "r_col", "r_in", "r_out"]
+    a: np.ndarray
+    b: np.ndarray
+    r: np.ndarray
+    terminal: Terminal | None = None
+
+
+_TRANSPOSED_DRIVE = {"left": "top", "right": "bottom", "both": "both"}
+_TRANSPOSED_SENSE = {"bottom": "right", "top": "left", "both": "both"}
+
+
+@dataclass(frozen=True, eq=False)
+class Topology:
+    """Nodes, wires and terminals of an m x n crossbar (build with :func:`topology`).
+
+    Attributes
+    ----------
+    m, n : int
+        Rows and columns.
+    drive, sense : str
+        The crossbar's drive and sense options.
+    r_row, r_col : ndarray
+        Wire segment resistances (ohm), shapes (m, n-1) and (m-1, n).
+    g_row, g_col : ndarray
+        Their conductances (S; ``inf`` for 0 ohm).
+    drives : tuple of Terminal
+        The driven row ends, left before right.
+    senses : tuple of Terminal
+        The sensed column ends, bottom before top.
+    """
+
+    m: int
+    n: int
+    drive: Drive
+    sense: Sense
+    r_row: np.ndarray
+    r_col: np.ndarray
+    g_row: np.ndarray
+    g_col: np.ndarray
+    drives: tuple[Terminal, ...]
+    senses: tuple[Terminal, ...]
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def has_zero_resistance(self) -> bool:
+        """True when any wire, driver or sense resistance in use is exactly 0 ohm."""
+        zero = self._cache.get("zero")
+        if zero is None:
+            zero = self._cache["zero"] = bool(not self.r_row.all() or not self.r_col.all()
+                                              or not all(t.r.all() for t in self.drives + self.senses))
+        return zero
+
+    def terminal(self, end: str) -> Terminal | None:
+        """The terminal family at ``end`` (``"left"``, ..., ``"bottom"``), or None if open."""
+        for t in self.drives + self.senses:
+            if t.end == end:
+                return t
+        return None
+
+    def end_conductance(self, end: str) -> np.ndarray:
+        """Terminal conductance (S) at ``end`` of every line, 0 where that end is open."""
+        t = self.terminal(end)
+        return t.g if t is not None else np.zeros(self.m if end in ("left", "right") else self.n)
+
+    def end_resistance(self, end: str) -> np.ndarray:
+        """Terminal resistance (ohm) at ``end`` of every line (``inf`` where open)."""
+        t = self.terminal(end)
+        return np.ascontiguousarray(t.r) if t is not None else np.full(self.m if end in ("left", "right") else self.n, np.inf)
+
+    @property
+    def transposed_ends(self) -> tuple[str, str]:
+        """``(drive, sense)`` of the same circuit with rows and columns exchanged (sense
+        ends become drive ends): the adjoint of the column currents."""
+        return _TRANSPOSED_SENSE[self.sense], _TRANSPOSED_DRIVE[self.drive]
+
+    # ------------------------------------------------------------- ladder form
+    def ladder(self, rows_first: bool) -> Ladder:
+        """The :class:`Ladder` form with the rows (``True``) or the columns as P chains."""
+        key = ("ladder", bool(rows_first))
+        lad = self._cache.get(key)
+        if lad is None:
+            lad = self._cache[key] = self._ladder(bool(rows_first))
+        return lad
+
+    def _ladder(self, rows_first: bool) -> Ladder:
+        ends = ("left", "right", "top", "bottom") if rows_first else ("top", "bottom", "left", "right")
+        wp, c = (self.g_row, self.g_col) if rows_first else (self.g_col.T, self.g_row.T)
+        wp, c = np.ascontiguousarray(wp), np.ascontiguousarray(c)
+        tp0, tp1, ts0, ts1 = (np.ascontiguousarray(self.end_conductance(e), dtype=np.float64) for e in ends)
+        p, q = (self.m, self.n) if rows_first else (self.n, self.m)
+        p_diag = np.zeros((p, q))
+        if q > 1:
+            p_diag[:, :-1] += wp
+            p_diag[:, 1:] += wp
+        p_diag[:, 0] += tp0
+        p_diag[:, -1] += tp1
+        s_diag = np.zeros((p, q))
+        if p > 1:
+            s_diag[:-1] += c
+            s_diag[1:] += c
+        s_diag[0] += ts0
+        s_diag[-1] += ts1
+        return Ladder(rows_first, wp, tp0, tp1, c, ts0, ts1, p_diag, s_diag)
+
+    # ------------------------------------------------------- nodes and branches
+    def nodes(self, has_mid: bool = False) -> Nodes:
+        """The node numbering of the full nodal system (with middle nodes or without)."""
+        m, n = self.m, self.n
+        mn = m * n
+        T = np.arange(mn).reshape(m, n)
+        M = T + mn if has_mid else None
+        B = T + (2 if has_mid else 1) * mn
+        n_unknown = (3 if has_mid else 2) * mn
+        return Nodes(T, M, B, n_unknown + np.arange(m), n_unknown + m, n_unknown)
+
+    def families(self, nodes: Nodes) -> list[Family]:
+        """The resistive branches (wires, drivers, senses), one :class:`Family` per kind
+        and terminal end, numbered by ``nodes``: row wires ``T(i, k) - T(i, k+1)``
+        (row-major), column wires ``B(k, j) - B(k+1, j)`` (row-major), then each driven
+        end (``T(i, end) - source i``) and each sensed end (``B(end, j) - ground``): the
+        first node of a branch is always an unknown."""
+        T, B = nodes.T, nodes.B
+        out = [Family("r_row", T[:, :-1].ravel(), T[:, 1:].ravel(), self.r_row.ravel()),
+               Family("r_col", B[:-1, :].ravel(), B[1:, :].ravel(), self.r_col.ravel())]
+        for t in self.drives:
+            out.append(Family("r_in", T[:, t.index], nodes.src, t.r, t))
+        for t in self.senses:
+            out.append(Family("r_out", B[t.index, :], np.full(self.n, nodes.gnd), t.r, t))
+        return out
+
+    def branches(self, g_cell: np.ndarray, nodes: Nodes | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every two-terminal branch of a linear array: the :meth:`families` and the cells
+        ``T(i, j) - B(i, j)`` of conductance ``g_cell`` (S, (m, n); 0 S cells left out).
+
+        Returns the end nodes ``a``, ``b`` and the resistances ``r`` (ohm).
+        """
+        nodes = self.nodes() if nodes is None else nodes
+        fams = self.families(nodes)
+        on = g_cell > 0
+        a = np.concatenate([f.a for f in fams] + [nodes.T[on]])
+        b = np.concatenate([f.b for f in fams] + [nodes.B[on]])
+        r = np.concatenate([np.asarray(f.r, dtype=np.float64) for f in fams] + [1.0 / g_cell[on]])
+        return a, b, r
+
+
+def merge_zero_branches(a: np.ndarray, b: np.ndarray, r: np.ndarray, nodes: Nodes) -> tuple[np.ndarray, int]:
+    """Merge the nodes that 0-ohm branches join (exact: they sit at one potential).
+
+    Returns the index of every node of ``nodes`` in the merged system and the number
+    ``nu`` of unknowns: merged classes of unknown nodes are ``0..nu-1``; a class that
+    holds a fixed node is ``nu + f``, ``f`` that node's index among the fixed potentials
+    (sources, then the ground).  Without 0-ohm branches the index is the identity.
+
+    Raises
+    ------
+    SingularNetworkError
+        If a 0-ohm path joins two different fixed potentials.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from .errors import SingularNetworkError
+
+    n_nodes, N = nodes.n_nodes, nodes.n_unknown
+    zero = r == 0
+    if not zero.any():
+        return np.arange(n_nodes), N
+    adj = coo_matrix((np.ones(int(zero.sum())), (a[zero], b[zero])), shape=(n_nodes, n_nodes))
+    _, label = connected_components(adj, directed=False)
+    fixed_of_class = np.full(label.max() + 1, -1)
+    for node in range(N, n_nodes):
+        cls = label[node]
+        if fixed_of_class[cls] not in (-1, node - N):
+            raise SingularNetworkError("a zero-resistance path shorts two ideal sources (or a source to ground)")
+        fixed_of_class[cls] = node - N
+    unknown = np.flatnonzero(fixed_of_class < 0)
+    col = np.full(label.max() + 1, -1)
+    col[unknown] = np.arange(unknown.size)
+    return np.where(fixed_of_class >= 0, unknown.size + fixed_of_class, col)[label], int(unknown.size)
+
+
+def nodal_matrices(a: np.ndarray, b: np.ndarray, g: np.ndarray, n_unknown: int, n_fixed: int):
+    """Sparse nodal equations ``A x = R @ u`` of conductances ``g`` (S) between nodes ``a``
+    and ``b``, where nodes ``>= n_unknown`` have the fixed potentials ``u``.
+
+    Returns ``A`` (csc, ``n_unknown`` square, S) and ``R`` (csr, ``n_unknown x n_fixed``, S).
+    """
+    import scipy.sparse as sp
+
+    rows, cols, vals = [], [], []
+    rhs_r, rhs_c, rhs_v = [], [], []
+    for x, y in ((a, b), (b, a)):
+        sel = x < n_unknown
+        rows.append(x[sel]); cols.append(x[sel]); vals.append(g[sel])
+        both = sel & (y < n_unknown)
+        rows.append(x[both]); cols.append(y[both]); vals.append(-g[both])
+        tofix = sel & (y >= n_unknown)
+        rhs_r.append(x[tofix]); rhs_c.append(y[tofix] - n_unknown); rhs_v.append(g[tofix])
+    A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_unknown, n_unknown))
+    R = sp.csr_matrix((np.concatenate(rhs_v), (np.concatenate(rhs_r), np.concatenate(rhs_c))), shape=(n_unknown, n_fixed))
+    return A, R
+
+
+def _terminals(kind, ends, r) -> tuple[Terminal, ...]:
+    """Terminal families of ``kind`` at the ``ends``: (end, index, used) triples."""
+    r = np.ascontiguousarray(r, dtype=np.float64)
+    g = _conductance(r)
+    for a in (r, g):
+        a.setflags(write=False)
+    return tuple(Terminal(kind, end, end[0], index, r, g) for end, index, used in ends if used)
+
+
+def topology(xbar: "Crossbar") -> Topology:
+    """The :class:`Topology` of ``xbar``, derived once and cached on it."""
+    topo = xbar._cache.get("topology")
+    if topo is None:
+        left, right = xbar.drive in ("left", "both"), xbar.drive in ("right", "both")
+        top, bottom = xbar.sense in ("top", "both"), xbar.sense in ("bottom", "both")
+        r_row = np.ascontiguousarray(xbar.r_row_segments)
+        r_col = np.ascontiguousarray(xbar.r_col_segments)
+        topo = xbar._cache["topology"] = Topology(
+            xbar.m, xbar.n, xbar.drive, xbar.sense, r_row, r_col, _conductance(r_row), _conductance(r_col),
+            _terminals("drive", (("left", 0, left), ("right", -1, right)), xbar.r_in_rows),
+            # bottom before top: the order of the sense resistors and ammeters in a deck
+            _terminals("sense", (("bottom", -1, bottom), ("top", 0, top)), xbar.r_out_columns),
+        )
+    return topo
