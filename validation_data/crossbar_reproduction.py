@@ -42,7 +42,7 @@ def evaluate(A, V, *, amplitude=0.1, g_range="free", r_wire=1.0, drive="left", s
     m = A.shape[0]
     bounds = dict(g_min=G_MIN, g_max=G_MAX) if g_range == "paper" else {}
     v = constant_signal(m, amplitude) if v_conv is None else v_conv
-    conv = xs.convert(xbar, v, **bounds)
+    conv = xs.convert(xbar, v, on_clip="ignore", **bounds)
     ideal = sm.ideal_outputs(V)
     s = V.sum(axis=1)
     order = np.random.default_rng(seed).permutation(V.shape[0])

@@ -78,7 +78,7 @@ A = generators.kernel(1, (576, 64), rng=0)
 sm = shift_map(A)
 fig, axs = plt.subplots(1, 3, figsize=(13, 4))
 for ax, r_wire in zip(axs, (1.0, 0.2, 0.1)):
-    conv = xs.convert(xs.Crossbar(sm.G, r_row=r_wire, r_col=r_wire), 0.04)
+    conv = xs.convert(xs.Crossbar(sm.G, r_row=r_wire, r_col=r_wire), 0.04, on_clip="ignore")
     im = ax.imshow(conv.v_memristor, aspect="auto", cmap="RdBu", vmin=-0.2, vmax=0.2)
     ax.set_title(f"{r_wire:g} ohm: {100 * conv.clipped_fraction:.0f} % clipped", fontsize=9)
     ax.set_xlabel("column"); ax.set_ylabel("row")

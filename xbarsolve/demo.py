@@ -70,7 +70,7 @@ def warm_up() -> float:
     t0 = time.perf_counter()
     xbar = reference_crossbar(4, 3, 0)
     v = np.full(4, V_MAX)
-    conv = convert(xbar, constant_signal(4, CONVERSION_AMPLITUDE))
+    conv = convert(xbar, constant_signal(4, CONVERSION_AMPLITUDE), on_clip="ignore")
     for x in (xbar, conv.crossbar):
         transfer_matrix(x)
         solve(x, v, full=True)
@@ -265,7 +265,7 @@ def run_demo(
         V_test = rng.uniform(0.0, V_MAX, (int(batch), m))
         cases.append(evaluate_case(xbar, V_cal, V_test, name=f"{m}x{n}, {r:g} ohm", r_wire=r))
     paper = reference_crossbar(576, 64, rng, r_wire=R_WIRE)
-    infeasible = convert(paper, constant_signal(paper.m, CONVERSION_AMPLITUDE, v_max=V_MAX))
+    infeasible = convert(paper, constant_signal(paper.m, CONVERSION_AMPLITUDE, v_max=V_MAX), on_clip="ignore")
     first = cases[0]
     cell_v = solve(first.crossbar, np.full(first.crossbar.m, V_MAX), full=True).cell_voltages[0]
     check = spice_check(first.conversion.crossbar, first.V_test[0], name=f"{first.name}, converted") if spice else None

@@ -111,7 +111,7 @@ def default_crossbar_factory(G: np.ndarray, name: str, cfg: AnalogConfig, rng: n
 
         amp = comp.amplitude(name.split("/")[0])
         conv = convert(xbar, np.full(xbar.m, amp), g_min=cfg.mapping.g_min, g_max=cfg.mapping.g_max,
-                       refine=comp.refine)
+                       refine=comp.refine, on_clip="ignore")  # counted in n_clipped and the report
         xbar = conv.crossbar
         n_clipped = int(conv.n_clipped)
         info = {"v_conv": amp, "n_clipped": n_clipped, "n_nonpositive": int(getattr(conv, "n_nonpositive", 0))}

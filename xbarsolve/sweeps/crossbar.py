@@ -176,7 +176,7 @@ def run_task(task: dict) -> dict:
     cal_idx, test_idx = order[: task["n_calibration"]], order[task["n_calibration"]:]
 
     bounds = dict(g_min=g_min, g_max=g_max) if task["g_range"] == "paper" else dict(g_min=None, g_max=None)
-    conv = convert(xbar, constant_signal(m, task["amplitude"], v_max=task["v_max"]), **bounds)
+    conv = convert(xbar, constant_signal(m, task["amplitude"], v_max=task["v_max"]), on_clip="ignore", **bounds)
     outputs = {
         "plain": sm.outputs(_currents(xbar, V), v_sum),
         "conversion": sm.outputs(_currents(conv.crossbar, V), v_sum),

@@ -274,12 +274,14 @@ def validate(
     span = float(G.max() - G.min()) or 1.0
     G_target = g_min + (G - G.min()) / span * headroom * (g_max - g_min)
     signal = constant_signal(measured.shape[0], v_conv)
-    conv_fit = convert(fit.crossbar.with_conductances(G_target), signal, g_min=g_min, g_max=g_max, refine=True)
+    conv_fit = convert(fit.crossbar.with_conductances(G_target), signal, g_min=g_min, g_max=g_max, refine=True,
+                        on_clip="ignore")
     if conv_fit.n_clipped:
         notes.append(f"conversion on the fitted model clipped {conv_fit.n_clipped} cell(s) to [{g_min:.4g}, {g_max:.4g}] S")
     closed = None
     if chip is not None:
-        conv_nom = convert(measured.crossbar().with_conductances(G_target), signal, g_min=g_min, g_max=g_max, refine=True)
+        conv_nom = convert(measured.crossbar().with_conductances(G_target), signal, g_min=g_min, g_max=g_max, refine=True,
+                        on_clip="ignore")
         ideal = V @ G_target
         order = rng.permutation(k)
         cal_idx, ev = order[:n_calibration], np.sort(order[n_calibration:])
