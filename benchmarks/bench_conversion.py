@@ -1,4 +1,4 @@
-"""Benchmark: conversion G -> G' of a 576 x 64 array (DESIGN.md section 3 targets).
+"""Benchmark: conversion G -> G' of a 576 x 64 array (docs/model.md section 4 targets).
 
 Targets: < 10 ms for linear models, < 100 ms for nonlinear ones.  The baseline column is
 the time to build the array's transfer matrix once (the exact linear solve it replaces).

@@ -5,7 +5,7 @@ Run from the repository root::
     python benchmarks/bench_ngspice.py                 # default sizes, ~10 min on 2 cores
     python benchmarks/bench_ngspice.py --sizes 8x8 64x64 --timeout 60
 
-For each size it builds an array with the reference parameters of DESIGN.md section 5
+For each size it builds an array with the reference parameters of docs/model.md section 6
 (G uniform in [3.33, 66.7] uS, 1-ohm wire segments, R_in = R_out = 1 ohm, inputs uniform in
 [0, 0.4] V), solves the same batch with ``xs.spice.solve(backend="batch")`` (netlist writing,
 ``ngspice -b``, raw-file reading: all included) and with ``xs.solve`` on a fresh ``Crossbar``

@@ -124,7 +124,7 @@ def accuracy(p, x, y, bs=500):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=None, help="data folder (default $XBARSOLVE_DATA or ../shared/data)")
+    ap.add_argument("--data", default=None, help="data folder (default $XBARSOLVE_DATA; `xbarsolve data download` fetches it)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)

@@ -1,7 +1,7 @@
 """Slow, obviously correct NumPy twins of the compiled kernels, for tests only.
 
 ``naive_solve`` writes the full nodal system of a linear crossbar as a dense matrix,
-middle nodes included, exactly as DESIGN.md section 1 draws the circuit, and solves it
+middle nodes included, exactly as docs/model.md section 1 draws the circuit, and solves it
 with ``numpy.linalg.solve``.  It needs every resistance > 0.
 """
 

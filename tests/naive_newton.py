@@ -1,6 +1,6 @@
 """Slow, obviously correct twin of the Newton solver, for tests and as the benchmark baseline.
 
-``naive_newton`` writes KCL at every node of the full nodal system of DESIGN.md section 1
+``naive_newton`` writes KCL at every node of the full nodal system of docs/model.md section 1
 (``T``, ``M`` and ``B`` of every cell, ``3 m n`` unknowns; the boundary nodes are the
 fixed source and ground potentials behind ``r_in`` / ``r_out``) with SciPy sparse
 matrices, and runs plain Newton: one sparse LU of the full Jacobian per iteration and

@@ -1,6 +1,6 @@
 """ngspice cross-validation (xbarsolve.spice): our exact solver against ngspice.
 
-Tolerances (STYLE.md): column currents within 1e-6 relative of ngspice, node voltages within
+Tolerances (docs/model.md section 7): column currents within 1e-6 relative of ngspice, node voltages within
 1e-6 of the largest input.  With the tightened options the measured agreement is ~1e-14..1e-13
 (docs/spice.md), so these bounds have a wide margin yet would catch any topology or sign
 error, which shows up at the 1e-3..1 level.
@@ -27,12 +27,12 @@ from xbarsolve.spice.run import NgspiceError
 from xbarsolve.transistors import Transistor
 
 ROOT = Path(__file__).resolve().parents[1]
-RTOL_CURRENT = 1e-6  # STYLE.md: ngspice with tightened options
+RTOL_CURRENT = 1e-6  # docs/model.md section 7: ngspice with tightened options
 RTOL_VOLTAGE = 1e-6  # of the largest input voltage
 
 
 def random_array(rng, m, n, **kw):
-    """Reference-parameter array (DESIGN.md section 5): G in [3.33, 66.7] uS."""
+    """Reference-parameter array (docs/model.md section 6): G in [3.33, 66.7] uS."""
     return xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, (m, n)), **kw)
 
 

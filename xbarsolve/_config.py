@@ -1,4 +1,4 @@
-"""Numba options in one place (see STYLE.md): every compiled kernel uses these."""
+"""Numba options in one place: every compiled kernel uses these."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Conversion ``G -> G'``: pre-compensate parasitic resistance (DESIGN.md section 3).
+"""Conversion ``G -> G'``: pre-compensate parasitic resistance (docs/model.md section 4).
 
 The conversion (Hu et al., DAC 2016; Zhang & Hu 2022, Algorithm 1) finds conductances
 ``G'`` such that, with the conversion signal ``v_conv`` applied to the rows, every cell
@@ -31,6 +31,7 @@ import numpy as np
 
 from . import _conversion_kernels as _k
 from .crossbar import Crossbar
+from .reference import V_MAX
 from .topology import nodal_matrices, topology
 from .transistors import Resistor, Switch
 
@@ -439,7 +440,7 @@ def _v_max(v_max: float) -> float:
     return v
 
 
-def constant_signal(m: int, amplitude: float = 0.1, *, v_max: float = 0.4) -> np.ndarray:
+def constant_signal(m: int, amplitude: float = 0.1, *, v_max: float = V_MAX) -> np.ndarray:
     """The paper's "all-``amplitude``" conversion signal: ``amplitude * v_max`` volts on every row.
 
     Parameters
@@ -456,7 +457,7 @@ def constant_signal(m: int, amplitude: float = 0.1, *, v_max: float = 0.4) -> np
     return np.full(int(m), float(amplitude) * _v_max(v_max))
 
 
-def random_signal(m: int, amplitude: float = 0.1, *, v_max: float = 0.4, sparsity: float = 0.0, rng=None) -> np.ndarray:
+def random_signal(m: int, amplitude: float = 0.1, *, v_max: float = V_MAX, sparsity: float = 0.0, rng=None) -> np.ndarray:
     """A random conversion signal, uniform in ``[0, amplitude * v_max]`` volts.
 
     ``sparsity`` (0 <= s < 1) sets that fraction of rows to 0 V; those rows are
@@ -470,7 +471,7 @@ def random_signal(m: int, amplitude: float = 0.1, *, v_max: float = 0.4, sparsit
     return v
 
 
-def input_derived_signal(V, amplitude: float | None = None, *, v_max: float = 0.4) -> np.ndarray:
+def input_derived_signal(V, amplitude: float | None = None, *, v_max: float = V_MAX) -> np.ndarray:
     """Conversion signal from a sample of real inputs: their mean over the batch (V).
 
     Parameters
@@ -520,7 +521,7 @@ def optimize_conversion_signal(
     *,
     amplitudes=(1.0, 0.1, 0.01, 0.001),
     pattern: Literal["constant", "input"] = "constant",
-    v_max: float = 0.4,
+    v_max: float = V_MAX,
     g_min: float | None = None,
     g_max: float | None = None,
     on_clip: OnClip = "warn",

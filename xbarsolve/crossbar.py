@@ -1,6 +1,6 @@
 """The circuit model: :class:`Crossbar`, a frozen specification of an m x n array.
 
-Topology (DESIGN.md section 1).  Row ``i`` is a wire of top nodes ``T(i, 0..n-1)`` joined by
+Topology (docs/model.md section 1).  Row ``i`` is a wire of top nodes ``T(i, 0..n-1)`` joined by
 segments ``r_row[i, k]`` (between ``T(i, k)`` and ``T(i, k+1)``); it is driven by the ideal
 source ``V_i`` through ``r_in[i]`` at its left end (``T(i, 0)``), right end
 (``T(i, n-1)``) or both.  Column ``j`` is a wire of bottom nodes ``B(0..m-1, j)`` joined by
@@ -68,7 +68,7 @@ class Crossbar:
         Memristor conductances (S), finite and >= 0 (a 0 S cell is an open cell).  For a
         nonlinear device this is the state, the conductance at the device's ``v_read``.
     r_row : float or array_like, shape (m, n-1)
-        Row wire segment resistances (ohm), >= 0.  Default 1 ohm (DESIGN.md section 5).
+        Row wire segment resistances (ohm), >= 0.  Default 1 ohm (docs/model.md section 6).
     r_col : float or array_like, shape (m-1, n)
         Column wire segment resistances (ohm), >= 0.
     r_in : float or array_like, shape (m,)

@@ -41,6 +41,7 @@ import numpy as np
 from numba import njit
 
 from ._config import NJIT, NJIT_FUNCTION_ARGS
+from .reference import V_READ
 
 __all__ = ["Device", "Linear", "Sinh", "Poly"]
 
@@ -78,7 +79,7 @@ class Device:
     #: Model fields that :meth:`parameter_derivative` differentiates (the sensitivities'
     #: model parameters, :mod:`xbarsolve.validation.sensitivity`).
     parameter_names: ClassVar[tuple[str, ...]] = ()
-    v_read: float = 0.2
+    v_read: float = V_READ
 
     def parameters(self) -> np.ndarray:
         """Model parameters as a float64 array, passed to the compiled kernels."""
@@ -141,7 +142,7 @@ class Linear(Device):
         linear device but kept so every model carries it.
     """
 
-    v_read: float = 0.2
+    v_read: float = V_READ
     is_linear: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -207,7 +208,7 @@ class Sinh(Device):
     """
 
     a: float = 2.0
-    v_read: float = 0.2
+    v_read: float = V_READ
     parameter_names: ClassVar[tuple[str, ...]] = ("a",)
 
     def __post_init__(self) -> None:
@@ -282,7 +283,7 @@ class Poly(Device):
 
     a2: float = 0.0
     a3: float = 0.0
-    v_read: float = 0.2
+    v_read: float = V_READ
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "a2", _finite(self.a2, "a2", "A/V^2"))

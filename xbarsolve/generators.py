@@ -16,6 +16,8 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from .reference import V_MAX
+
 __all__ = ["KERNEL_TYPES", "kernel", "inputs", "activation_inputs"]
 
 #: Kernel types of the paper's study, by number.
@@ -52,7 +54,7 @@ def kernel(kind: Literal[1, 2, 3], shape: tuple[int, int], *, rng=None, gap: flo
     raise ValueError(f"kind must be 1 (Gaussian), 2 (away from zero) or 3 (ternary); got {kind!r}")
 
 
-def inputs(n_samples: int, m: int, *, sparsity: float = 0.0, v_max: float = 0.4, rng=None) -> np.ndarray:
+def inputs(n_samples: int, m: int, *, sparsity: float = 0.0, v_max: float = V_MAX, rng=None) -> np.ndarray:
     """Random input vectors (V), shape (n_samples, m): uniform in ``[0, v_max]``, with each
     entry set to 0 V with probability ``sparsity`` (0 <= sparsity < 1)."""
     if not 0 <= sparsity < 1:
@@ -66,7 +68,7 @@ def inputs(n_samples: int, m: int, *, sparsity: float = 0.0, v_max: float = 0.4,
 
 
 def activation_inputs(layer: Callable[[int, np.random.Generator], np.ndarray], n_samples: int, *,
-                      v_max: float = 0.4, rng=None) -> np.ndarray:
+                      v_max: float = V_MAX, rng=None) -> np.ndarray:
     """Real post-ReLU activations as input vectors (V).
 
     Parameters

@@ -1,8 +1,9 @@
 """Readers for the standard MNIST IDX and CIFAR-10 binary files, and the data folder.
 
-Paths are always arguments; :func:`data_dir` resolves the shared reference folder from
-``$XBARSOLVE_DATA`` or ``../shared/data`` relative to the repository root, and raises a
-clear :class:`FileNotFoundError` when neither exists.  Nothing is downloaded.
+Paths are always arguments; :func:`data_dir` resolves the reference data folder from
+``$XBARSOLVE_DATA`` (or a ``shared/data`` folder beside a development checkout), and
+raises a clear :class:`FileNotFoundError` when neither exists.  Reading never downloads:
+``xbarsolve data download`` fetches the files (see ``docs/data.md``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ _ROOT = Path(__file__).resolve().parents[2]
 
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
-    """The reference data folder: ``path`` if given, else ``$XBARSOLVE_DATA``, else
-    ``<repo>/../shared/data``.
+    """The reference data folder: ``path`` if given, else ``$XBARSOLVE_DATA``, else the
+    ``shared/data`` folder beside a development checkout.
 
     Raises
     ------
@@ -37,7 +38,7 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
             return c
     raise FileNotFoundError(
         f"data folder not found ({', '.join(map(str, cands))}); pass a path or set XBARSOLVE_DATA "
-        "to the folder holding mnist/, cifar10/ and models/")
+        "to the folder holding mnist/, cifar10/ and models/ (`xbarsolve data download --to DIR` fetches them)")
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:

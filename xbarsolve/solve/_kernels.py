@@ -6,7 +6,7 @@ that the tests compare it with.
 The solver eliminates one family of wire chains ("P" chains, each a symmetric
 tridiagonal system) and solves the block-tridiagonal Schur system that remains on the
 other family ("S" chains) by block Gaussian elimination with explicit block inverses
-(DESIGN.md section 2).
+(docs/model.md section 3).
 """
 
 from __future__ import annotations

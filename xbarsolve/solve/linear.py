@@ -5,7 +5,7 @@ eliminate the chains of one family (each a tridiagonal system, inverted in O(q^2
 which leaves a symmetric block-tridiagonal system on the nodes of the other family with
 dense q x q diagonal blocks and diagonal couplings.  The blocks run along the longer side
 of the array, so q = min(m, n) and the cost is O(max(m, n) q^3) dense work
-(DESIGN.md section 2).
+(docs/model.md section 3).
 
 Orientation "rows" eliminates the row chains (P = rows, S = columns); orientation
 "columns" eliminates the column chains (P = columns, S = rows).

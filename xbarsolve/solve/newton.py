@@ -1,6 +1,6 @@
 """Newton solver for arrays with nonlinear memristors or transistors.
 
-The unknowns are the potentials of the full nodal system of DESIGN.md section 1: every
+The unknowns are the potentials of the full nodal system of docs/model.md section 1: every
 top node ``T(i, j)``, middle node ``M(i, j)`` and bottom node ``B(i, j)`` (``3 m n``; the
 ``2m + 2n`` boundary nodes sit behind ``r_in`` / ``r_out`` at the fixed source and
 ground potentials, so they carry no unknown).  The residual is KCL at every node; the

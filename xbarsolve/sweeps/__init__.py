@@ -1,4 +1,4 @@
-"""Batch jobs (DESIGN.md section 7): resumable sweeps, locally or on a Dask cluster.
+"""Batch jobs (docs/model.md section 8): resumable sweeps, locally or on a Dask cluster.
 
 * :func:`run_tasks` (``sweeps/_runner.py``): the generic task runner, one HDF5 record per
   task, crash-safe resume, local with a progress bar or on Dask; see its module docstring.

@@ -50,7 +50,7 @@ PRESETS = {
 def add_cnn_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``xbarsolve reproduce cnn``."""
     p.add_argument("--quick", action="store_true", help="small preset: MNIST CNN (200 images) and ResNet-20 (100 images)")
-    p.add_argument("--data", default=None, help="data folder (default $XBARSOLVE_DATA or ../shared/data)")
+    p.add_argument("--data", default=None, help="data folder (default $XBARSOLVE_DATA; `xbarsolve data download` fetches it)")
     p.add_argument("--out", default="out/cnn", help="output folder (results HDF5, figures, table)")
     p.add_argument("--cache", default=str(_ROOT / "calibration" / "cnn"),
                    help="cache of programmed crossbars and calibrations ('' disables)")

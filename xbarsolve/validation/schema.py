@@ -57,6 +57,7 @@ import numpy as np
 from .._atomic import atomic_hdf5, attribute_text as _text, create_dataset, read_dataset
 from ..devices import Device
 from ..errors import FormatError
+from ..reference import V_READ
 from ..transistors import Transistor
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Measurement", "RESISTANCES", "check_plausible"]
@@ -171,7 +172,7 @@ class Measurement:
     conductance: np.ndarray
     inputs: np.ndarray
     currents: np.ndarray
-    read_voltage: float = 0.2
+    read_voltage: float = V_READ
     r_row: float = 1.0
     r_col: float = 1.0
     r_in: float = 1.0

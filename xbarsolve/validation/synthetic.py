@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..reference import G_MAX, G_MIN
+from ..reference import G_MAX, G_MIN, V_MAX, V_READ
 from .schema import Measurement
 
 __all__ = ["SyntheticChip", "generate", "ngspice_transfer_matrix"]
@@ -208,10 +208,10 @@ def generate(
     *,
     chip: SyntheticChip | None = None,
     seed: int = 0,
-    input_max: float = 0.4,
+    input_max: float = V_MAX,
     input_sparsity: float = 0.25,
     nominal: dict | None = None,
-    read_voltage: float = 0.2,
+    read_voltage: float = V_READ,
     n_check: int = 1,
 ) -> Measurement:
     """Generate a synthetic measurement file's contents with ngspice.
