@@ -55,16 +55,15 @@ _BIG = 250
 def prefer_dissection(m: int, n: int) -> bool:
     """Whether :func:`transfer_matrix_dissection` beats the block elimination on an m x n array.
 
-    The block elimination costs ~ max(m, n) min(m, n)^3 and the dissection ~ (m n)^1.5,
-    so the dissection wins when ``min^3 / max`` is large.  The threshold is measured
-    (``benchmarks/bench_large.py``): with ``q = min(m, n)`` and ``p = max(m, n)``, the
-    dissection is faster from ``q^3 / p = 48^3`` (about 48 x 48 square, 96 x 68, ...).
+    With ``q = min(m, n)`` and ``p = max(m, n)`` the block elimination costs ~ p q^3 and
+    the dissection ~ p q^2 on a strip (``(m n)^1.5`` when square), so the dissection
+    wins from some ``q`` on, less and less as the array gets taller.  Measured
+    (``benchmarks/bench_large.py``, CPU time on this project's 2-core machine): block /
+    dissection = 0.7 at 48 x 48, 1.6 at 64 x 64, 1.3 at 128 x 64, 1.05 at 576 x 64,
+    4.2 at 128 x 128, 2.5 at 1024 x 128; hence ``q >= 64`` and ``p <= q^2 / 8``.
     """
     q, p = min(m, n), max(m, n)
-    return q >= 8 and q**3 >= p * _CROSSOVER**3
-
-
-_CROSSOVER = 48
+    return q >= 64 and 8 * p <= q * q
 
 
 def transfer_matrix_dissection(xbar: Crossbar) -> np.ndarray:
