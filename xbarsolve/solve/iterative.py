@@ -98,8 +98,11 @@ _TOL_FACTOR = 1e-2
 def prefer_iterative(m: int, n: int, batch: int) -> bool:
     """Whether :func:`solve_small_batch` beats factoring a fresh m x n array for ``batch`` vectors.
 
-    Measured in ``benchmarks/bench_large.py``: one vector costs about as much as
-    ``min(m, n) / 4`` vectors through a fresh factorization, so the iteration wins
-    for ``batch <= max(1, min(m, n) // 16)``.
+    For an array whose transfer matrix is not cached yet.  Measured (CPU time, this
+    project's 2-core machine; ``benchmarks/bench_large.py`` records the single-vector
+    case): the iteration costs one fresh direct solve (the faster of the block
+    factorization and the dissection's ``T``) at about 11 vectors on 32 x 32, 25 on
+    64 x 64, 20 on 128 x 128 and 256 x 256, 22 on 576 x 64 and 8 on 144 x 16; hence
+    ``batch <= min(16, max(1, min(m, n) // 3))``.
     """
-    return batch <= max(1, min(m, n) // 16)
+    return batch <= min(16, max(1, min(m, n) // 3))
