@@ -168,15 +168,20 @@ def _sides(net: _Net, box) -> tuple[int, int, int, int]:
 
 # ---------------------------------------------------------------- elimination
 def _schur_one(C: np.ndarray, r: int) -> np.ndarray:
-    """Schur complement of one SPD matrix onto its first ``r`` nodes (LAPACK Cholesky)."""
+    """Schur complement of one Laplacian onto its first ``r`` nodes (LAPACK Cholesky).
+
+    The trailing block is positive definite (every node reaches the kept ones); the
+    diagonal of the result is taken from its zero row sums, as in the compiled kernels.
+    """
     L, info = _lapack.dpotrf(C[r:, r:], lower=1, clean=1, overwrite_a=0)
     if info != 0:
         raise np.linalg.LinAlgError(f"nodal block not positive definite (dpotrf info {info})")
     Y = sla.solve_triangular(L, C[r:, :r], lower=True, check_finite=False)
     S = _blas.dsyrk(-1.0, Y, beta=1.0, c=np.array(C[:r, :r], order="F"), trans=1, lower=0)
-    iu = np.triu_indices(r, 1)
-    S[iu[1], iu[0]] = S[iu]
-    return np.ascontiguousarray(S)
+    S = np.triu(S, 1)
+    S += S.T
+    S[np.diag_indices(r)] = -S.sum(axis=1)  # a Laplacian: rows sum to zero (no cancellation)
+    return S
 
 
 def _schur_big(C: np.ndarray, k: int) -> np.ndarray:
