@@ -39,7 +39,7 @@ from xbarsolve.solve.iterative import solve_small_batch
 from xbarsolve.solve.sparse import branches, solve_sparse
 
 #: Largest size (max(m, n)) each slow method is run at.
-LIMITS = {"today": 512, "superlu_T": 256, "superlu_v": 512}
+LIMITS = {"today": 512, "superlu_T": 256, "superlu_v": 512, "cholmod_T": 512}
 
 
 def make_xbar(m: int, n: int, seed: int = 0) -> xs.Crossbar:
@@ -109,7 +109,7 @@ def methods(shape):
         out.append(("T", "dissection", lambda x, v: v @ transfer_matrix_dissection(x)))
     if big <= LIMITS["superlu_T"]:
         out.append(("T", "superlu", lambda x, v: v @ solve_sparse(x, np.eye(x.m)).currents))
-    if HAVE_CHOLMOD:
+    if HAVE_CHOLMOD and big <= LIMITS["cholmod_T"]:
         out.append(("T", "cholmod", lambda x, v: v @ cholmod_transfer(x)))
     if big <= LIMITS["today"]:
         out.append(("1 vector", "today", lambda x, v: xs.solve(x, v).currents))
@@ -163,7 +163,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", nargs="+", default=["64", "128", "256", "512", "1024", "576x64"])
     ap.add_argument("--passes", type=int, default=3, help="interleaved passes (methods over 3 s run once)")
+    ap.add_argument("--cholmod-T-max", type=int, default=LIMITS["cholmod_T"],
+                    help="largest max(m, n) for CHOLMOD's transfer matrix (n solves; ~10x per doubling)")
     args = ap.parse_args(argv)
+    LIMITS["cholmod_T"] = args.cholmod_T_max
     shapes = [parse_shape(s) for s in args.shapes]
     print(f"load average at start: {os.getloadavg()}; CHOLMOD: {HAVE_CHOLMOD}")
     # Compile and warm every kernel in the parent, so that no child compiles.

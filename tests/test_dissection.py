@@ -122,3 +122,9 @@ def test_rejects_what_it_cannot_take(rng):
 def test_prefer_dissection_keeps_the_block_solver_for_small_and_tall_arrays():
     assert not D.prefer_dissection(32, 32) and not D.prefer_dissection(576, 64) and not D.prefer_dissection(64, 576)
     assert D.prefer_dissection(64, 64) and D.prefer_dissection(256, 256) and D.prefer_dissection(1024, 128)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    assert doctest.testmod(D, raise_on_error=True).attempted >= 1

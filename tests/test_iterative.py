@@ -132,3 +132,9 @@ def test_bad_input(rng):
 def test_prefer_iterative_for_small_batches_only():
     assert it.prefer_iterative(64, 64, 1) and it.prefer_iterative(256, 256, 1)
     assert not it.prefer_iterative(64, 64, 64) and not it.prefer_iterative(256, 256, 256)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    assert doctest.testmod(it, raise_on_error=True).attempted >= 1
