@@ -339,23 +339,32 @@ def _terminal_schur(lad: _Ladder) -> tuple[np.ndarray, tuple[int, int, int, int]
 
 
 def _transfer_from_schur(lad: _Ladder, S: np.ndarray, sides) -> np.ndarray:
-    """``T`` from the terminal Schur complement: add the terminal conductances, solve for
-    unit sources, read the sense currents."""
+    """``T`` from the terminal Schur complement ``S`` (drive nodes D first, sense nodes E).
+
+    With the terminal conductances on the diagonal, ``S = [[A, B], [B^T, C]]`` and the
+    unit sources inject ``R`` into D, the sense-node voltages are
+    ``X_E = -(C - B^T A^{-1} B)^{-1} B^T A^{-1} R``: two Cholesky factorizations, and
+    every product combines entries of one sign (``B <= 0``, ``A^{-1} >= 0``, ``R >= 0``).
+    """
     m, n = lad.p, lad.q
     nL, nR, nT, nB = sides
-    diag = np.concatenate([lad.tp0[:nL and m], lad.tp1[:nR and m], lad.ts0[:nT and n], lad.ts1[:nB and n]])
+    nD = nL + nR
     S = S.copy()
-    S[np.diag_indices_from(S)] += diag
-    rhs = np.zeros((S.shape[0], m))
+    S[np.diag_indices_from(S)] += np.concatenate(
+        [lad.tp0 if nL else [], lad.tp1 if nR else [], lad.ts0 if nT else [], lad.ts1 if nB else []])
+    R = np.zeros((nD, m))
     if nL:
-        rhs[np.arange(m), np.arange(m)] = lad.tp0
+        R[np.arange(m), np.arange(m)] = lad.tp0
     if nR:
-        rhs[nL + np.arange(m), np.arange(m)] = lad.tp1
-    X = sla.cho_solve(sla.cho_factor(S, lower=True, check_finite=False), rhs, check_finite=False)
-    off = nL + nR
+        R[nL + np.arange(m), np.arange(m)] = lad.tp1
+    L = sla.cholesky(S[:nD, :nD], lower=True, check_finite=False)
+    Y = sla.solve_triangular(L, np.hstack([S[:nD, nD:], R]), lower=True, check_finite=False)
+    YE, Z = Y[:, : nT + nB], Y[:, nT + nB :]
+    X_E = -sla.cho_solve(sla.cho_factor(S[nD:, nD:] - YE.T @ YE, lower=True, check_finite=False),
+                         YE.T @ Z, check_finite=False)
     T = np.zeros((m, n))
     if nT:
-        T += X[off : off + n].T * lad.ts0
+        T += X_E[:n].T * lad.ts0
     if nB:
-        T += X[off + nT : off + nT + n].T * lad.ts1
+        T += X_E[nT:].T * lad.ts1
     return T
