@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 
@@ -13,24 +11,10 @@ from xbarsolve.solve import dissection as D
 from xbarsolve.solve.sparse import solve_sparse
 
 from naive import naive_solve
+from test_linear import TOPOLOGIES, TRANSISTORS, random_xbar, rel
 from naive_dissection import naive_leaf_schur, naive_pair_schur
 
 ROUNDOFF = 1e-12  # relative, against the largest entry
-TOPOLOGIES = list(itertools.product(["left", "right", "both"], ["bottom", "top", "both"]))
-TRANSISTORS = [None, xs.transistors.Switch(), xs.transistors.Resistor(r_on=2e3)]
-
-
-def random_xbar(rng, m, n, drive="left", sense="bottom", transistor=None):
-    G = rng.uniform(1 / 300e3, 1 / 15e3, (m, n))
-    return xs.Crossbar(
-        G, r_row=rng.uniform(0.5, 3.0, (m, n - 1)), r_col=rng.uniform(0.5, 3.0, (m - 1, n)),
-        r_in=rng.uniform(0.5, 5.0, m), r_out=rng.uniform(0.5, 5.0, n),
-        drive=drive, sense=sense, transistor=transistor,
-    )
-
-
-def rel(a, b):
-    return np.abs(a - b).max() / np.abs(b).max()
 
 
 def random_laplacian(rng, P, N):
@@ -87,7 +71,7 @@ def test_levels_partition_every_parent_into_its_two_children():
 @pytest.mark.parametrize("drive,sense", TOPOLOGIES)
 @pytest.mark.parametrize("transistor", TRANSISTORS, ids=["1R", "switch", "resistor"])
 def test_matches_block_solver_and_dense_reference(rng, drive, sense, transistor):
-    xbar = random_xbar(rng, 11, 9, drive, sense, transistor)
+    xbar = random_xbar(rng, 11, 9, drive=drive, sense=sense, transistor=transistor)
     T = D.transfer_matrix_dissection(xbar)
     assert rel(T, xs.transfer_matrix(xbar)) < ROUNDOFF
     assert rel(T, naive_solve(xbar, np.eye(11))[0]) < ROUNDOFF
@@ -96,7 +80,7 @@ def test_matches_block_solver_and_dense_reference(rng, drive, sense, transistor)
 @pytest.mark.parametrize("drive,sense", TOPOLOGIES)
 @pytest.mark.parametrize("shape", [(37, 26), (6, 45), (2, 2), (3, 19)])
 def test_matches_sparse_reference_on_uneven_shapes(rng, drive, sense, shape):
-    xbar = random_xbar(rng, *shape, drive, sense, xs.transistors.Resistor(r_on=1e3))
+    xbar = random_xbar(rng, *shape, drive=drive, sense=sense, transistor=xs.transistors.Resistor(r_on=1e3))
     T = D.transfer_matrix_dissection(xbar)
     assert rel(T, solve_sparse(xbar, np.eye(shape[0])).currents) < ROUNDOFF
     assert rel(T, xs.transfer_matrix(xbar)) < ROUNDOFF

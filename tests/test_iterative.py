@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 
@@ -14,29 +12,15 @@ from xbarsolve.solve.linear import _ladder
 from xbarsolve.solve.sparse import solve_sparse
 
 from naive import naive_solve
+from test_linear import TOPOLOGIES, TRANSISTORS, random_xbar, rel
 from naive_iterative import naive_p_matrix, naive_s_matrix, naive_schur_matrix
 
 ROUNDOFF = 1e-12
-TOPOLOGIES = list(itertools.product(["left", "right", "both"], ["bottom", "top", "both"]))
-TRANSISTORS = [None, xs.transistors.Switch(), xs.transistors.Resistor(r_on=2e3)]
-
-
-def random_xbar(rng, m, n, drive="left", sense="bottom", transistor=None):
-    G = rng.uniform(1 / 300e3, 1 / 15e3, (m, n))
-    return xs.Crossbar(
-        G, r_row=rng.uniform(0.5, 3.0, (m, n - 1)), r_col=rng.uniform(0.5, 3.0, (m - 1, n)),
-        r_in=rng.uniform(0.5, 5.0, m), r_out=rng.uniform(0.5, 5.0, n),
-        drive=drive, sense=sense, transistor=transistor,
-    )
-
-
-def rel(a, b):
-    return np.abs(a - b).max() / np.abs(b).max()
 
 
 @pytest.fixture
 def ladder(rng):
-    return _ladder(random_xbar(rng, 7, 5, "both", "both"), rows_first=True)
+    return _ladder(random_xbar(rng, 7, 5, drive="both", sense="both"), rows_first=True)
 
 
 # ------------------------------------------------------------- kernels vs twins
@@ -87,14 +71,14 @@ def test_pcg_reports_when_it_runs_out_of_iterations(rng, ladder):
 @pytest.mark.parametrize("drive,sense", TOPOLOGIES)
 @pytest.mark.parametrize("transistor", TRANSISTORS, ids=["1R", "switch", "resistor"])
 def test_matches_dense_reference(rng, drive, sense, transistor):
-    xbar = random_xbar(rng, 10, 7, drive, sense, transistor)
+    xbar = random_xbar(rng, 10, 7, drive=drive, sense=sense, transistor=transistor)
     V = rng.uniform(-0.3, 0.3, (3, 10))
     assert rel(it.solve_small_batch(xbar, V), naive_solve(xbar, V)[0]) < ROUNDOFF
 
 
 @pytest.mark.parametrize("drive,sense", TOPOLOGIES)
 def test_matches_sparse_reference_on_larger_arrays(rng, drive, sense):
-    xbar = random_xbar(rng, 48, 40, drive, sense, xs.transistors.Resistor(r_on=1e3))
+    xbar = random_xbar(rng, 48, 40, drive=drive, sense=sense, transistor=xs.transistors.Resistor(r_on=1e3))
     V = rng.uniform(-0.3, 0.3, 48)
     I = it.solve_small_batch(xbar, V)
     assert I.shape == (1, 40)
@@ -112,7 +96,7 @@ def test_strong_ir_drop_still_exact(rng):
 
 def test_single_row_and_column(rng):
     for shape in ((1, 6), (6, 1)):
-        xbar = random_xbar(rng, *shape, "both", "both")
+        xbar = random_xbar(rng, *shape, drive="both", sense="both")
         V = rng.uniform(-0.3, 0.3, (2, shape[0]))
         assert rel(it.solve_small_batch(xbar, V), naive_solve(xbar, V)[0]) < ROUNDOFF
 
