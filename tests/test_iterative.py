@@ -27,12 +27,11 @@ def ladder(rng):
 def test_chain_solves_match_dense_twins(rng, ladder):
     lad = ladder
     r = rng.normal(size=(lad.p, lad.q))
-    pinv, pf = K.factor_p_chains(lad.g, lad.wp, lad.tp0, lad.tp1)
+    pinv, pf, sinv, sf = it.chain_factors(lad)
     out = np.empty_like(r)
     K.solve_p_chains(pinv, pf, r, out)
     ref = np.linalg.solve(naive_p_matrix(lad.g, lad.wp, lad.tp0, lad.tp1), r.ravel()).reshape(r.shape)
     assert rel(out, ref) < 1e-13
-    sinv, sf = K.factor_s_chains(lad.g, lad.c, lad.ts0, lad.ts1)
     K.solve_s_chains(sinv, sf, r, out)
     ref = np.linalg.solve(naive_s_matrix(lad.g, lad.c, lad.ts0, lad.ts1), r.ravel()).reshape(r.shape)
     assert rel(out, ref) < 1e-13
@@ -42,8 +41,7 @@ def test_schur_operator_and_pcg_match_dense_twin(rng, ladder):
     lad = ladder
     p, q = lad.p, lad.q
     S = naive_schur_matrix(lad.g, lad.wp, lad.tp0, lad.tp1, lad.c, lad.ts0, lad.ts1)
-    pinv, pf = K.factor_p_chains(lad.g, lad.wp, lad.tp0, lad.tp1)
-    sinv, sf = K.factor_s_chains(lad.g, lad.c, lad.ts0, lad.ts1)
+    pinv, pf, sinv, sf = it.chain_factors(lad)
     s_term = np.zeros((p, q))
     s_term[0] += lad.ts0
     s_term[-1] += lad.ts1
@@ -59,8 +57,7 @@ def test_schur_operator_and_pcg_match_dense_twin(rng, ladder):
 
 def test_pcg_reports_when_it_runs_out_of_iterations(rng, ladder):
     lad = ladder
-    pinv, pf = K.factor_p_chains(lad.g, lad.wp, lad.tp0, lad.tp1)
-    sinv, sf = K.factor_s_chains(lad.g, lad.c, lad.ts0, lad.ts1)
+    pinv, pf, sinv, sf = it.chain_factors(lad)
     s_term = np.zeros((lad.p, lad.q))
     s_term[-1] += lad.ts1
     _, its = K.pcg_schur(lad.g, lad.c, s_term, pinv, pf, sinv, sf, rng.normal(size=(1, lad.p, lad.q)), 1e-300, 1)

@@ -21,11 +21,13 @@ from .._config import NJIT
 
 
 @njit(**NJIT)
-def factor_p_chains(g, wp, tp0, tp1):  # pragma: no cover - compiled
-    """Pivots of the P chains: ``(inv_alpha, f)``, both (p, q), with ``f[:, q-1] = 0``.
+def factor_chains(g, w, t0, t1):  # pragma: no cover - compiled
+    """Pivots of tridiagonal chains running along the last axis: ``(inv_alpha, f)``.
 
-    Chain ``a`` has diagonal ``g[a] + wires + terminals tp0[a] (position 0), tp1[a]
-    (position q-1)`` and off-diagonal ``-wp[a]``; ``f = wp / alpha``.
+    Chain ``a`` (length q) has diagonal ``g[a] + wires + terminals t0[a] (position 0),
+    t1[a] (position q-1)`` and off-diagonal ``-w[a]`` (``w`` is (p, q-1));
+    ``f = w / alpha`` with ``f[:, q-1] = 0``.  The S chains are factored as
+    ``factor_chains(g.T, c.T, ts0, ts1)``.
     """
     p, q = g.shape
     inv_alpha = np.empty((p, q))
@@ -33,32 +35,13 @@ def factor_p_chains(g, wp, tp0, tp1):  # pragma: no cover - compiled
     for a in range(p):
         e = 0.0
         for b in range(q):
-            e = g[a, b] + (tp0[a] if b == 0 else wp[a, b - 1] * e * inv_alpha[a, b - 1])
+            e = g[a, b] + (t0[a] if b == 0 else w[a, b - 1] * e * inv_alpha[a, b - 1])
             if b == q - 1:
-                e += tp1[a]
-            alpha = e + (wp[a, b] if b < q - 1 else 0.0)
+                e += t1[a]
+            alpha = e + (w[a, b] if b < q - 1 else 0.0)
             inv_alpha[a, b] = 1.0 / alpha
             if b < q - 1:
-                f[a, b] = wp[a, b] * inv_alpha[a, b]
-    return inv_alpha, f
-
-
-@njit(**NJIT)
-def factor_s_chains(g, c, ts0, ts1):  # pragma: no cover - compiled
-    """Pivots of the S chains (along ``a``), ``(inv_alpha, f)`` (p, q), ``f[p-1] = 0``."""
-    p, q = g.shape
-    inv_alpha = np.empty((p, q))
-    f = np.zeros((p, q))
-    e = np.empty(q)
-    for a in range(p):
-        for b in range(q):
-            e[b] = g[a, b] + (ts0[b] if a == 0 else c[a - 1, b] * e[b] * inv_alpha[a - 1, b])
-            if a == p - 1:
-                e[b] += ts1[b]
-            alpha = e[b] + (c[a, b] if a < p - 1 else 0.0)
-            inv_alpha[a, b] = 1.0 / alpha
-            if a < p - 1:
-                f[a, b] = c[a, b] * inv_alpha[a, b]
+                f[a, b] = w[a, b] * inv_alpha[a, b]
     return inv_alpha, f
 
 

@@ -70,8 +70,7 @@ def solve_small_batch(xbar: Crossbar, V, rtol: float = 1e-12) -> np.ndarray:
     V = as_batch(xbar, V)
     lad = _ladder(xbar, rows_first=True)  # P = rows (driven), S = columns (sensed)
     p, q = lad.p, lad.q
-    pinv, pf = _kernels.factor_p_chains(lad.g, lad.wp, lad.tp0, lad.tp1)
-    sinv, sf = _kernels.factor_s_chains(lad.g, lad.c, lad.ts0, lad.ts1)
+    pinv, pf, sinv, sf = chain_factors(lad)
     s_term = np.zeros((p, q))
     s_term[0] += lad.ts0
     s_term[-1] += lad.ts1
@@ -89,6 +88,13 @@ def solve_small_batch(xbar: Crossbar, V, rtol: float = 1e-12) -> np.ndarray:
     if (its >= MAXITER).any():
         raise RuntimeError(f"solve_small_batch did not converge in {MAXITER} iterations; use xbarsolve.solve")
     return lad.ts0 * U[:, 0, :] + lad.ts1 * U[:, -1, :]
+
+
+def chain_factors(lad) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pivots ``(inv_alpha, f)`` of the P chains, then of the S chains, all (p, q)."""
+    pinv, pf = _kernels.factor_chains(lad.g, lad.wp, lad.tp0, lad.tp1)
+    sinv, sf = _kernels.factor_chains(lad.g.T, lad.c.T, lad.ts0, lad.ts1)
+    return pinv, pf, np.ascontiguousarray(sinv.T), np.ascontiguousarray(sf.T)
 
 
 #: The stopping test compares the preconditioned residual with ``rtol`` times this.
