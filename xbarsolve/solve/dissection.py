@@ -23,12 +23,21 @@ so merging them adds their dense boundary matrices and eliminates that separator
 column's top nodes (``h`` of them) for a vertical cut, one row's bottom nodes for a
 horizontal cut.  At the top the Schur complement ``S`` onto the m (2m for
 ``drive="both"``) drive and n (2n) sense terminals remains; the terminal conductances go
-on its diagonal and ``T`` follows from one Cholesky solve with the sources as
-right-hand sides.  Every step is a Schur complement of a symmetric positive definite
-matrix computed with Cholesky, so the result is exact to round-off.
+on its diagonal and ``T`` follows from it and the unit sources by the block formula
+(:func:`_transfer_from_schur`).
 
-Work: O((m n)^1.5) dense flops in large BLAS calls at the top levels, and many small
-eliminations at the bottom levels, batched by shape.
+Exactness: until the terminals, every matrix is the nodal matrix of a network without
+ground (a Laplacian: rows sum to zero), and so is every Schur complement of it.  The
+pivots and diagonals are therefore taken from the off-diagonal row sums (the
+Grassmann-Taksar-Heyman form), so that no step subtracts the ~10 uS cells from the ~1 S
+wires; the results agree with an extended-precision reference to the same ~1e-13 as the
+block elimination.
+
+Work: O((m n)^1.5) dense flops (O(p q^2) on a p x q strip), in large LAPACK/BLAS calls at
+the top levels and in compiled loops over the many small matrices of the lower levels,
+batched by shape.  BLAS runs on one thread: two threads were 2.3x slower in wall time
+on the loaded 2-core machine (1024 x 1024: 35 s against 15 s), as
+:func:`~xbarsolve.solve.linear.single_thread_blas` explains.
 """
 
 from __future__ import annotations
@@ -47,8 +56,9 @@ __all__ = ["transfer_matrix_dissection", "prefer_dissection", "LEAF"]
 
 #: Largest leaf side (cells).  Leaves are eliminated in batches of equal shape.
 LEAF = 4
-#: Matrices at least this large are eliminated one at a time with Cholesky and threaded
-#: BLAS; smaller ones in NumPy batches on one BLAS thread (measured, see BENCHMARKS.md).
+#: Merged matrices at least this large are eliminated one at a time by LAPACK Cholesky
+#: and BLAS; smaller ones in the compiled batch kernel (measured: 160, 250 and 400 within
+#: 15% of each other on 256 x 256 to 1024 x 1024; 250 the fastest at 512 x 512).
 _BIG = 250
 
 
@@ -57,10 +67,12 @@ def prefer_dissection(m: int, n: int) -> bool:
 
     With ``q = min(m, n)`` and ``p = max(m, n)`` the block elimination costs ~ p q^3 and
     the dissection ~ p q^2 on a strip (``(m n)^1.5`` when square), so the dissection
-    wins from some ``q`` on, less and less as the array gets taller.  Measured
-    (``benchmarks/bench_large.py``, CPU time on this project's 2-core machine): block /
-    dissection = 0.7 at 48 x 48, 1.6 at 64 x 64, 1.3 at 128 x 64, 1.05 at 576 x 64,
-    4.2 at 128 x 128, 2.5 at 1024 x 128; hence ``q >= 64`` and ``p <= q^2 / 8``.
+    wins from some ``q`` on, less and less as the array gets taller.  Measured (CPU
+    time of factorization + ``T`` against the dissection, best of 3, on this project's
+    2-core machine): block / dissection = 0.12 at 16 x 16, 0.7 at 48 x 48, 1.6 at
+    64 x 64, 1.3 at 128 x 64, 1.7 at 256 x 64, 1.05 at 576 x 64, 4.2 at 128 x 128, 3.6 at
+    512 x 128, 2.5 at 1024 x 128, 7.2 at 1024 x 256; hence ``q >= 64`` and
+    ``p <= q^2 / 8`` (the block elimination keeps 576 x 64, a tie).
     """
     q, p = min(m, n), max(m, n)
     return q >= 64 and 8 * p <= q * q
