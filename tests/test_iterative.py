@@ -8,7 +8,7 @@ import pytest
 import xbarsolve as xs
 from xbarsolve.solve import _iterative_kernels as K
 from xbarsolve.solve import iterative as it
-from xbarsolve.solve.linear import _ladder
+from xbarsolve.solve.linear import cell_ladder
 from xbarsolve.solve.sparse import solve_sparse
 
 from naive import naive_solve
@@ -20,7 +20,7 @@ ROUNDOFF = 1e-12
 
 @pytest.fixture
 def ladder(rng):
-    return _ladder(random_xbar(rng, 7, 5, drive="both", sense="both"), rows_first=True)
+    return cell_ladder(random_xbar(rng, 7, 5, drive="both", sense="both"), rows_first=True)
 
 
 # ------------------------------------------------------------- kernels vs twins

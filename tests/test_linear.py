@@ -196,7 +196,10 @@ def test_parasitics_only_lower_the_currents(rng):
 def test_auto_dispatch_and_batch_axis(rng):
     xbar = random_xbar(rng, 20, 6)
     one = xs.solve(xbar, rng.uniform(0, 0.4, 20))
-    assert one.currents.shape == (1, 6) and one.method == "block"
+    assert one.currents.shape == (1, 6) and one.method == "iterative"  # a few vectors, fresh array: CG
+    few = xs.solve(xbar, rng.uniform(0, 0.4, (3, 20)))
+    assert few.method == "block"
+    assert rel(few.currents, xs.solve(xbar, few.inputs, method="iterative").currents) < ROUNDOFF
     many = xs.solve(xbar, rng.uniform(0, 0.4, (6, 20)))
     assert many.method == "transfer"  # batch >= block size: V @ T pays off
     again = xs.solve(xbar, rng.uniform(0, 0.4, 20))
@@ -234,9 +237,28 @@ def test_memory_is_checked_before_the_factorization(monkeypatch):
                                           r"but 1 MiB is available; .*min\(m, n\) = 100.*tiles"):
         xs.factorize(xbar)
     with pytest.raises(MemoryError, match=r"transfer matrix of a 200x100 array needs about 76.3 MiB"):
-        xs.transfer_matrix(xbar)
+        xs.transfer_matrix(xbar, method="block")
+    big = xs.Crossbar(np.full((1024, 1024), 2e-5))  # 4 (2 (m + n))^2 doubles = 512 MiB
+    with pytest.raises(MemoryError, match=r"nested-dissection transfer matrix of a 1024x1024 array needs about 512 MiB"):
+        xs.transfer_matrix(big)
     with pytest.raises(MemoryError, match=r"Newton on a 200x100 array \(32 vectors at a time\) needs about"):
         xs.solve(xbar.__class__(xbar.G, device=xs.devices.Sinh(a=1.0)), np.full((40, 200), 0.1))
     monkeypatch.setattr(_memory, "available_bytes", lambda: 2**30)  # enough: the solve goes ahead
     np.testing.assert_allclose(xs.solve(xbar, np.full(200, 0.1), method="block").currents,
                                xs.solve(xbar, np.full(200, 0.1), method="sparse").currents, rtol=1e-10)
+
+
+def test_transfer_matrix_picks_the_dissection_on_square_arrays(rng):
+    """``transfer_matrix`` uses the nested dissection where it is faster (square arrays of
+    64 and more) and the block elimination elsewhere; both agree to round-off, and the
+    old path stays callable with ``method="block"``."""
+    from xbarsolve.solve.dissection import prefer_dissection
+
+    assert prefer_dissection(64, 64) and not prefer_dissection(576, 64) and not prefer_dissection(32, 32)
+    a, b = random_xbar(rng, 64, 64), None
+    b = xs.Crossbar(a.G, r_row=a.r_row, r_col=a.r_col, r_in=a.r_in, r_out=a.r_out)
+    T_auto = xs.transfer_matrix(a)
+    T_block = xs.transfer_matrix(b, method="block")
+    assert rel(T_auto, T_block) < ROUNDOFF
+    with pytest.raises(ValueError, match="method must be"):
+        xs.transfer_matrix(random_xbar(rng, 4, 4), method="lu")

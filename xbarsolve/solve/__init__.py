@@ -1,5 +1,8 @@
-"""Solvers: the exact linear path (block elimination, transfer matrix), the sparse path
-for zero resistances, and dispatch to Newton for nonlinear arrays."""
+"""Solvers: the exact linear paths (block elimination, nested dissection for square and
+large arrays, a preconditioned CG for a few vectors on a fresh array, the transfer
+matrix), the sparse path for zero resistances, and dispatch to Newton for nonlinear
+arrays.  ``solve`` and ``transfer_matrix`` pick the fastest exact path by size and batch
+(crossovers measured, see ``prefer_dissection`` and ``prefer_iterative``)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from .sparse import solve_sparse
 
 __all__ = ["solve", "transfer_matrix", "factorize", "Factorization", "as_batch", "NewtonOptions"]
 
-Method = Literal["auto", "transfer", "block", "sparse"]
+Method = Literal["auto", "transfer", "block", "iterative", "sparse"]
+TransferMethod = Literal["auto", "block", "dissection"]
 
 
 def as_batch(xbar: Crossbar, V, name: str = "V") -> np.ndarray:
@@ -32,7 +36,7 @@ def as_batch(xbar: Crossbar, V, name: str = "V") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def transfer_matrix(xbar: Crossbar) -> np.ndarray:
+def transfer_matrix(xbar: Crossbar, method: TransferMethod = "auto") -> np.ndarray:
     """Transfer matrix ``T`` (S), shape (m, n), of a linear crossbar: ``I = V @ T``.
 
     Exact to round-off; computed once per crossbar and cached on it.
@@ -41,6 +45,13 @@ def transfer_matrix(xbar: Crossbar) -> np.ndarray:
     ----------
     xbar : Crossbar
         A linear crossbar.
+    method : {"auto", "block", "dissection"}
+        How a ``T`` not cached yet is computed: ``"block"`` the block elimination
+        (:func:`factorize`), ``"dissection"`` the nested dissection
+        (:func:`xbarsolve.solve.dissection.transfer_matrix_dissection`), ``"auto"`` the
+        faster of the two for the array's shape (square and large arrays: dissection).
+        Zero resistances always take the exact sparse path.  A cached ``T`` is returned
+        whatever the method.
 
     Examples
     --------
@@ -50,12 +61,21 @@ def transfer_matrix(xbar: Crossbar) -> np.ndarray:
     >>> bool(np.allclose(V @ xs.transfer_matrix(xbar), xs.solve(xbar, V).currents[0], rtol=1e-12))
     True
     """
+    if method not in ("auto", "block", "dissection"):
+        raise ValueError(f"method must be 'auto', 'block' or 'dissection'; got {method!r}")
     T = xbar._cache.get("T")
     if T is None:
         if not xbar.is_linear:
             raise TypeError("transfer_matrix needs a linear crossbar; a nonlinear array has no transfer matrix")
+        from .dissection import prefer_dissection, transfer_matrix_dissection
+
         if xbar.has_zero_resistance:
             T = solve_sparse(xbar, np.eye(xbar.m)).currents
+        elif method == "dissection" or (method == "auto" and prefer_dissection(xbar.m, xbar.n)):
+            _memory.require(_memory.dissection_doubles(xbar.m, xbar.n),
+                            f"the nested-dissection transfer matrix of a {xbar.m}x{xbar.n} array",
+                            "split the array into tiles")
+            T = transfer_matrix_dissection(xbar)
         else:
             p, q = max(xbar.shape), min(xbar.shape)
             _memory.require(_memory.factorization_doubles(p, q) + _memory.transfer_doubles(p, q),
@@ -77,10 +97,13 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
         Source voltages (V).
     full : bool
         Also return node voltages and cell currents (always computed directly).
-    method : {"auto", "transfer", "block", "sparse"}
-        Linear arrays only (any other value for a nonlinear array is an error).  ``"auto"`` uses the cached transfer matrix, or builds it when
-        the batch is at least as large as the block size (when ``V @ T`` costs less than
-        a direct block solve), else solves directly; zero resistances always take the
+    method : {"auto", "transfer", "block", "iterative", "sparse"}
+        Linear arrays only (any other value for a nonlinear array is an error).
+        ``"auto"`` uses the cached transfer matrix; on a fresh array it runs the
+        preconditioned CG (``"iterative"``, driven to round-off) for a few vectors, builds
+        ``T`` when the batch is at least as large as the block size (``V @ T`` then costs
+        less than a direct solve), and solves by block elimination in between; ``full``
+        results come from the block or sparse solver.  Zero resistances always take the
         exact sparse path.
     **newton_options
         Nonlinear arrays only: ``options=`` a :class:`NewtonOptions`, or its fields as
@@ -102,10 +125,17 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
         return solve_newton(xbar, V, full=full, **newton_options)
     if newton_options:
         raise TypeError(f"unexpected options for a linear array: {sorted(newton_options)}")
-    if method not in ("auto", "transfer", "block", "sparse"):
-        raise ValueError(f"method must be 'auto', 'transfer', 'block' or 'sparse'; got {method!r}")
+    if method not in ("auto", "transfer", "block", "iterative", "sparse"):
+        raise ValueError(f"method must be 'auto', 'transfer', 'block', 'iterative' or 'sparse'; got {method!r}")
     if method == "sparse" or (xbar.has_zero_resistance and not (method == "transfer" and not full)):
         return solve_sparse(xbar, V, full=full)
+    if method == "iterative" and full:
+        raise ValueError("method='iterative' returns column currents only; use full=False, or method='block' for node voltages")
+    from .iterative import prefer_iterative, solve_small_batch
+
+    if method == "iterative" or (method == "auto" and not full and "T" not in xbar._cache
+                                 and prefer_iterative(xbar.m, xbar.n, V.shape[0])):
+        return SolveResult(inputs=V, currents=solve_small_batch(xbar, V), method="iterative")
     if not full and (
         method == "transfer" or (method == "auto" and ("T" in xbar._cache or V.shape[0] >= min(xbar.shape)))
     ):

@@ -50,7 +50,7 @@ from scipy.linalg import blas as _blas, lapack as _lapack
 
 from ..crossbar import Crossbar
 from . import _dissection_kernels as _kernels
-from .linear import _ladder, _Ladder, single_thread_blas
+from .linear import CellLadder, cell_ladder, single_thread_blas
 
 __all__ = ["transfer_matrix_dissection", "prefer_dissection", "LEAF"]
 
@@ -108,7 +108,7 @@ def transfer_matrix_dissection(xbar: Crossbar) -> np.ndarray:
         raise ValueError("the dissection needs every resistance > 0 ohm; zero resistances take the sparse path")
     if min(xbar.shape) < 2:
         raise ValueError(f"the dissection needs m, n >= 2; got shape {xbar.shape} (use xbarsolve.transfer_matrix)")
-    lad = _ladder(xbar, rows_first=True)
+    lad = cell_ladder(xbar, rows_first=True)
     with single_thread_blas():  # threaded BLAS measured slower here, see module docstring
         S, sides = _terminal_schur(lad)
         return _transfer_from_schur(lad, S, sides)
@@ -130,7 +130,7 @@ class _Net:
     bottom: bool
 
 
-def _net(lad: _Ladder) -> _Net:
+def _net(lad: CellLadder) -> _Net:
     if not lad.rows_first:
         raise ValueError("the dissection reads the ladder in row orientation (rows_first=True)")
     return _Net(lad.p, lad.q, lad.g, lad.wp, lad.c, bool(lad.tp0.any()), bool(lad.tp1.any()),
@@ -335,7 +335,7 @@ def _merge_level(axis: int, n_parents: int, group_of, pos_of, groups):
     return parent_group, parent_pos, new_groups
 
 
-def _terminal_schur(lad: _Ladder) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def _terminal_schur(lad: CellLadder) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Schur complement of the wires and cells onto the terminal nodes, and its sides.
 
     The terminals' own conductances (drivers, sense resistors) are not yet on its diagonal.
@@ -350,7 +350,7 @@ def _terminal_schur(lad: _Ladder) -> tuple[np.ndarray, tuple[int, int, int, int]
     return M[0], sides
 
 
-def _transfer_from_schur(lad: _Ladder, S: np.ndarray, sides) -> np.ndarray:
+def _transfer_from_schur(lad: CellLadder, S: np.ndarray, sides) -> np.ndarray:
     """``T`` from the terminal Schur complement ``S`` (drive nodes D first, sense nodes E).
 
     With the terminal conductances on the diagonal, ``S = [[A, B], [B^T, C]]`` and the

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..crossbar import Crossbar
 from . import _iterative_kernels as _kernels
-from .linear import _ladder
+from .linear import cell_ladder
 
 __all__ = ["solve_small_batch", "prefer_iterative", "MAXITER"]
 
@@ -68,7 +68,7 @@ def solve_small_batch(xbar: Crossbar, V, rtol: float = 1e-12) -> np.ndarray:
     if not 1e-15 <= rtol <= 1e-3:
         raise ValueError(f"rtol must be in [1e-15, 1e-3]; got {rtol!r}")
     V = as_batch(xbar, V)
-    lad = _ladder(xbar, rows_first=True)  # P = rows (driven), S = columns (sensed)
+    lad = cell_ladder(xbar, rows_first=True)  # P = rows (driven), S = columns (sensed)
     p, q = lad.p, lad.q
     pinv, pf, sinv, sf = chain_factors(lad)
     s_term = np.zeros((p, q))

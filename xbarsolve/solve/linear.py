@@ -14,11 +14,13 @@ Orientation "rows" eliminates the row chains (P = rows, S = columns); orientatio
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..crossbar import Crossbar
-from ..topology import topology
 from ..results import SolveResult
+from ..topology import Ladder, topology
 from . import _kernels, _memory
 
 __all__ = ["Factorization", "factorize"]
@@ -40,6 +42,33 @@ def single_thread_blas():
     on two while another process was running).
     """
     return _blas_controller().limit(limits=1, user_api="blas")
+
+
+@dataclass(frozen=True, eq=False)
+class CellLadder:
+    """A linear crossbar's :class:`~xbarsolve.topology.Ladder` with its cell conductances
+    ``g`` (S, shape (p, q), ladder order): what the linear solvers eliminate."""
+
+    ladder: Ladder
+    g: np.ndarray
+
+    rows_first = property(lambda self: self.ladder.rows_first)
+    p = property(lambda self: self.ladder.p)
+    q = property(lambda self: self.ladder.q)
+    wp = property(lambda self: self.ladder.wp)
+    tp0 = property(lambda self: self.ladder.tp0)
+    tp1 = property(lambda self: self.ladder.tp1)
+    c = property(lambda self: self.ladder.c)
+    ts0 = property(lambda self: self.ladder.ts0)
+    ts1 = property(lambda self: self.ladder.ts1)
+    p_diag = property(lambda self: self.ladder.p_diag)
+    s_diag = property(lambda self: self.ladder.s_diag)
+
+
+def cell_ladder(xbar: Crossbar, rows_first: bool) -> CellLadder:
+    """The ladder form of a linear crossbar with its cells (see :class:`CellLadder`)."""
+    lad = topology(xbar).ladder(rows_first)
+    return CellLadder(lad, lad.orient(xbar.cell_conductance()))
 
 
 class Factorization:
@@ -71,8 +100,8 @@ class Factorization:
         _memory.require(_memory.factorization_doubles(p, q), f"the block factorization of a {xbar.m}x{xbar.n} array",
                         _memory.array_hint(xbar.m, xbar.n))
         self.xbar = xbar
-        lad = self._ladder = topology(xbar).ladder(rows_first)
-        g = self._g = lad.orient(xbar.cell_conductance())  # (p, q) cell conductances
+        lad = self._ladder = cell_ladder(xbar, rows_first)
+        g = self._g = lad.g  # (p, q) cell conductances
         # P chains: tridiagonal with the cells (to S nodes, grounded for the Schur step) and terminals.
         self._W = _kernels.chain_inverses(g + lad.p_diag, np.ascontiguousarray(lad.wp))
         # S chains: their own wire and terminal conductances on the block diagonal.
