@@ -311,3 +311,34 @@ def test_timeline_plot(tmp_path):
     import matplotlib.pyplot as plt
 
     plt.close(ax.figure)
+
+
+# ---------------------------------------------------------------- model mapping and docs
+def test_map_model_of_the_mnist_cnn():
+    from xbarsolve.cnn import mnist_cnn4
+    from xbarsolve.program import map_model, with_weights
+
+    model = mnist_cnn4()
+    net = map_model(model)
+    assert [(L.name, L.shape, L.windows) for L in net.layers] == [
+        ("conv1", (25, 20), 24 * 24), ("conv2", (500, 50), 8 * 8), ("conv3", (800, 500), 1), ("conv4", (500, 10), 1)]
+    acc = Accelerator()
+    # tiles: ceil(rows / 128) x ceil(outputs / 32)
+    assert net.n_tiles(acc) == 1 * 1 + 4 * 2 + 7 * 16 + 4 * 1
+    q = with_weights(model, net)
+    for nd, L in zip(q.linear_nodes, net.layers):
+        assert np.array_equal(nd.layer.weight_matrix, L.weights)
+        assert np.abs(nd.layer.weight_matrix - model.node(nd.name).layer.weight_matrix).max() <= L.step / 2 * (1 + 1e-9)
+
+
+def test_docs_examples_run(tmp_path, monkeypatch):
+    import re
+
+    from conftest import ROOT
+
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "program.md").read_text(), flags=re.S)
+    assert len(blocks) == 1
+    ns: dict = {}
+    exec(compile(blocks[0], "docs/program.md", "exec"), ns)
+    assert ns["c"].n_pulses == 9 and ns["cmp"].reuse.n_pulses <= ns["cmp"].replicated.n_pulses

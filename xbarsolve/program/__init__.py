@@ -19,14 +19,14 @@ from .accelerator import Accelerator
 from .cells import cell_matrix, code_matrix, code_weights, join_levels, n_cells, split_codes, weight_codes
 from .cost import WriteCost, WriteParams, write_cost
 from .endurance import SECONDS_PER_YEAR, accumulate_wear, lifetime_s
-from .network import MappedLayer, MappedNetwork, map_model
+from .network import MappedLayer, MappedNetwork, map_model, with_weights
 from .reuse import ARAS_CENTRES, layer_centre, n_clipped, reencode, reencode_layer
 from .schedule import COMPUTE, WRITE, Comparison, Schedule, compare, schedule
 
 __all__ = [
     "weight_codes", "code_weights", "n_cells", "split_codes", "join_levels", "cell_matrix", "code_matrix",
     "WriteParams", "WriteCost", "write_cost", "accumulate_wear", "lifetime_s", "SECONDS_PER_YEAR",
-    "Accelerator", "MappedLayer", "MappedNetwork", "map_model",
+    "Accelerator", "MappedLayer", "MappedNetwork", "map_model", "with_weights",
     "ARAS_CENTRES", "layer_centre", "reencode", "reencode_layer", "n_clipped",
     "Schedule", "schedule", "Comparison", "compare", "WRITE", "COMPUTE",
 ]

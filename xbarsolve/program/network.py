@@ -18,7 +18,7 @@ import numpy as np
 from .accelerator import Accelerator
 from .cells import cell_matrix, code_weights, weight_codes
 
-__all__ = ["MappedLayer", "MappedNetwork", "map_model"]
+__all__ = ["MappedLayer", "MappedNetwork", "map_model", "with_weights"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,3 +132,32 @@ def map_model(model, weight_bits: int = 8) -> MappedNetwork:
         codes, lo, step = weight_codes(W, weight_bits)
         layers.append(MappedLayer(nd.name, codes, windows[nd.name], lo, step, 0, tuple(nd.layer.kernel.shape)))
     return MappedNetwork(model.name, tuple(layers))
+
+
+def with_weights(model, network: MappedNetwork):
+    """A copy of ``model`` whose convolution and dense kernels are the de-quantized codes
+    of ``network`` (:attr:`MappedLayer.weights`, re-encoding shift undone; biases and
+    every other layer unchanged).  With :func:`map_model`'s network this is the model
+    with INT8 weights; with a re-encoded one, the weights partial reuse actually stores.
+    """
+    from dataclasses import replace
+
+    from ..cnn.layers import Model
+
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be an xbarsolve.cnn Model; got {type(model).__name__}")
+    by_name = {L.name: L for L in network.layers}
+    nodes = []
+    for nd in model.nodes:
+        L = by_name.get(nd.name)
+        if nd.layer.is_linear_layer and L is not None:
+            shape = nd.layer.kernel.shape
+            if L.shape != nd.layer.weight_matrix.shape:
+                raise ValueError(f"layer {nd.name!r}: network codes {L.shape} do not match the model's matrix "
+                                 f"{nd.layer.weight_matrix.shape}")
+            nd = replace(nd, layer=replace(nd.layer, kernel=L.weights.reshape(shape)))
+        nodes.append(nd)
+    missing = set(by_name) - {nd.name for nd in model.linear_nodes}
+    if missing:
+        raise ValueError(f"network layers {sorted(missing)} are not linear nodes of model {model.name!r}")
+    return replace(model, nodes=tuple(nodes), name=f"{model.name}[{network.name}]")
