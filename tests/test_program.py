@@ -345,3 +345,21 @@ def test_docs_examples_run(tmp_path, monkeypatch):
     ns: dict = {}
     exec(compile(blocks[0], "docs/program.md", "exec"), ns)
     assert ns["c"].n_pulses == 9 and ns["cmp"].reuse.n_pulses <= ns["cmp"].replicated.n_pulses
+
+
+def test_map_model_folds_batchnorm_before_quantizing(rng):
+    from xbarsolve.cnn.layers import BatchNorm, Dense, Model, Node
+    from xbarsolve.program import map_model, with_weights
+
+    W = rng.normal(0, 0.3, (6, 3))
+    bn = BatchNorm(np.array([1.0, 2.0, 0.5]), np.array([0.1, -0.2, 0.0]), np.zeros(3), np.array([1.0, 1e-6, 4.0]), 1e-3)
+    model = Model((Node("fc", Dense(W, np.zeros(3))), Node("bn", bn, ("fc",))), (6,), "fc-bn")
+    x = rng.normal(0, 1, (20, 6))
+    net = map_model(model)
+    assert net.folded and not map_model(model, fold_bn=False).folded
+    q = with_weights(model, net)
+    assert not any(isinstance(nd.layer, BatchNorm) for nd in q.nodes)
+    assert np.array_equal(q.node("fc").layer.kernel, net.layers[0].weights)
+    # folded INT8: each output off by at most sum_i |x_i| * step / 2 (rounding of every weight)
+    bound = np.abs(x).sum(axis=1, keepdims=True) * net.layers[0].step / 2
+    assert np.all(np.abs(q.forward(x) - model.forward(x)) <= bound * (1 + 1e-9) + 1e-12)

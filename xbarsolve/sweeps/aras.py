@@ -42,7 +42,7 @@ PRESETS = {
                   n_mnist=500, n_cifar=200, analog_networks=["mnist_cnn4"], analog_images=100),
     "full": dict(networks=list(NETWORKS), crossbars=[16, 64], batches=[1, 16, 128],
                  write_models=["incremental", "write_verify"], n_mnist=2000, n_cifar=950,
-                 analog_networks=["mnist_cnn4", "resnet20"], analog_images=200),
+                 analog_networks=["mnist_cnn4", "resnet20"], analog_images=500),
 }
 
 
