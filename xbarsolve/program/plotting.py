@@ -73,19 +73,20 @@ def plot_speedups(records, crossbars: int, ax=None):
 
 def plot_pulses_by_centre(records, ax=None):
     """Write pulses of the re-encoded schedule at each candidate centre, relative to no
-    re-encoding, per network (first ``schedule`` record of each network)."""
+    re-encoding, per network (its incremental-model record with the fewest crossbars and
+    the smallest batch)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     seen = {}
-    for t, r in records:
-        if t["kind"] == "schedule" and t["write_model"] == "incremental":
-            seen.setdefault(t["network"], (t, r))
+    for t, r in sorted(((t, r) for t, r in records if t["kind"] == "schedule" and t["write_model"] == "incremental"),
+                       key=lambda tr: (tr[0]["crossbars"], tr[0]["batch"])):
+        seen.setdefault(t["network"], (t, r))
     for i, (net, (t, r)) in enumerate(sorted(seen.items())):
         rel = np.asarray(r["pulses_by_centre"]) / r["replicated"]["pulses"]
         x = np.arange(len(rel)) + 0.8 * i / max(len(seen), 1)
-        ax.bar(x, 100 * (1 - rel), width=0.8 / max(len(seen), 1), label=f"{net} ({t['crossbars']} crossbars)")
+        ax.bar(x, 100 * (1 - rel), width=0.8 / max(len(seen), 1), label=f"{net} ({t['crossbars']} crossbars, batch {t['batch']})")
     first = next(iter(seen.values()), None)
     if first is not None:
         ax.set_xticks(np.arange(len(first[1]["centres"])) + 0.4 - 0.4 / max(len(seen), 1))
