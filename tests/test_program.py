@@ -363,3 +363,17 @@ def test_map_model_folds_batchnorm_before_quantizing(rng):
     # folded INT8: each output off by at most sum_i |x_i| * step / 2 (rounding of every weight)
     bound = np.abs(x).sum(axis=1, keepdims=True) * net.layers[0].step / 2
     assert np.all(np.abs(q.forward(x) - model.forward(x)) <= bound * (1 + 1e-9) + 1e-12)
+
+
+def test_program_is_a_lazy_and_light_subpackage():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = ("import sys, xbarsolve as xs; assert 'xbarsolve.program' not in sys.modules; "
+            "xs.program.write_cost; heavy = [m for m in ('matplotlib', 'xbarsolve.cnn', 'torch', 'dask', 'h5py') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert out.stdout.strip() == "[]"

@@ -49,7 +49,7 @@ PRESETS = {
 def add_aras_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``xbarsolve reproduce aras``."""
     p.add_argument("--quick", action="store_true", help="small preset: MNIST CNN and ResNet-20, 16 crossbars")
-    p.add_argument("--data", default=None, help="data folder (default $XBARSOLVE_DATA or ../shared/data)")
+    p.add_argument("--data", default=None, help="data folder (default $XBARSOLVE_DATA, else the default of xbarsolve.cnn.data_dir)")
     p.add_argument("--out", default="out/aras", help="output folder (results HDF5, summary, figures)")
     p.add_argument("--networks", nargs="+", choices=NETWORKS, default=None)
     p.add_argument("--crossbars", nargs="+", type=int, default=None,
