@@ -76,3 +76,20 @@ def test_reencoded_model_changes_only_the_clipped_weights():
             assert np.all((L.codes[moved] == 0) | (L.codes[moved] == 255))
             med = np.median(L0.codes)
             assert np.all(np.abs(L.codes[moved] - L.shift - med) < np.abs(L0.codes[moved] - med))
+
+
+def test_map_model_of_the_torch_and_keras_resnet20(data_dir, torch):
+    from xbarsolve.cnn.models import load_keras_h5, load_torch_resnet
+    from xbarsolve.program import Accelerator, map_model
+
+    acc = Accelerator()
+    (path,) = sorted((data_dir / "models" / "torch_resnet_cifar10").glob("resnet20-*.th"))
+    t = map_model(load_torch_resnet(path))
+    # option-A shortcuts have no weights: 19 convolutions and the dense layer
+    assert len(t.layers) == 20 and t.layers[0].shape == (27, 16) and t.layers[-1].shape == (64, 10)
+    assert [L.windows for L in t.layers[:2]] == [32 * 32, 32 * 32] and t.layers[-1].windows == 1
+    assert t.layers[-2].windows == 8 * 8
+    k = map_model(load_keras_h5(data_dir / "models" / "keras_resnet_cifar10" / "resnet20v1_cifar10.h5"))
+    assert len(k.layers) == 22  # plus two 1x1 projection shortcuts
+    assert t.n_tiles(acc) == sum(-(-L.shape[0] // 128) * -(-L.shape[1] // 32) for L in t.layers) == 87
+    assert k.n_tiles(acc) == 90
