@@ -29,6 +29,7 @@ _LAZY = {
     "metrics": (".metrics", None),
     "generators": (".generators", None),
     "cnn": (".cnn", None),
+    "program": (".program", None),
     "sweeps": (".sweeps", None),
     "validation": (".validation", None),
     "plotting": (".plotting", None),
