@@ -16,7 +16,7 @@ import importlib
 
 from . import devices, transistors
 from .crossbar import Crossbar
-from .errors import ConvergenceError, FormatError, SingularNetworkError, XbarsolveError
+from .errors import ConvergenceError, FormatError, LockError, SingularNetworkError, XbarsolveError
 from .results import SolveResult
 from .solve import Factorization, factorize, solve, transfer_matrix
 
@@ -47,7 +47,7 @@ _LAZY = {
 __all__ = [
     "Crossbar", "SolveResult", "solve", "transfer_matrix", "factorize", "Factorization",
     "devices", "transistors",
-    "ConvergenceError", "FormatError", "SingularNetworkError", "XbarsolveError",
+    "ConvergenceError", "FormatError", "LockError", "SingularNetworkError", "XbarsolveError",
     *_LAZY,
 ]
 

@@ -35,6 +35,12 @@ _COMMANDS = [
     (("data", "check"), "xbarsolve._cli_data", "list which reference data files are present, missing or bad"),
 ]
 
+#: Command groups: help line and the name of their sub-command.
+_GROUPS = {
+    "reproduce": ("reproduce a study from the paper", "STUDY"),
+    "data": ("reference data for the CNN studies: download and check", "ACTION"),
+}
+
 
 def _build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
     parser = argparse.ArgumentParser(prog="xbarsolve", description="SPICE-exact crossbar array simulation")
@@ -48,8 +54,9 @@ def _build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
             p = sub.add_parser(words[0], help=help_, description=help_)
         else:
             if words[0] not in groups:
-                g = sub.add_parser(words[0], help="reference data for the CNN study" if words[0] == "data" else f"{words[0]} a study from the paper")
-                groups[words[0]] = g.add_subparsers(dest="subcommand", metavar="STUDY", required=True)
+                group_help, metavar = _GROUPS[words[0]]
+                g = sub.add_parser(words[0], help=group_help, description=group_help)
+                groups[words[0]] = g.add_subparsers(dest="subcommand", metavar=metavar, required=True)
             p = groups[words[0]].add_parser(words[1], help=help_, description=help_)
         key = " ".join(words)
         p.set_defaults(_key=key, _flags={})

@@ -253,7 +253,8 @@ def solve(
     if backend not in ("batch", "shared"):
         raise ValueError(f"backend must be 'batch' or 'shared'; got {backend!r}")
     run, analysis = (_run_batch, "control") if backend == "batch" else (_run_shared, "none")
-    deck = build_deck(xbar, V, options=options, analysis=analysis)
+    save = "all" if full else "currents"  # without node voltages the raw file holds only what is read
+    deck = build_deck(xbar, V, options=options, analysis=analysis, save=save)
     try:
         values = run(deck, V, timeout)
     except _NoOperatingPoint as first:
@@ -263,7 +264,7 @@ def solve(
         if not looser:
             raise NgspiceError(f"ngspice failed at {tight} (already at or looser than the retry tolerances, "
                                f"so not retried): {first}") from None
-        deck = build_deck(xbar, V, options={**(options or {}), **looser}, analysis=analysis)
+        deck = build_deck(xbar, V, options={**(options or {}), **looser}, analysis=analysis, save=save)
         try:
             values = run(deck, V, timeout)
         except _NoOperatingPoint as second:

@@ -317,7 +317,7 @@ def save_report(report: ValidationReport, out: str | os.PathLike, *, plots: bool
     list of Path
         The files written.
     """
-    import h5py
+    from .._atomic import atomic_hdf5
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -325,7 +325,7 @@ def save_report(report: ValidationReport, out: str | os.PathLike, *, plots: bool
     written[0].write_text(report.text() + "\n")
     h5 = out / "validation.h5"
     fit = report.fit
-    with h5py.File(h5, "w") as f:
+    with atomic_hdf5(h5) as f:  # checksummed datasets, never half a file
         f.attrs["format"] = "xbarsolve-validation-report"
         f.attrs["format_version"] = 1
         f.attrs["report"] = report.text()
@@ -367,7 +367,9 @@ def save_report(report: ValidationReport, out: str | os.PathLike, *, plots: bool
 
 
 def _ds(group, name, data, units):
-    ds = group.create_dataset(name, data=np.asarray(data))
+    from .._atomic import create_dataset
+
+    ds = create_dataset(group, name, data)
     ds.attrs["units"] = units
     return ds
 
