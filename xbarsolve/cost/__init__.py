@@ -1,0 +1,11 @@
+"""Energy, latency and area: the exact read power of a crossbar, peripheral cost tables
+(ISAAC's 32 nm figures built in, your own from JSON), the cost of an analog network per
+inference and the dense-vs-sparse mapping overhead of a convolution layer (Zhang & Hu,
+Table 2).  See ``docs/cost.md``.
+"""
+
+from __future__ import annotations
+
+from .power import TERMS, ReadPower, power_matrices, read_power, solution_power
+
+__all__ = ["ReadPower", "read_power", "power_matrices", "solution_power", "TERMS"]
