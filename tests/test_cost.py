@@ -305,3 +305,111 @@ def test_sparse_shape_is_the_toeplitz_matrix_shape():
         mapped_shape((3, 3, 1, 1), (4, 4, 1), "toeplitz")
     with pytest.raises(ValueError, match="channels"):
         mapped_shape((3, 3, 2, 1), (4, 4, 1), "sparse")
+
+
+# ------------------------------------------------------------------ network cost
+def two_layer_network(rng):
+    """A 2x2x1x3 convolution on 4x4x1 inputs (9 windows of 4 rows), ReLU, and a 27 -> 2
+    dense layer split into row tiles of 16 and 11; shift mapping with reference column."""
+    from xbarsolve.cnn import AnalogConfig, AnalogNetwork, Model, Node
+    from xbarsolve.cnn.layers import Activation, Conv2D, Dense, Flatten
+
+    model = Model((Node("conv", Conv2D(rng.normal(size=(2, 2, 1, 3)))),
+                   Node("relu", Activation("relu"), ("conv",)),
+                   Node("flat", Flatten(), ("relu",)),
+                   Node("fc", Dense(rng.normal(size=(27, 2))), ("flat",))), (4, 4, 1), name="two-layer")
+    cfg = AnalogConfig(rows_max=16, dac_bits=4, adc_bits=6)
+    return AnalogNetwork(model, cfg).prepare(rng.uniform(-1.0, 1.0, (3, 4, 4, 1)))
+
+
+def test_network_cost_of_a_hand_made_two_layer_network(rng):
+    from xbarsolve.cnn import quantize
+    from xbarsolve.cost import ISAAC, network_cost
+
+    net = two_layer_network(rng)
+    x = rng.uniform(-1.0, 1.0, (2, 4, 4, 1))  # signed inputs: the convolution takes two passes
+    cost = network_cost(net, x, ISAAC)
+    conv, fc = cost.layers
+    # Counts: conv = one 4 x 4 crossbar (3 outputs + reference column), 9 windows x 2 passes;
+    # fc = two crossbars 16 x 3 and 11 x 3 (2 outputs + reference), one vector, one pass (ReLU).
+    assert (conv.n_crossbars, conv.n_cells, conv.n_dac, conv.n_adc) == (1, 16, 4, 1)
+    assert (fc.n_crossbars, fc.n_cells, fc.n_dac, fc.n_adc) == (2, 16 * 3 + 11 * 3, 27, 2)
+    assert (conv.windows, conv.cycles, conv.dac_conversions, conv.adc_conversions) == (9, 18, 18 * 4, 18 * 3)
+    assert (fc.windows, fc.cycles, fc.dac_conversions, fc.adc_conversions) == (1, 1, 27, 2 * 2)
+    # Energies per image from ISAAC's figures: 1-bit DAC 0.417 pJ x 2**3 at 4 bits;
+    # 8-bit ADC 1.67 pJ x 6/8 at 6 bits; S+H 10 uW / 1024 x 100 ns and 0.021 pJ shift-and-add
+    # per ADC conversion; eDRAM 20.45 pJ per 256 bits of DAC inputs (4 bits) and ADC outputs (6 bits).
+    assert conv.dac_pJ == pytest.approx(72 * 0.417 * 8, rel=1e-14)
+    assert fc.dac_pJ == pytest.approx(27 * 0.417 * 8, rel=1e-14)
+    assert conv.adc_pJ == pytest.approx(54 * 1.67 * 0.75, rel=1e-14)
+    assert fc.adc_pJ == pytest.approx(4 * 1.67 * 0.75, rel=1e-14)
+    sh = 10e-3 / 1024 * 100  # mW x ns = pJ
+    assert conv.digital_pJ == pytest.approx(54 * (sh + 0.021) + (72 * 4 + 54 * 6) / 256 * 20.45, rel=1e-14)
+    assert fc.digital_pJ == pytest.approx(4 * (sh + 0.021) + (27 * 4 + 4 * 6) / 256 * 20.45, rel=1e-14)
+    assert (conv.latency_ns, fc.latency_ns, cost.latency_ns) == (1800.0, 100.0, 1900.0)
+    # Areas: cells 200 um^2 / (8 x 128 x 128) each; 4-bit DAC 170/1024 x 8 um^2; 6-bit ADC 1200 x 6/8;
+    # S+H 40/1024 um^2 per output; one 60 um^2 shift-and-add per two ADCs.
+    assert conv.area_um2 == pytest.approx(16 * 200 / 131072 + 4 * 170 / 1024 * 8 + 900 + 3 * 40 / 1024 + 60, rel=1e-14)
+    assert fc.area_um2 == pytest.approx(81 * 200 / 131072 + 27 * 170 / 1024 * 8 + 2 * 900 + 4 * 40 / 1024 + 60, rel=1e-14)
+    # Analog read energy: the DAC voltages rebuilt by hand, each vector solved on its own.
+    acts = net.model.forward(x, keep=True, linear=lambda nd, v: net.layers[nd.name](v))
+    for lc, src in ((conv, "input"), (fc, "flat")):
+        al = net.layers[lc.name]
+        P = al.vectors(acts[src])
+        passes = [np.maximum(P, 0.0), np.maximum(-P, 0.0)] if P.min() < 0 else [P]
+        assert len(passes) == lc.cycles / lc.windows
+        joules = 0.0
+        for Q in passes:
+            V = quantize(Q / al.x_scale, 4, 0.0, 1.0) * net.config.v_max
+            for t in al.tiles:
+                res = xs.solve(t.crossbar, V[:, t.rows], full=True, method="sparse")
+                joules += solution_power(t.crossbar, res).total.sum() * 100e-9
+        assert lc.read_pJ == pytest.approx(joules / 2 * 1e12, rel=1e-10)
+        assert sum(lc.read_split_pJ) == pytest.approx(lc.read_pJ, rel=1e-12)
+    assert cost.energy_pJ == pytest.approx(sum(c.read_pJ + c.dac_pJ + c.adc_pJ + c.digital_pJ for c in cost.layers))
+    text = cost.table()
+    assert "conv" in text and "total" in text and "ISAAC" in text
+
+
+def test_network_cost_ideal_converters_use_reference_bits_and_plot(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from xbarsolve.cost import ISAAC, network_cost, plot_network_cost
+
+    net = two_layer_network(rng).set_quantization(None, None)
+    cost = network_cost(net, rng.uniform(0.0, 1.0, (1, 4, 4, 1)))
+    conv = cost.layers[0]
+    assert (conv.dac_bits, conv.adc_bits) == (ISAAC.dac_ref_bits, ISAAC.adc_ref_bits)
+    assert conv.cycles == 9  # non-negative inputs: one pass
+    ax = plot_network_cost(cost)
+    assert len(ax.patches) == 4 * len(cost.layers)
+    heights = np.array([p.get_height() for p in ax.patches]).reshape(4, -1).sum(axis=0)
+    np.testing.assert_allclose(heights, [c.energy_pJ * 1e-3 for c in cost.layers], rtol=1e-12)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_network_cost_errors(rng):
+    from xbarsolve.cnn import AnalogNetwork
+    from xbarsolve.cost import network_cost
+
+    net = two_layer_network(rng)
+    with pytest.raises(RuntimeError, match="prepare"):
+        network_cost(AnalogNetwork(net.model), np.zeros((1, 4, 4, 1)))
+    with pytest.raises(TypeError, match="CostTable"):
+        network_cost(net, np.zeros((1, 4, 4, 1)), table={"adc_power_mW": 1.0})
+    with pytest.raises(ValueError, match="at least one image"):
+        network_cost(net, np.zeros((0, 4, 4, 1)))
+
+
+def test_docstring_examples_of_the_cost_package():
+    import doctest
+
+    import xbarsolve.cost.overhead
+    import xbarsolve.cost.power
+
+    for mod in (xbarsolve.cost.power, xbarsolve.cost.overhead):
+        failed, attempted = doctest.testmod(mod, raise_on_error=False).failed, doctest.testmod(mod).attempted
+        assert attempted >= 1 and failed == 0, mod.__name__
