@@ -411,5 +411,5 @@ def test_docstring_examples_of_the_cost_package():
     import xbarsolve.cost.power
 
     for mod in (xbarsolve.cost.power, xbarsolve.cost.overhead):
-        failed, attempted = doctest.testmod(mod, raise_on_error=False).failed, doctest.testmod(mod).attempted
-        assert attempted >= 1 and failed == 0, mod.__name__
+        result = doctest.testmod(mod)
+        assert result.attempted >= 1 and result.failed == 0, mod.__name__

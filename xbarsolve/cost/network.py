@@ -121,19 +121,28 @@ class NetworkCost:
         return "\n".join(rows)
 
 
-def _gram_energy(xbar, V: np.ndarray) -> np.ndarray:
-    """Read energy terms (J per read-second, i.e. W summed over vectors) of a batch:
-    ``sum_w V_w P V_w = <P, sum_w V_w V_w^T>`` for linear arrays."""
-    if xbar.is_linear:
-        P = power_matrices(xbar)
-        C = V.T @ V
-        return np.array([float((P[k] * C).sum()) for k in TERMS])
-    p = read_power(xbar, V)
-    return np.array([float(getattr(p, k).sum()) for k in TERMS])
+def _read_terms(tiles, V: np.ndarray) -> np.ndarray:
+    """Read power of one input pass summed over its vectors (W), per term, for the tiles of
+    one layer.  Linear tiles: ``sum_w V_w P V_w = <P, sum_w V_w V_w^T>``, with one Gram
+    matrix per row block (shared by the tiles of that block); nonlinear tiles: Newton per
+    vector."""
+    grams: dict[tuple[int, int], np.ndarray] = {}
+    out = np.zeros(len(TERMS))
+    for t in tiles:
+        Vt = V[:, t.rows]
+        if not t.crossbar.is_linear:
+            p = read_power(t.crossbar, Vt)
+            out += [float(getattr(p, k).sum()) for k in TERMS]
+            continue
+        key = (t.rows.start, t.rows.stop)
+        if key not in grams:
+            grams[key] = Vt.T @ Vt
+        C, P = grams[key], power_matrices(t.crossbar)
+        out += [float(np.vdot(P[k], C)) for k in TERMS]
+    return out
 
 
-def _layer_cost(name: str, al, x_in: np.ndarray, n_images: int, table: CostTable) -> LayerCost:
-    P = al.vectors(x_in)
+def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable) -> LayerCost:
     parts = al._voltages(P, al.dac_bits)
     dac_bits = table.dac_ref_bits if al.dac_bits is None else int(al.dac_bits)
     adc_bits = table.adc_ref_bits if al.adc_bits is None else int(al.adc_bits)
@@ -142,7 +151,6 @@ def _layer_cost(name: str, al, x_in: np.ndarray, n_images: int, table: CostTable
     cycles = windows * len(parts)
     n_cells = n_dac = n_adc = n_outputs = 0
     dac_conv = adc_conv = 0.0
-    read = np.zeros(len(TERMS))
     for t in al.tiles:
         m, n = t.crossbar.shape
         n_cells += m * n
@@ -151,8 +159,7 @@ def _layer_cost(name: str, al, x_in: np.ndarray, n_images: int, table: CostTable
         n_outputs += t.mapped.n_out
         dac_conv += cycles * m
         adc_conv += cycles * t.mapped.n_out
-        for _, V in parts:
-            read += _gram_energy(t.crossbar, np.ascontiguousarray(V[:, t.rows]))
+    read = sum(_read_terms(al.tiles, V) for _, V in parts)
     read_split = read * table.read_cycle_ns * 1e-9 / n_images * 1e12  # W * s -> pJ per image
     buffer_bits = dac_conv * dac_bits + adc_conv * adc_bits
     digital = (adc_conv * (table.sample_hold_energy_pJ + table.shift_add_energy_pJ)
@@ -203,11 +210,14 @@ def network_cost(net, x: np.ndarray, table: CostTable = ISAAC) -> NetworkCost:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim < 1 or x.shape[0] < 1:
         raise ValueError(f"x must hold at least one image; got shape {x.shape}")
-    model = net.model
-    acts = model.forward(x, linear=lambda nd, v: net.layers[nd.name](v), keep=True)
-    layers = []
-    for nd in model.linear_nodes:
-        src = nd.inputs[0] if nd.inputs else "input"
-        layers.append(_layer_cost(nd.name, net.layers[nd.name], acts[src], x.shape[0], table))
-    return NetworkCost(tuple(layers), table.name, int(x.shape[0]))
+    layers = {}
+
+    def linear(nd, v):  # the analog layer's own evaluation, costed on the way
+        al = net.layers[nd.name]
+        P = al.vectors(v)
+        layers[nd.name] = _layer_cost(nd.name, al, P, x.shape[0], table)
+        return al.assemble(al.products(P), v)
+
+    net.model.forward(x, linear=linear)
+    return NetworkCost(tuple(layers[nd.name] for nd in net.model.linear_nodes), table.name, int(x.shape[0]))
 
