@@ -413,3 +413,21 @@ def test_docstring_examples_of_the_cost_package():
     for mod in (xbarsolve.cost.power, xbarsolve.cost.overhead):
         result = doctest.testmod(mod)
         assert result.attempted >= 1 and result.failed == 0, mod.__name__
+
+
+def test_cost_docs_examples_run(tmp_path, monkeypatch):
+    import re
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from conftest import ROOT
+
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "cost.md").read_text(), flags=re.S)
+    assert len(blocks) == 4
+    namespace: dict = {}
+    for code in blocks:
+        exec(compile(code, "docs/cost.md", "exec"), namespace)
+    assert namespace["cost"].energy_pJ > 0
+    assert namespace["mine"].adc_ref_bits == 6
