@@ -431,3 +431,19 @@ def test_cost_docs_examples_run(tmp_path, monkeypatch):
         exec(compile(code, "docs/cost.md", "exec"), namespace)
     assert namespace["cost"].energy_pJ > 0
     assert namespace["mine"].adc_ref_bits == 6
+
+
+def test_read_power_methods_agree(rng):
+    from xbarsolve.cost.power import uses_forms
+
+    xbar = random_array(rng, 12, 5, "both", "both")
+    V = rng.uniform(0.0, 0.4, (3, 12))
+    assert not uses_forms(xbar, 3) and uses_forms(xbar, 12)
+    solved = read_power(xbar, V)  # 3 < m vectors: solved, nothing cached
+    assert not uses_forms(xbar, 3)
+    forms = read_power(xbar, V, method="forms")
+    assert uses_forms(xbar, 1)  # cached now
+    for k, v in terms(forms).items():
+        np.testing.assert_allclose(getattr(solved, k), v, rtol=0, atol=1e-12 * forms.total.max(), err_msg=k)
+    with pytest.raises(ValueError, match="method"):
+        read_power(xbar, V, method="exact")

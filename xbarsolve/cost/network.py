@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .power import TERMS, power_matrices, read_power
+from .power import TERMS, power_matrices, read_power, uses_forms
 from .tables import ISAAC, CostTable
 
 __all__ = ["LayerCost", "NetworkCost", "network_cost"]
@@ -123,15 +123,16 @@ class NetworkCost:
 
 def _read_terms(tiles, V: np.ndarray) -> np.ndarray:
     """Read power of one input pass summed over its vectors (W), per term, for the tiles of
-    one layer.  Linear tiles: ``sum_w V_w P V_w = <P, sum_w V_w V_w^T>``, with one Gram
-    matrix per row block (shared by the tiles of that block); nonlinear tiles: Newton per
-    vector."""
+    one layer.  Linear tiles with the quadratic forms (see
+    :func:`~xbarsolve.cost.power.uses_forms`): ``sum_w V_w P V_w = <P, sum_w V_w V_w^T>``,
+    with one Gram matrix per row block (shared by the tiles of that block); otherwise a
+    solve per vector (Newton for nonlinear tiles)."""
     grams: dict[tuple[int, int], np.ndarray] = {}
     out = np.zeros(len(TERMS))
     for t in tiles:
         Vt = V[:, t.rows]
-        if not t.crossbar.is_linear:
-            p = read_power(t.crossbar, Vt)
+        if not uses_forms(t.crossbar, Vt.shape[0]):
+            p = read_power(t.crossbar, Vt, method="solve")
             out += [float(getattr(p, k).sum()) for k in TERMS]
             continue
         key = (t.rows.start, t.rows.stop)
@@ -198,10 +199,12 @@ def network_cost(net, x: np.ndarray, table: CostTable = ISAAC) -> NetworkCost:
 
     Notes
     -----
-    The first call builds the read-power quadratic forms of every linear crossbar (one
-    solve with m right-hand sides and ``O(m^3 n)`` work per crossbar, cached on it); each
-    call then costs one analog forward pass plus a Gram matrix ``V^T V`` per tile and input
-    pass (``O(windows m^2)``, against ``O(windows m n)`` for the products themselves).
+    A linear crossbar that reads at least as many vectors as it has rows (or whose forms
+    are cached) is costed by its read-power quadratic forms (built once: a solve with m
+    right-hand sides and ``O(m^3 n)`` work, cached on the crossbar) and one Gram matrix
+    ``V^T V`` per row block and input pass (``O(windows m^2)``, against ``O(windows m n)``
+    for the products themselves); one with fewer vectors (sparse mapping: one per image)
+    by a nodal solve per vector.
     """
     if not getattr(net, "layers", None):
         raise RuntimeError("network_cost needs a prepared AnalogNetwork: call net.prepare(x_cal) first")

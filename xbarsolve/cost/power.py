@@ -18,6 +18,7 @@ node voltages and cell currents.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -190,7 +191,21 @@ def power_matrices(xbar: Crossbar) -> dict[str, np.ndarray]:
     return P
 
 
-def read_power(xbar: Crossbar, V, *, rtol: float = 1e-10) -> ReadPower:
+Method = Literal["auto", "forms", "solve"]
+
+
+def uses_forms(xbar: Crossbar, batch: int, method: Method = "auto") -> bool:
+    """Whether :func:`read_power` evaluates ``batch`` vectors by the cached quadratic forms
+    (linear arrays: when they are cached or ``batch >= m``, where they cost less than a
+    nodal solve per vector) rather than by solving every vector."""
+    if method not in ("auto", "forms", "solve"):
+        raise ValueError(f"method must be 'auto', 'forms' or 'solve'; got {method!r}")
+    if not xbar.is_linear or method == "solve":
+        return False
+    return method == "forms" or _CACHE_KEY in xbar._cache or batch >= xbar.m
+
+
+def read_power(xbar: Crossbar, V, *, method: Method = "auto", rtol: float = 1e-10) -> ReadPower:
     """Exact power of reading a crossbar with input vectors ``V``, split by where it goes.
 
     Parameters
@@ -199,6 +214,12 @@ def read_power(xbar: Crossbar, V, *, rtol: float = 1e-10) -> ReadPower:
         The array (any drive/sense option, linear or nonlinear).
     V : array_like, shape (m,) or (batch, m)
         Source voltages (V).
+    method : {"auto", "forms", "solve"}
+        Linear arrays: ``"forms"`` evaluates the cached quadratic forms
+        (:func:`power_matrices`, built on first use), ``"solve"`` solves every vector
+        (``solve(..., full=True)``) and evaluates :func:`solution_power`; ``"auto"`` uses
+        the forms when they are cached or the batch has at least m vectors.  Nonlinear
+        arrays are always solved.
     rtol : float
         Relative tolerance of the Newton solve of a nonlinear array (ignored for a linear
         one, which is exact to round-off).
@@ -221,7 +242,9 @@ def read_power(xbar: Crossbar, V, *, rtol: float = 1e-10) -> ReadPower:
     from ..solve import as_batch, solve
 
     V = as_batch(xbar, V)
-    if not xbar.is_linear:
+    if not uses_forms(xbar, V.shape[0], method):
+        if xbar.is_linear:
+            return solution_power(xbar, solve(xbar, V, full=True))
         return solution_power(xbar, solve(xbar, V, full=True, rtol=rtol))
     P = power_matrices(xbar)
     return ReadPower(**{k: ((V @ P[k]) * V).sum(axis=1) for k in ("total", *TERMS)})
