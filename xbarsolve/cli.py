@@ -19,6 +19,7 @@ _COMMANDS = [
     (("demo",), "xbarsolve._cli_solve", "the embedded default job: 144x16 and 576x64 reference arrays"),
     (("reproduce", "crossbar"), "xbarsolve.sweeps.crossbar", "reproduce the single-crossbar study (Figs. 11-18)"),
     (("reproduce", "cnn"), "xbarsolve.sweeps.cnn", "reproduce the CNN study (Figs. 19-21, Table 6)"),
+    (("reproduce", "dse"), "xbarsolve.sweeps.dse", "dense-vs-sparse design-space exploration: accuracy, energy, area, latency"),
     (("validate",), "xbarsolve.validation.report", "validate the circuit model against a measured-array HDF5 file"),
 ]
 
