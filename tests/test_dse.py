@@ -22,6 +22,8 @@ def test_build_tasks_one_at_a_time_around_the_baseline():
                             sigmas=[1e-6], read_noises=[1e-7], bits=[4, 8, 0], n_mnist=100, n_cifar=50, n_cost=5)
     # per network x mapping x tile: baseline + 2 wires + 1 sigma + 1 noise + 2 bits (8 is the baseline's)
     assert len(tasks) == 2 * 2 * 2 * (1 + 2 + 1 + 1 + 2)
+    sparse64 = job.build_tasks(["mnist_cnn4"], ["dense", "sparse"], [64, 0], [], [], [], [], 10, 10, 2, sparse_tiles=[64])
+    assert sorted((t["mapping"], t["tile"]) for t in sparse64) == [("dense", 0), ("dense", 64), ("sparse", 64)]
     base = [t for t in tasks if (t["wire"], t["sigma"], t["read_noise"], t["bits"]) == (1.0, 0.0, 0.0, 8)]
     assert len(base) == 8
     changed = [sum(t[k] != v for k, v in job.BASELINE.items()) for t in tasks]
@@ -55,7 +57,7 @@ def test_reproduce_dse_on_a_tiny_network_and_resume(tmp_path, monkeypatch, capsy
 
     monkeypatch.setattr(job, "_load_network", tiny_network)
     argv = ["--data", str(tmp_path), "--out", str(tmp_path / "out"), "--no-progress", "--networks", "mnist_cnn4",
-            "--tiles", "16", "0", "--wires", "0", "--sigmas", "1e-6", "--read-noises", "1e-6", "--bits", "4",
+            "--tiles", "16", "0", "--sparse-tiles", "16", "0", "--wires", "0", "--sigmas", "1e-6", "--read-noises", "1e-6", "--bits", "4",
             "--n-mnist", "30", "--n-cost", "3"]
     p = argparse.ArgumentParser()
     job.add_dse_arguments(p)
@@ -91,7 +93,7 @@ def test_reproduce_dse_quick_and_resume(tmp_path, data_dir, capsys):
     assert job.dse_main(_args(tmp_path, data_dir)) == 0
     out = capsys.readouterr().out
     records = read_records(tmp_path / "out" / "dse_results.h5")
-    tasks = job.build_tasks(**{k: v for k, v in job.PRESETS["quick"].items()})
+    tasks = job.build_tasks(**job.PRESETS["quick"])
     assert len(records) == len(tasks) == 6
     for task, rec in records:
         assert 0 <= rec["accuracy_analog"] <= 1
@@ -134,3 +136,14 @@ def test_sparse_resnet_is_refused_with_its_memory(data_dir):
     with pytest.raises(MemoryError, match="2.0 GiB"):
         job.run_task(dict(network="resnet20", mapping="sparse", tile=64, n_images=1, n_cost=1, n_cal=50, seed=0,
                           **job.BASELINE), str(data_dir), None)
+
+
+def test_sparse_resnet_is_skipped_by_the_job(tmp_path, data_dir, capsys):
+    p = argparse.ArgumentParser()
+    job.add_dse_arguments(p)
+    args = p.parse_args(["--data", str(data_dir), "--out", str(tmp_path / "o"), "--networks", "resnet20",
+                         "--mappings", "sparse", "--no-progress"])
+    assert job.dse_main(args) == 0
+    out = capsys.readouterr().out
+    assert "skipping resnet20 with the sparse mapping: its largest Toeplitz matrix takes 2.0 GiB" in out
+    assert "0 task(s) run, 0 already stored" in out
