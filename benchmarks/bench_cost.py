@@ -6,10 +6,13 @@ calibration (as in bench_cnn.py), one crossbar per layer and 64x64 tiles.  Per c
 
 * the one-time build of the read-power quadratic forms of every crossbar
   (``power_matrices``, cached on the crossbars);
-* in interleaved passes over the same images: an analog forward pass
-  (``net.logits``) and ``network_cost`` (its own forward pass plus one Gram matrix
-  ``V^T V`` per tile and input pass, and the counts); the overhead is
-  ``cost - pass`` over ``pass``, medians of the passes.
+* in interleaved passes over the same images: an analog forward pass (``net.logits``),
+  ``network_cost`` (its own forward pass plus the accounting), and the accounting alone
+  (per layer: the DAC voltages, one Gram matrix ``V^T V`` per row block and input pass, the
+  quadratic forms' inner products, the counts) on the crossbar inputs of one pass.  The
+  overhead is the accounting's time over the pass's (median of the per-pass ratios, with
+  their range); ``cost - pass`` over ``pass`` is shown too, but on a loaded machine it is the
+  difference of two noisy times.
 
     python benchmarks/bench_cost.py [--data DIR] [--images 50] [--batch 50] [--repeat 3]
 """
@@ -30,7 +33,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from xbarsolve.cnn import AnalogConfig, AnalogNetwork  # noqa: E402
 from xbarsolve.cnn.datasets import cifar10_keras_input, data_dir, load_cifar10  # noqa: E402
 from xbarsolve.cnn.models import load_keras_h5  # noqa: E402
-from xbarsolve.cost import network_cost, power_matrices  # noqa: E402
+from xbarsolve.cost import ISAAC, network_cost, power_matrices  # noqa: E402
+from xbarsolve.cost.network import _layer_cost  # noqa: E402
+
+
+def _layer_inputs(net, X):
+    """(layer, crossbar input vectors) of every analog layer in one forward pass."""
+    seen = []
+
+    def linear(nd, v):
+        al = net.layers[nd.name]
+        P = al.vectors(v)
+        seen.append((nd.name, al, P))
+        return al.assemble(al.products(P), v)
+
+    net.model.forward(X, linear=linear)
+    return seen
 
 
 def main(argv=None) -> int:
@@ -49,8 +67,8 @@ def main(argv=None) -> int:
     Xb = X[:args.images]
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
           f"load {os.getloadavg()[0]:.2f}; {args.images} images in batches of {args.batch}, {args.repeat} interleaved passes")
-    head = (f"{'case':<24} {'xbars':>5} {'P build s':>9} | {'pass ms/img':>11} {'cost ms/img':>11} "
-            f"{'overhead':>8} | {'nJ/inference':>12} {'read %':>6}")
+    head = (f"{'case':<24} {'xbars':>5} {'P build s':>9} | {'pass ms/img':>11} {'cost ms/img':>11} {'acct ms/img':>11} "
+            f"{'acct/pass':>9} {'range':>13} {'(cost-pass)/pass':>16} | {'nJ/inference':>12} {'read %':>6}")
     print(head)
     print("-" * len(head))
     for tile in args.tiles.split(","):
@@ -63,19 +81,28 @@ def main(argv=None) -> int:
         build = time.perf_counter() - t0
         net.logits(Xb[:2])
         network_cost(net, Xb[:2])  # warm-up
-        t_pass, t_cost = [], []
+        batches = [Xb[i:i + args.batch] for i in range(0, len(Xb), args.batch)]
+        inputs = [_layer_inputs(net, b) for b in batches]
+        t_pass, t_cost, t_acct = [], [], []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            for i in range(0, len(Xb), args.batch):
-                net.logits(Xb[i:i + args.batch])
+            for b in batches:
+                net.logits(b)
             t_pass.append((time.perf_counter() - t0) / len(Xb))
             t0 = time.perf_counter()
-            for i in range(0, len(Xb), args.batch):
-                cost = network_cost(net, Xb[i:i + args.batch])
+            for b, layers in zip(batches, inputs):
+                for name, al, P in layers:
+                    _layer_cost(name, al, P, len(b), ISAAC)
+            t_acct.append((time.perf_counter() - t0) / len(Xb))
+            t0 = time.perf_counter()
+            for b in batches:
+                cost = network_cost(net, b)
             t_cost.append((time.perf_counter() - t0) / len(Xb))
-        p, c = float(np.median(t_pass)), float(np.median(t_cost))
+        p, c, a = (float(np.median(t)) for t in (t_pass, t_cost, t_acct))
+        ratios = np.array(t_acct) / np.array(t_pass)
         label = "one crossbar per layer" if size is None else f"{size}x{size} tiles"
-        print(f"{label:<24} {len(xbars):5d} {build:9.2f} | {1e3 * p:11.2f} {1e3 * c:11.2f} {(c - p) / p:8.1%} | "
+        print(f"{label:<24} {len(xbars):5d} {build:9.2f} | {1e3 * p:11.2f} {1e3 * c:11.2f} {1e3 * a:11.2f} "
+              f"{np.median(ratios):9.1%} {f'{ratios.min():.1%}-{ratios.max():.1%}':>13} {(c - p) / p:16.1%} | "
               f"{cost.energy_pJ * 1e-3:12.1f} {cost.total('read_pJ') / cost.energy_pJ:6.1%}")
     return 0
 
