@@ -11,7 +11,8 @@ calibration (as in bench_cnn.py), one crossbar per layer and 64x64 tiles.  Per c
   (per layer: the DAC voltages, one Gram matrix ``V^T V`` per row block and input pass, the
   quadratic forms' inner products, the counts) on the crossbar inputs of one pass.  The
   overhead is the accounting's time over the pass's (median of the per-pass ratios, with
-  their range); ``cost - pass`` over ``pass`` is shown too, but on a loaded machine it is the
+  their range); "sampled" is the same with the read energy estimated from 256 random input
+  vectors per layer (``network_cost(..., max_vectors=256)``), and its standard error; ``cost - pass`` over ``pass`` is shown too, but on a loaded machine it is the
   difference of two noisy times.
 
     python benchmarks/bench_cost.py [--data DIR] [--images 50] [--batch 50] [--repeat 3]
@@ -68,7 +69,8 @@ def main(argv=None) -> int:
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
           f"load {os.getloadavg()[0]:.2f}; {args.images} images in batches of {args.batch}, {args.repeat} interleaved passes")
     head = (f"{'case':<24} {'xbars':>5} {'P build s':>9} | {'pass ms/img':>11} {'cost ms/img':>11} {'acct ms/img':>11} "
-            f"{'acct/pass':>9} {'range':>13} {'(cost-pass)/pass':>16} | {'nJ/inference':>12} {'read %':>6}")
+            f"{'acct/pass':>9} {'range':>13} {'(cost-pass)/pass':>16} | {'sampled/pass':>12} {'read stderr':>11} | "
+            f"{'nJ/inference':>12} {'read %':>6}")
     print(head)
     print("-" * len(head))
     for tile in args.tiles.split(","):
@@ -83,7 +85,10 @@ def main(argv=None) -> int:
         network_cost(net, Xb[:2])  # warm-up
         batches = [Xb[i:i + args.batch] for i in range(0, len(Xb), args.batch)]
         inputs = [_layer_inputs(net, b) for b in batches]
-        t_pass, t_cost, t_acct = [], [], []
+        rng = np.random.default_rng(0)
+        samples = [[None if len(P) <= 256 else np.sort(rng.choice(len(P), 256, replace=False)) for _, _, P in layers]
+                   for layers in inputs]
+        t_pass, t_cost, t_acct, t_samp = [], [], [], []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
             for b in batches:
@@ -95,14 +100,22 @@ def main(argv=None) -> int:
                     _layer_cost(name, al, P, len(b), ISAAC)
             t_acct.append((time.perf_counter() - t0) / len(Xb))
             t0 = time.perf_counter()
+            for b, layers, samp in zip(batches, inputs, samples):
+                for (name, al, P), sm in zip(layers, samp):
+                    _layer_cost(name, al, P, len(b), ISAAC, sm)
+            t_samp.append((time.perf_counter() - t0) / len(Xb))
+            t0 = time.perf_counter()
             for b in batches:
                 cost = network_cost(net, b)
             t_cost.append((time.perf_counter() - t0) / len(Xb))
         p, c, a = (float(np.median(t)) for t in (t_pass, t_cost, t_acct))
         ratios = np.array(t_acct) / np.array(t_pass)
+        sampled = float(np.median(np.array(t_samp) / np.array(t_pass)))
+        est = network_cost(net, batches[0], max_vectors=256)
         label = "one crossbar per layer" if size is None else f"{size}x{size} tiles"
         print(f"{label:<24} {len(xbars):5d} {build:9.2f} | {1e3 * p:11.2f} {1e3 * c:11.2f} {1e3 * a:11.2f} "
-              f"{np.median(ratios):9.1%} {f'{ratios.min():.1%}-{ratios.max():.1%}':>13} {(c - p) / p:16.1%} | "
+              f"{np.median(ratios):9.1%} {f'{ratios.min():.1%}-{ratios.max():.1%}':>13} {(c - p) / p:16.1%} | {sampled:12.1%} "
+              f"{est.read_stderr_pJ / est.total('read_pJ'):11.2%} | "
               f"{cost.energy_pJ * 1e-3:12.1f} {cost.total('read_pJ') / cost.energy_pJ:6.1%}")
     return 0
 

@@ -447,3 +447,26 @@ def test_read_power_methods_agree(rng):
         np.testing.assert_allclose(getattr(solved, k), v, rtol=0, atol=1e-12 * forms.total.max(), err_msg=k)
     with pytest.raises(ValueError, match="method"):
         read_power(xbar, V, method="exact")
+
+
+def test_network_cost_sampled_read_energy(rng):
+    """A random sample of the input vectors estimates the read energy within its standard
+    error; counts and the other energies stay exact."""
+    from xbarsolve.cost import network_cost
+
+    net = two_layer_network(rng)
+    x = rng.uniform(-1.0, 1.0, (30, 4, 4, 1))
+    exact = network_cost(net, x)
+    est = network_cost(net, x, max_vectors=90, seed=3)
+    conv_e, conv_s = exact.layers[0], est.layers[0]
+    assert (conv_e.read_vectors, conv_s.read_vectors) == (270, 90)
+    assert conv_e.read_stderr_pJ == 0.0 and conv_s.read_stderr_pJ > 0
+    assert abs(conv_s.read_pJ - conv_e.read_pJ) < 4 * conv_s.read_stderr_pJ
+    assert conv_s.read_stderr_pJ < 0.1 * conv_e.read_pJ
+    for f in ("cycles", "dac_conversions", "adc_conversions", "dac_pJ", "adc_pJ", "digital_pJ", "area_um2"):
+        assert getattr(conv_s, f) == getattr(conv_e, f), f
+    fc_s = est.layers[1]  # 30 vectors <= 90: exact
+    assert fc_s.read_stderr_pJ == 0.0 and fc_s.read_pJ == pytest.approx(exact.layers[1].read_pJ, rel=1e-12)
+    assert est.read_stderr_pJ == pytest.approx(conv_s.read_stderr_pJ)
+    with pytest.raises(ValueError, match="max_vectors"):
+        network_cost(net, x, max_vectors=1)

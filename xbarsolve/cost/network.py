@@ -42,7 +42,9 @@ class LayerCost:
     """Cost of one analog layer, per inference (energies in pJ, areas in um^2, latency in ns).
 
     ``read_split_pJ`` splits ``read_pJ`` into cells, row wires, column wires, drivers and
-    sense resistances (:data:`~xbarsolve.cost.TERMS` order).
+    sense resistances (:data:`~xbarsolve.cost.TERMS` order).  ``read_vectors`` input
+    vectors (of ``windows`` x images) gave the read energy; when they are a random sample,
+    ``read_stderr_pJ`` is the standard error of its estimate (0 when exact).
     """
 
     name: str
@@ -58,6 +60,8 @@ class LayerCost:
     adc_conversions: float
     read_pJ: float
     read_split_pJ: tuple[float, ...]
+    read_vectors: int
+    read_stderr_pJ: float
     dac_pJ: float
     adc_pJ: float
     digital_pJ: float
@@ -99,6 +103,11 @@ class NetworkCost:
     @property
     def latency_ns(self) -> float:
         return self.total("latency_ns")
+
+    @property
+    def read_stderr_pJ(self) -> float:
+        """Standard error of the total read energy (pJ); 0 when every vector was read."""
+        return float(np.sqrt(sum(c.read_stderr_pJ**2 for c in self.layers)))
 
     def table(self) -> str:
         """A plain-text table: counts, energy split (nJ per inference), area (mm^2), latency (us)."""
@@ -143,13 +152,32 @@ def _read_terms(tiles, V: np.ndarray) -> np.ndarray:
     return out
 
 
-def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable) -> LayerCost:
-    parts = al._voltages(P, al.dac_bits)
+def _sampled_read(tiles, parts, n_vectors: int):
+    """Per-term sums (W) estimated from sampled vectors and their standard error: each
+    vector's read power over the layer's tiles and input passes, scaled to ``n_vectors``."""
+    per_vector = None
+    for _, V in parts:
+        for t in tiles:
+            p = read_power(t.crossbar, V[:, t.rows])
+            terms = np.array([getattr(p, k) for k in TERMS])
+            per_vector = terms if per_vector is None else per_vector + terms
+    s = per_vector.shape[1]
+    total = per_vector.sum(axis=0)
+    stderr = n_vectors * total.std(ddof=1) / np.sqrt(s) * np.sqrt(1 - s / n_vectors) if s > 1 else 0.0
+    return per_vector.sum(axis=1) * (n_vectors / s), float(stderr)
+
+
+def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable,
+                sample: np.ndarray | None = None) -> LayerCost:
+    # Input passes of the whole batch (a second one when any input is negative); the DAC
+    # voltages of the vectors whose read energy is computed (all, or the sample).
+    n_passes = len(al._voltages(P[[int(np.argmin(P.min(axis=1)))]], al.dac_bits)) if P.size else 1
+    parts = al._voltages(P if sample is None else P[sample], al.dac_bits)
     dac_bits = table.dac_ref_bits if al.dac_bits is None else int(al.dac_bits)
     adc_bits = table.adc_ref_bits if al.adc_bits is None else int(al.adc_bits)
     dac, adc = table.dac(dac_bits), table.adc(adc_bits)
     windows = P.shape[0] / n_images
-    cycles = windows * len(parts)
+    cycles = windows * n_passes
     n_cells = n_dac = n_adc = n_outputs = 0
     dac_conv = adc_conv = 0.0
     for t in al.tiles:
@@ -160,8 +188,12 @@ def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable) -
         n_outputs += t.mapped.n_out
         dac_conv += cycles * m
         adc_conv += cycles * t.mapped.n_out
-    read = sum(_read_terms(al.tiles, V) for _, V in parts)
-    read_split = read * table.read_cycle_ns * 1e-9 / n_images * 1e12  # W * s -> pJ per image
+    if sample is None:
+        read, stderr = sum(_read_terms(al.tiles, V) for _, V in parts), 0.0
+    else:
+        read, stderr = _sampled_read(al.tiles, parts, P.shape[0])
+    to_pJ = table.read_cycle_ns * 1e-9 / n_images * 1e12  # W * s summed over vectors -> pJ per image
+    read_split = read * to_pJ
     buffer_bits = dac_conv * dac_bits + adc_conv * adc_bits
     digital = (adc_conv * (table.sample_hold_energy_pJ + table.shift_add_energy_pJ)
                + buffer_bits / table.buffer_access_bits * table.buffer_energy_pJ)
@@ -171,6 +203,7 @@ def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable) -
         dac_bits=dac_bits, adc_bits=adc_bits, windows=windows, cycles=cycles,
         dac_conversions=dac_conv, adc_conversions=adc_conv,
         read_pJ=float(read_split.sum()), read_split_pJ=tuple(float(v) for v in read_split),
+        read_vectors=int(P.shape[0] if sample is None else len(sample)), read_stderr_pJ=stderr * to_pJ,
         dac_pJ=dac_conv * dac.energy_pJ, adc_pJ=adc_conv * adc.energy_pJ, digital_pJ=digital,
         crossbar_area_um2=n_cells * table.cell_area_um2 + len(al.tiles) * table.array_area_um2,
         converter_area_um2=n_dac * dac.area_um2 + n_adc * adc.area_um2,
@@ -179,7 +212,8 @@ def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable) -
     )
 
 
-def network_cost(net, x: np.ndarray, table: CostTable = ISAAC) -> NetworkCost:
+def network_cost(net, x: np.ndarray, table: CostTable = ISAAC, *, max_vectors: int | None = None,
+                 seed: int = 0) -> NetworkCost:
     """Energy, area and latency per inference of a prepared analog network.
 
     Parameters
@@ -191,6 +225,13 @@ def network_cost(net, x: np.ndarray, table: CostTable = ISAAC) -> NetworkCost:
         costs are per image, averaged over them.
     table : CostTable
         Peripheral figures (default :data:`~xbarsolve.cost.ISAAC`).
+    max_vectors : int or None
+        None (default): the read energy of every input vector, exact.  An integer: the read
+        energy of a layer with more input vectors than that is estimated from a random
+        sample of ``max_vectors`` of them (without replacement; every count, conversion and
+        the other energies stay exact), with its standard error in ``read_stderr_pJ``.
+    seed : int
+        Seed of that sample.
 
     Returns
     -------
@@ -210,6 +251,9 @@ def network_cost(net, x: np.ndarray, table: CostTable = ISAAC) -> NetworkCost:
         raise RuntimeError("network_cost needs a prepared AnalogNetwork: call net.prepare(x_cal) first")
     if not isinstance(table, CostTable):
         raise TypeError(f"table must be a CostTable; got {type(table).__name__}")
+    if max_vectors is not None and (isinstance(max_vectors, bool) or not isinstance(max_vectors, int) or max_vectors < 2):
+        raise ValueError(f"max_vectors must be None or an integer >= 2; got {max_vectors!r}")
+    rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.float64)
     if x.ndim < 1 or x.shape[0] < 1:
         raise ValueError(f"x must hold at least one image; got shape {x.shape}")
@@ -218,7 +262,10 @@ def network_cost(net, x: np.ndarray, table: CostTable = ISAAC) -> NetworkCost:
     def linear(nd, v):  # the analog layer's own evaluation, costed on the way
         al = net.layers[nd.name]
         P = al.vectors(v)
-        layers[nd.name] = _layer_cost(nd.name, al, P, x.shape[0], table)
+        sample = None
+        if max_vectors is not None and P.shape[0] > max_vectors:
+            sample = np.sort(rng.choice(P.shape[0], max_vectors, replace=False))
+        layers[nd.name] = _layer_cost(nd.name, al, P, x.shape[0], table, sample)
         return al.assemble(al.products(P), v)
 
     net.model.forward(x, linear=linear)
