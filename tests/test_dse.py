@@ -84,6 +84,10 @@ def test_reproduce_dse_on_a_tiny_network_and_resume(tmp_path, monkeypatch, capsy
         assert (tmp_path / "out" / name).is_file()
     assert job.dse_main(p.parse_args([*argv, "--no-plots"])) == 0
     assert "0 task(s) run, 20 already stored" in capsys.readouterr().out
+    # Baselines only (no noise variants, as in the quick preset): the figures still draw.
+    (tmp_path / "base").mkdir()
+    base = [(t, r) for t, r in records if all(t[k] == v for k, v in job.BASELINE.items())]
+    assert len(job.save_figures(base, tmp_path / "base")) == 4
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .power import TERMS, power_matrices, read_power, uses_forms
+from .power import TERMS, one_blas_thread, power_matrices, read_power, uses_forms
 from .tables import ISAAC, CostTable
 
 __all__ = ["LayerCost", "NetworkCost", "network_cost"]
@@ -130,48 +130,51 @@ class NetworkCost:
         return "\n".join(rows)
 
 
-def _read_terms(tiles, V: np.ndarray) -> np.ndarray:
-    """Read power of one input pass summed over its vectors (W), per term, for the tiles of
-    one layer.  Linear tiles with the quadratic forms (see
-    :func:`~xbarsolve.cost.power.uses_forms`): ``sum_w V_w P V_w = <P, sum_w V_w V_w^T>``,
-    with one Gram matrix per row block (shared by the tiles of that block); otherwise a
-    solve per vector (Newton for nonlinear tiles)."""
+def _read_terms(tiles, V: np.ndarray, per_vector: bool = False):
+    """Read power of one input pass for the tiles of one layer: the per-term sums over the
+    vectors (W) and, with ``per_vector``, each vector's total (W, shape (batch,)).
+
+    Linear tiles with the quadratic forms (see :func:`~xbarsolve.cost.power.uses_forms`):
+    ``sum_w V_w P V_w = <P, sum_w V_w V_w^T>``, with one Gram matrix per row block (shared
+    by the tiles of that block); otherwise a solve per vector (Newton for nonlinear tiles).
+    """
     grams: dict[tuple[int, int], np.ndarray] = {}
-    out = np.zeros(len(TERMS))
+    sums = np.zeros(len(TERMS))
+    totals = np.zeros(V.shape[0]) if per_vector else None
     for t in tiles:
         Vt = V[:, t.rows]
         if not uses_forms(t.crossbar, Vt.shape[0]):
             p = read_power(t.crossbar, Vt, method="solve")
-            out += [float(getattr(p, k).sum()) for k in TERMS]
+            sums += [float(getattr(p, k).sum()) for k in TERMS]
+            if per_vector:
+                totals += p.total
             continue
         key = (t.rows.start, t.rows.stop)
         if key not in grams:
             grams[key] = Vt.T @ Vt
         C, P = grams[key], power_matrices(t.crossbar)
-        out += [float(np.vdot(P[k], C)) for k in TERMS]
-    return out
+        sums += [float(np.vdot(P[k], C)) for k in TERMS]
+        if per_vector:
+            totals += ((Vt @ P["total"]) * Vt).sum(axis=1)
+    return sums, totals
 
 
 def _sampled_read(tiles, parts, n_vectors: int):
-    """Per-term sums (W) estimated from sampled vectors and their standard error: each
-    vector's read power over the layer's tiles and input passes, scaled to ``n_vectors``."""
-    per_vector = None
-    for _, V in parts:
-        for t in tiles:
-            p = read_power(t.crossbar, V[:, t.rows])
-            terms = np.array([getattr(p, k) for k in TERMS])
-            per_vector = terms if per_vector is None else per_vector + terms
-    s = per_vector.shape[1]
-    total = per_vector.sum(axis=0)
-    stderr = n_vectors * total.std(ddof=1) / np.sqrt(s) * np.sqrt(1 - s / n_vectors) if s > 1 else 0.0
-    return per_vector.sum(axis=1) * (n_vectors / s), float(stderr)
+    """Per-term sums (W) over ``n_vectors`` estimated from the sampled vectors of ``parts``
+    (scaled by ``n_vectors / sample``), and the standard error of their total."""
+    results = [_read_terms(tiles, V, per_vector=True) for _, V in parts]
+    sums = sum(r[0] for r in results)
+    totals = sum(r[1] for r in results)
+    s = totals.shape[0]
+    stderr = n_vectors * totals.std(ddof=1) / np.sqrt(s) * np.sqrt(1 - s / n_vectors) if s > 1 else 0.0
+    return sums * (n_vectors / s), float(stderr)
 
 
 def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable,
                 sample: np.ndarray | None = None) -> LayerCost:
     # Input passes of the whole batch (a second one when any input is negative); the DAC
     # voltages of the vectors whose read energy is computed (all, or the sample).
-    n_passes = len(al._voltages(P[[int(np.argmin(P.min(axis=1)))]], al.dac_bits)) if P.size else 1
+    n_passes = len(al._voltages(P[[int(np.argmin(P)) // P.shape[1]]], al.dac_bits)) if P.size else 1
     parts = al._voltages(P if sample is None else P[sample], al.dac_bits)
     dac_bits = table.dac_ref_bits if al.dac_bits is None else int(al.dac_bits)
     adc_bits = table.adc_ref_bits if al.adc_bits is None else int(al.adc_bits)
@@ -188,10 +191,11 @@ def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable,
         n_outputs += t.mapped.n_out
         dac_conv += cycles * m
         adc_conv += cycles * t.mapped.n_out
-    if sample is None:
-        read, stderr = sum(_read_terms(al.tiles, V) for _, V in parts), 0.0
-    else:
-        read, stderr = _sampled_read(al.tiles, parts, P.shape[0])
+    with one_blas_thread():
+        if sample is None:
+            read, stderr = sum(_read_terms(al.tiles, V)[0] for _, V in parts), 0.0
+        else:
+            read, stderr = _sampled_read(al.tiles, parts, P.shape[0])
     to_pJ = table.read_cycle_ns * 1e-9 / n_images * 1e12  # W * s summed over vectors -> pJ per image
     read_split = read * to_pJ
     buffer_bits = dac_conv * dac_bits + adc_conv * adc_bits

@@ -17,6 +17,7 @@ node voltages and cell currents.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,6 +72,21 @@ class ReadPower:
     @property
     def batch_size(self) -> int:
         return self.total.shape[0]
+
+
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """Context running BLAS on one thread.  The products here are small (m x m forms,
+    m <= a few hundred); on a busy machine threaded OpenBLAS loses 10-100x on them to
+    thread synchronisation (measured: 6 forms of a 64 x 64 tile on 256 vectors took 134 ms
+    on two threads under load, against well under 1 ms of arithmetic)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def _conductances(r: np.ndarray) -> np.ndarray:
@@ -247,4 +263,5 @@ def read_power(xbar: Crossbar, V, *, method: Method = "auto", rtol: float = 1e-1
             return solution_power(xbar, solve(xbar, V, full=True))
         return solution_power(xbar, solve(xbar, V, full=True, rtol=rtol))
     P = power_matrices(xbar)
-    return ReadPower(**{k: ((V @ P[k]) * V).sum(axis=1) for k in ("total", *TERMS)})
+    with one_blas_thread():
+        return ReadPower(**{k: ((V @ P[k]) * V).sum(axis=1) for k in ("total", *TERMS)})

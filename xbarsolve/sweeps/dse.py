@@ -242,7 +242,7 @@ def save_figures(records, out) -> list[Path]:
     ax.set_xlabel("energy per inference (nJ)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("accuracy vs energy (line: Pareto front per network)")
-    ax.legend(fontsize=7, frameon=False)
+    _legend(ax, fontsize=7, frameon=False)
     written.append(_save(fig, out / "dse_accuracy_vs_energy.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -262,7 +262,7 @@ def save_figures(records, out) -> list[Path]:
     axes[1].set_yscale("log")
     for a in axes:
         a.set_xlabel("tile size")
-        a.legend(fontsize=7, frameon=False)
+        _legend(a, fontsize=7, frameon=False)
     fig.suptitle("baseline: 1-ohm wires, 8-bit ADC/DAC")
     written.append(_save(fig, out / "dse_vs_tile.png"))
 
@@ -280,7 +280,7 @@ def save_figures(records, out) -> list[Path]:
                                label=f"{_LABEL[net]}, {mapping}, tile {_tile_text(tile)}")
         a.set_xlabel(label)
         a.set_ylabel("accuracy (%)")
-        a.legend(fontsize=6, frameon=False)
+        _legend(a, fontsize=6, frameon=False)
     written.append(_save(fig, out / "dse_vs_noise.png"))
 
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -297,9 +297,15 @@ def save_figures(records, out) -> list[Path]:
     ax.set_yscale("log")
     ax.set_ylabel("energy per inference (nJ)")
     ax.set_title("dense vs sparse mapping (baseline)")
-    ax.legend(frameon=False)
+    _legend(ax, frameon=False)
     written.append(_save(fig, out / "dse_dense_vs_sparse.png"))
     return written
+
+
+def _legend(ax, **kw) -> None:
+    """A legend when the axes have labelled artists (matplotlib warns otherwise)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
 
 
 def _save(fig, path: Path) -> Path:
