@@ -30,6 +30,7 @@ _COMMANDS = [
     (("reproduce", "crossbar"), "xbarsolve.sweeps.crossbar", "reproduce the single-crossbar study (Figs. 11-18)"),
     (("reproduce", "cnn"), "xbarsolve.sweeps.cnn", "reproduce the CNN study (Figs. 19-21, Table 6)"),
     (("reproduce", "aras"), "xbarsolve.sweeps.aras", "writing weights on a limited accelerator (ARAS schedules, reuse)"),
+    (("reproduce", "dse"), "xbarsolve.sweeps.dse", "dense-vs-sparse design-space exploration: accuracy, energy, area, latency"),
     (("validate",), "xbarsolve.validation.report", "validate the circuit model against a measured-array HDF5 file"),
     (("data", "download"), "xbarsolve._cli_data", "fetch MNIST, CIFAR-10 and the pre-trained ResNets, verify checksums"),
     (("data", "check"), "xbarsolve._cli_data", "list which reference data files are present, missing or bad"),

@@ -1,0 +1,277 @@
+"""Cost of an analog network per inference: crossbars, converters, energy, area, latency.
+
+For a prepared :class:`xbarsolve.cnn.AnalogNetwork` and a batch of images, every tile's
+actual DAC voltages of the forward pass are collected; per image:
+
+- **counts**: crossbars and cells; one DAC per crossbar row, one ADC per
+  ``table.adc_columns_count`` analog outputs of a crossbar, one shift-and-add unit per
+  ``table.adcs_per_shift_add_count`` ADCs, one sample-and-hold per analog output;
+- **cycles**: sliding windows (input vectors) times input passes (a second pass for the
+  negative part of signed inputs); tiles of a layer work in parallel, one read cycle per
+  pass, and the layers run one after another (no pipelining);
+- **conversions**: DAC = cycles x rows, ADC = cycles x analog outputs, per tile;
+- **energy**: analog read = the exact read power of each pass
+  (:func:`~xbarsolve.cost.read_power`, from the quadratic forms and the inputs' Gram matrix
+  ``sum_w V_w V_w^T`` for linear arrays, Newton per vector otherwise) x
+  ``table.read_cycle_ns``; DAC and ADC = conversions x energy per conversion at the
+  layer's resolution; digital = sample-and-hold and shift-and-add per ADC conversion and
+  buffer accesses for the DAC input bits and the ADC output bits;
+- **area**: cells, per-crossbar overhead, converters, sample-and-holds, shift-and-adds.
+
+An ideal converter (``dac_bits`` / ``adc_bits`` None) is costed at the table's reference
+resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .power import TERMS, one_blas_thread, power_matrices, read_power, uses_forms
+from .tables import ISAAC, CostTable
+
+__all__ = ["LayerCost", "NetworkCost", "network_cost"]
+
+_ENERGY = ("read_pJ", "dac_pJ", "adc_pJ", "digital_pJ")
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """Cost of one analog layer, per inference (energies in pJ, areas in um^2, latency in ns).
+
+    ``read_split_pJ`` splits ``read_pJ`` into cells, row wires, column wires, drivers and
+    sense resistances (:data:`~xbarsolve.cost.TERMS` order).  ``read_vectors`` input
+    vectors (of ``windows`` x images) gave the read energy; when they are a random sample,
+    ``read_stderr_pJ`` is the standard error of its estimate (0 when exact).
+    """
+
+    name: str
+    n_crossbars: int
+    n_cells: int
+    n_dac: int
+    n_adc: int
+    dac_bits: int
+    adc_bits: int
+    windows: float
+    cycles: float
+    dac_conversions: float
+    adc_conversions: float
+    read_pJ: float
+    read_split_pJ: tuple[float, ...]
+    read_vectors: int
+    read_stderr_pJ: float
+    dac_pJ: float
+    adc_pJ: float
+    digital_pJ: float
+    crossbar_area_um2: float
+    converter_area_um2: float
+    digital_area_um2: float
+    latency_ns: float
+
+    @property
+    def energy_pJ(self) -> float:
+        """Analog read, DAC, ADC and digital energy per inference (pJ)."""
+        return self.read_pJ + self.dac_pJ + self.adc_pJ + self.digital_pJ
+
+    @property
+    def area_um2(self) -> float:
+        return self.crossbar_area_um2 + self.converter_area_um2 + self.digital_area_um2
+
+
+@dataclass(frozen=True)
+class NetworkCost:
+    """Per-layer and total cost of an analog network per inference."""
+
+    layers: tuple[LayerCost, ...]
+    table_name: str
+    n_images: int
+
+    def total(self, field: str) -> float:
+        """Sum of a :class:`LayerCost` field or property over the layers."""
+        return float(sum(getattr(c, field) for c in self.layers))
+
+    @property
+    def energy_pJ(self) -> float:
+        return self.total("energy_pJ")
+
+    @property
+    def area_um2(self) -> float:
+        return self.total("area_um2")
+
+    @property
+    def latency_ns(self) -> float:
+        return self.total("latency_ns")
+
+    @property
+    def read_stderr_pJ(self) -> float:
+        """Standard error of the total read energy (pJ); 0 when every vector was read."""
+        return float(np.sqrt(sum(c.read_stderr_pJ**2 for c in self.layers)))
+
+    def table(self) -> str:
+        """A plain-text table: counts, energy split (nJ per inference), area (mm^2), latency (us)."""
+        head = (f"{'layer':<16} {'xbars':>5} {'cells':>9} {'DACs':>6} {'ADCs':>5} {'DAC conv':>10} {'ADC conv':>10} "
+                f"{'cycles':>7} | {'read nJ':>9} {'DAC nJ':>9} {'ADC nJ':>9} {'dig. nJ':>9} {'total nJ':>9} | "
+                f"{'mm^2':>8} {'us':>8}")
+        rows = [head, "-" * len(head)]
+
+        def line(name, get):
+            return (f"{name:<16} {get('n_crossbars'):5.0f} {get('n_cells'):9.0f} {get('n_dac'):6.0f} {get('n_adc'):5.0f} "
+                    f"{get('dac_conversions'):10.0f} {get('adc_conversions'):10.0f} {get('cycles'):7.0f} | "
+                    + " ".join(f"{get(k) * 1e-3:9.3f}" for k in (*_ENERGY, "energy_pJ"))
+                    + f" | {get('area_um2') * 1e-6:8.4f} {get('latency_ns') * 1e-3:8.2f}")
+
+        for c in self.layers:
+            rows.append(line(c.name, lambda k, c=c: getattr(c, k)))
+        rows.append("-" * len(head))
+        rows.append(line("total", self.total))
+        rows.append(f"per inference, mean of {self.n_images} image(s); table: {self.table_name}")
+        return "\n".join(rows)
+
+
+def _read_terms(tiles, V: np.ndarray, per_vector: bool = False):
+    """Read power of one input pass for the tiles of one layer: the per-term sums over the
+    vectors (W) and, with ``per_vector``, each vector's total (W, shape (batch,)).
+
+    Linear tiles with the quadratic forms (see :func:`~xbarsolve.cost.power.uses_forms`):
+    ``sum_w V_w P V_w = <P, sum_w V_w V_w^T>``, with one Gram matrix per row block (shared
+    by the tiles of that block); otherwise a solve per vector (Newton for nonlinear tiles).
+    """
+    grams: dict[tuple[int, int], np.ndarray] = {}
+    sums = np.zeros(len(TERMS))
+    totals = np.zeros(V.shape[0]) if per_vector else None
+    for t in tiles:
+        Vt = V[:, t.rows]
+        if not uses_forms(t.crossbar, Vt.shape[0]):
+            p = read_power(t.crossbar, Vt, method="solve")
+            sums += [float(getattr(p, k).sum()) for k in TERMS]
+            if per_vector:
+                totals += p.total
+            continue
+        key = (t.rows.start, t.rows.stop)
+        if key not in grams:
+            grams[key] = Vt.T @ Vt
+        C, P = grams[key], power_matrices(t.crossbar)
+        sums += [float(np.vdot(P[k], C)) for k in TERMS]
+        if per_vector:
+            totals += ((Vt @ P["total"]) * Vt).sum(axis=1)
+    return sums, totals
+
+
+def _sampled_read(tiles, parts, n_vectors: int):
+    """Per-term sums (W) over ``n_vectors`` estimated from the sampled vectors of ``parts``
+    (scaled by ``n_vectors / sample``), and the standard error of their total."""
+    results = [_read_terms(tiles, V, per_vector=True) for _, V in parts]
+    sums = sum(r[0] for r in results)
+    totals = sum(r[1] for r in results)
+    s = totals.shape[0]
+    stderr = n_vectors * totals.std(ddof=1) / np.sqrt(s) * np.sqrt(1 - s / n_vectors) if s > 1 else 0.0
+    return sums * (n_vectors / s), float(stderr)
+
+
+def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable,
+                sample: np.ndarray | None = None) -> LayerCost:
+    # Input passes of the whole batch (a second one when any input is negative); the DAC
+    # voltages of the vectors whose read energy is computed (all, or the sample).
+    n_passes = len(al._voltages(P[[int(np.argmin(P)) // P.shape[1]]], al.dac_bits)) if P.size else 1
+    parts = al._voltages(P if sample is None else P[sample], al.dac_bits)
+    dac_bits = table.dac_ref_bits if al.dac_bits is None else int(al.dac_bits)
+    adc_bits = table.adc_ref_bits if al.adc_bits is None else int(al.adc_bits)
+    dac, adc = table.dac(dac_bits), table.adc(adc_bits)
+    windows = P.shape[0] / n_images
+    cycles = windows * n_passes
+    n_cells = n_dac = n_adc = n_outputs = 0
+    dac_conv = adc_conv = 0.0
+    for t in al.tiles:
+        m, n = t.crossbar.shape
+        n_cells += m * n
+        n_dac += m
+        n_adc += math.ceil(t.mapped.n_out / table.adc_columns_count)
+        n_outputs += t.mapped.n_out
+        dac_conv += cycles * m
+        adc_conv += cycles * t.mapped.n_out
+    with one_blas_thread():
+        if sample is None:
+            read, stderr = sum(_read_terms(al.tiles, V)[0] for _, V in parts), 0.0
+        else:
+            read, stderr = _sampled_read(al.tiles, parts, P.shape[0])
+    to_pJ = table.read_cycle_ns * 1e-9 / n_images * 1e12  # W * s summed over vectors -> pJ per image
+    read_split = read * to_pJ
+    buffer_bits = dac_conv * dac_bits + adc_conv * adc_bits
+    digital = (adc_conv * (table.sample_hold_energy_pJ + table.shift_add_energy_pJ)
+               + buffer_bits / table.buffer_access_bits * table.buffer_energy_pJ)
+    n_shift_add = math.ceil(n_adc / table.adcs_per_shift_add_count)
+    return LayerCost(
+        name=name, n_crossbars=len(al.tiles), n_cells=n_cells, n_dac=n_dac, n_adc=n_adc,
+        dac_bits=dac_bits, adc_bits=adc_bits, windows=windows, cycles=cycles,
+        dac_conversions=dac_conv, adc_conversions=adc_conv,
+        read_pJ=float(read_split.sum()), read_split_pJ=tuple(float(v) for v in read_split),
+        read_vectors=int(P.shape[0] if sample is None else len(sample)), read_stderr_pJ=stderr * to_pJ,
+        dac_pJ=dac_conv * dac.energy_pJ, adc_pJ=adc_conv * adc.energy_pJ, digital_pJ=digital,
+        crossbar_area_um2=n_cells * table.cell_area_um2 + len(al.tiles) * table.array_area_um2,
+        converter_area_um2=n_dac * dac.area_um2 + n_adc * adc.area_um2,
+        digital_area_um2=n_outputs * table.sample_hold_area_um2 + n_shift_add * table.shift_add_area_um2,
+        latency_ns=cycles * table.read_cycle_ns,
+    )
+
+
+def network_cost(net, x: np.ndarray, table: CostTable = ISAAC, *, max_vectors: int | None = None,
+                 seed: int = 0) -> NetworkCost:
+    """Energy, area and latency per inference of a prepared analog network.
+
+    Parameters
+    ----------
+    net : xbarsolve.cnn.AnalogNetwork
+        After :meth:`~xbarsolve.cnn.AnalogNetwork.prepare`.
+    x : ndarray
+        Images (the model's input shape) whose forward pass supplies the crossbar inputs;
+        costs are per image, averaged over them.
+    table : CostTable
+        Peripheral figures (default :data:`~xbarsolve.cost.ISAAC`).
+    max_vectors : int or None
+        None (default): the read energy of every input vector, exact.  An integer: the read
+        energy of a layer with more input vectors than that is estimated from a random
+        sample of ``max_vectors`` of them (without replacement; every count, conversion and
+        the other energies stay exact), with its standard error in ``read_stderr_pJ``.
+    seed : int
+        Seed of that sample.
+
+    Returns
+    -------
+    NetworkCost
+        ``.layers`` (one :class:`LayerCost` each), totals, ``.table()``.
+
+    Notes
+    -----
+    A linear crossbar that reads at least as many vectors as it has rows (or whose forms
+    are cached) is costed by its read-power quadratic forms (built once: a solve with m
+    right-hand sides and ``O(m^3 n)`` work, cached on the crossbar) and one Gram matrix
+    ``V^T V`` per row block and input pass (``O(windows m^2)``, against ``O(windows m n)``
+    for the products themselves); one with fewer vectors (sparse mapping: one per image)
+    by a nodal solve per vector.
+    """
+    if not getattr(net, "layers", None):
+        raise RuntimeError("network_cost needs a prepared AnalogNetwork: call net.prepare(x_cal) first")
+    if not isinstance(table, CostTable):
+        raise TypeError(f"table must be a CostTable; got {type(table).__name__}")
+    if max_vectors is not None and (isinstance(max_vectors, bool) or not isinstance(max_vectors, int) or max_vectors < 2):
+        raise ValueError(f"max_vectors must be None or an integer >= 2; got {max_vectors!r}")
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim < 1 or x.shape[0] < 1:
+        raise ValueError(f"x must hold at least one image; got shape {x.shape}")
+    layers = {}
+
+    def linear(nd, v):  # the analog layer's own evaluation, costed on the way
+        al = net.layers[nd.name]
+        P = al.vectors(v)
+        sample = None
+        if max_vectors is not None and P.shape[0] > max_vectors:
+            sample = np.sort(rng.choice(P.shape[0], max_vectors, replace=False))
+        layers[nd.name] = _layer_cost(nd.name, al, P, x.shape[0], table, sample)
+        return al.assemble(al.products(P), v)
+
+    net.model.forward(x, linear=linear)
+    return NetworkCost(tuple(layers[nd.name] for nd in net.model.linear_nodes), table.name, int(x.shape[0]))
+

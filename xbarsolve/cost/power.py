@@ -1,0 +1,267 @@
+"""Exact read power of a crossbar: what the row sources deliver and where it is dissipated.
+
+Every resistive element of the circuit (see :mod:`xbarsolve.crossbar`) dissipates
+``g * dv**2``: the cells (memristor and access transistor together), the row-wire and
+column-wire segments, the driver resistances ``r_in`` and the sense resistances ``r_out``
+(whose far side is the sense amplifier's virtual ground at 0 V).  The sources deliver
+``sum_i V_i * J_i``, with ``J_i`` the current row ``i`` draws; all of it leaves the row
+wire through the cells, so ``J_i = sum_j I_cell(i, j)``.  Energy conservation (Tellegen's
+theorem) makes the delivered power equal to the sum of the dissipations.
+
+A linear array's node voltages are linear in the inputs, so every term is a quadratic form
+``V @ P @ V`` with a symmetric (m, m) matrix ``P`` (S) that is computed once per crossbar
+from the node voltages of the m unit inputs and cached on it.  A nonlinear array is solved
+by Newton's method per input vector (``full=True``) and the terms are evaluated from its
+node voltages and cell currents.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ..crossbar import Crossbar
+from ..results import SolveResult
+
+__all__ = ["ReadPower", "read_power", "power_matrices", "solution_power", "TERMS"]
+
+#: The dissipation terms, in the order of :class:`ReadPower`'s fields after ``total``.
+TERMS = ("cells", "row_wires", "column_wires", "drivers", "sense")
+
+_CACHE_KEY = "xbarsolve.cost.power_matrices"
+
+
+@dataclass(frozen=True, eq=False)
+class ReadPower:
+    """Power (W) of one read per input vector, shape (batch,) each.
+
+    Attributes
+    ----------
+    total : ndarray
+        Power delivered by the row sources.
+    cells : ndarray
+        Dissipated in the cells (memristor and access transistor).
+    row_wires, column_wires : ndarray
+        Dissipated in the row-wire and column-wire segments.
+    drivers : ndarray
+        Dissipated in the driver resistances ``r_in``.
+    sense : ndarray
+        Dissipated in the sense resistances ``r_out``.
+    """
+
+    total: np.ndarray
+    cells: np.ndarray
+    row_wires: np.ndarray
+    column_wires: np.ndarray
+    drivers: np.ndarray
+    sense: np.ndarray
+
+    @property
+    def dissipated(self) -> np.ndarray:
+        """Sum of the dissipation terms (W); equals :attr:`total` by energy conservation."""
+        return self.cells + self.row_wires + self.column_wires + self.drivers + self.sense
+
+    @property
+    def wires(self) -> np.ndarray:
+        """Row- and column-wire dissipation together (W)."""
+        return self.row_wires + self.column_wires
+
+    @property
+    def batch_size(self) -> int:
+        return self.total.shape[0]
+
+
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """Context running BLAS on one thread.  The products here are small (m x m forms,
+    m <= a few hundred); on a busy machine threaded OpenBLAS loses 10-100x on them to
+    thread synchronisation (measured: 6 forms of a 64 x 64 tile on 256 vectors took 134 ms
+    on two threads under load, against well under 1 ms of arithmetic)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+def _conductances(r: np.ndarray) -> np.ndarray:
+    """1/r, with 0 where r == 0: a zero resistance merges its nodes and dissipates nothing."""
+    r = np.asarray(r, dtype=np.float64)
+    return np.divide(1.0, r, out=np.zeros_like(r), where=r > 0)
+
+
+def _terminal_drops(xbar: Crossbar, V: np.ndarray, v_top: np.ndarray, v_bottom: np.ndarray):
+    """Voltage drops (batch, k) and conductances (k,) of the driver and sense resistances."""
+    left, right = xbar.drive_ends
+    top, bottom = xbar.sense_ends
+    g_in, g_out = _conductances(xbar.r_in_rows), _conductances(xbar.r_out_columns)
+    drv = [(V - v_top[:, :, end]) for end, on in ((0, left), (-1, right)) if on]
+    sns = [v_bottom[:, end, :] for end, on in ((0, top), (-1, bottom)) if on]
+    return ((np.concatenate(drv, axis=1), np.tile(g_in, len(drv))),
+            (np.concatenate(sns, axis=1), np.tile(g_out, len(sns))))
+
+
+def _wire_drops(xbar: Crossbar, v_top: np.ndarray, v_bottom: np.ndarray):
+    """Voltage drops and conductances of the row and column wire segments, flattened."""
+    k = v_top.shape[0]
+    row = (v_top[:, :, :-1] - v_top[:, :, 1:]).reshape(k, -1), _conductances(xbar.r_row_segments).ravel()
+    col = (v_bottom[:, :-1, :] - v_bottom[:, 1:, :]).reshape(k, -1), _conductances(xbar.r_col_segments).ravel()
+    return row, col
+
+
+def solution_power(xbar: Crossbar, res: SolveResult) -> ReadPower:
+    """Read power (W) from a solution with node voltages (``solve(..., full=True)``).
+
+    Works for linear and nonlinear arrays alike: the wire, driver and sense terms are
+    ``g * dv**2`` of the node voltages and the source power is
+    ``sum_i V_i * sum_j I_cell(i, j)``.  The cell term is ``sum I_cell * (v_top - v_bottom)``
+    plus, for a transistor with bulk junctions (bulk at 0 V), ``sum (j_M + j_B) * v_bottom``:
+    the junction currents ``j`` leave the cell to ground, so the column wire receives
+    ``I_cell - j_M - j_B`` at ``v_bottom``.
+
+    Parameters
+    ----------
+    xbar : Crossbar
+        The array that was solved.
+    res : SolveResult
+        Its solution, with ``v_top``, ``v_bottom`` and ``cell_currents``.
+    """
+    if res.v_top is None or res.cell_currents is None:
+        raise ValueError("solution_power needs node voltages and cell currents: solve with full=True")
+    V, vt, vb, ic = res.inputs, res.v_top, res.v_bottom, res.cell_currents
+    (row, g_row), (col, g_col) = _wire_drops(xbar, vt, vb)
+    (drv, g_drv), (sns, g_sns) = _terminal_drops(xbar, V, vt, vb)
+    cells = np.einsum("kij,kij->k", ic, vt - vb)
+    tr = xbar.transistor
+    if tr is not None and res.v_mid is not None and not tr.is_linear:
+        from ._kernels import junction_currents
+
+        leak = junction_currents(tr.junction_kernel, np.ascontiguousarray(res.v_mid), np.ascontiguousarray(vb),
+                                 np.asarray(tr.parameters(), dtype=np.float64))
+        cells = cells + np.einsum("kij,kij->k", leak, vb)
+    return ReadPower(
+        total=np.einsum("ki,kij->k", V, ic),
+        cells=cells,
+        row_wires=row**2 @ g_row,
+        column_wires=col**2 @ g_col,
+        drivers=drv**2 @ g_drv,
+        sense=sns**2 @ g_sns,
+    )
+
+
+def _gram(drops: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``sum_e g_e a_e a_e^T`` for the columns ``a_e`` of ``drops`` (m, E), in blocks."""
+    m = drops.shape[0]
+    P = np.zeros((m, m))
+    step = max(1, (1 << 22) // max(m, 1))  # ~32 MB per block
+    for s in range(0, drops.shape[1], step):
+        B = drops[:, s:s + step] * np.sqrt(g[s:s + step])
+        P += B @ B.T
+    return P
+
+
+def power_matrices(xbar: Crossbar) -> dict[str, np.ndarray]:
+    """The quadratic forms (S) of a linear crossbar's read power: ``p = V @ P[term] @ V``.
+
+    Keys ``"total"`` and :data:`TERMS`; each value is a symmetric read-only (m, m) array.
+    Computed once from the node voltages of the m unit inputs (one solve with m right-hand
+    sides, then ``O(m^3 n)`` work; about 0.7 GB of temporaries for 576 x 64) and cached on
+    the crossbar.
+
+    Parameters
+    ----------
+    xbar : Crossbar
+        A linear array.
+    """
+    P = xbar._cache.get(_CACHE_KEY)
+    if P is not None:
+        return P
+    if not xbar.is_linear:
+        raise TypeError("power_matrices needs a linear crossbar; a nonlinear array's power is not a quadratic form "
+                        "(read_power solves it per vector)")
+    from ..solve import solve
+
+    m = xbar.m
+    res = solve(xbar, np.eye(m), full=True)
+    vt, vb = res.v_top, res.v_bottom
+    g_cell = xbar.cell_conductance()
+    (row, g_row), (col, g_col) = _wire_drops(xbar, vt, vb)
+    (drv, g_drv), (sns, g_sns) = _terminal_drops(xbar, np.eye(m), vt, vb)
+    J = np.einsum("kij,ij->ki", vt - vb, g_cell)  # row currents of the unit inputs
+    P = {
+        "total": 0.5 * (J + J.T),
+        "cells": _gram((vt - vb).reshape(m, -1), g_cell.ravel()),
+        "row_wires": _gram(row, g_row),
+        "column_wires": _gram(col, g_col),
+        "drivers": _gram(drv, g_drv),
+        "sense": _gram(sns, g_sns),
+    }
+    for a in P.values():
+        a.setflags(write=False)
+    xbar._cache[_CACHE_KEY] = P
+    return P
+
+
+Method = Literal["auto", "forms", "solve"]
+
+
+def uses_forms(xbar: Crossbar, batch: int, method: Method = "auto") -> bool:
+    """Whether :func:`read_power` evaluates ``batch`` vectors by the cached quadratic forms
+    (linear arrays: when they are cached or ``batch >= m``, where they cost less than a
+    nodal solve per vector) rather than by solving every vector."""
+    if method not in ("auto", "forms", "solve"):
+        raise ValueError(f"method must be 'auto', 'forms' or 'solve'; got {method!r}")
+    if not xbar.is_linear or method == "solve":
+        return False
+    return method == "forms" or _CACHE_KEY in xbar._cache or batch >= xbar.m
+
+
+def read_power(xbar: Crossbar, V, *, method: Method = "auto", rtol: float = 1e-10) -> ReadPower:
+    """Exact power of reading a crossbar with input vectors ``V``, split by where it goes.
+
+    Parameters
+    ----------
+    xbar : Crossbar
+        The array (any drive/sense option, linear or nonlinear).
+    V : array_like, shape (m,) or (batch, m)
+        Source voltages (V).
+    method : {"auto", "forms", "solve"}
+        Linear arrays: ``"forms"`` evaluates the cached quadratic forms
+        (:func:`power_matrices`, built on first use), ``"solve"`` solves every vector
+        (``solve(..., full=True)``) and evaluates :func:`solution_power`; ``"auto"`` uses
+        the forms when they are cached or the batch has at least m vectors.  Nonlinear
+        arrays are always solved.
+    rtol : float
+        Relative tolerance of the Newton solve of a nonlinear array (ignored for a linear
+        one, which is exact to round-off).
+
+    Returns
+    -------
+    ReadPower
+        ``total``, ``cells``, ``row_wires``, ``column_wires``, ``drivers``, ``sense`` in
+        watts, shape (batch,) each.
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsolve as xs
+    >>> from xbarsolve.cost import read_power
+    >>> xbar = xs.Crossbar(np.full((16, 8), 30e-6), r_row=1.0, r_col=1.0)
+    >>> p = read_power(xbar, np.full(16, 0.2))
+    >>> bool(abs(p.total[0] - p.dissipated[0]) <= 1e-12 * p.total[0])
+    True
+    """
+    from ..solve import as_batch, solve
+
+    V = as_batch(xbar, V)
+    if not uses_forms(xbar, V.shape[0], method):
+        if xbar.is_linear:
+            return solution_power(xbar, solve(xbar, V, full=True))
+        return solution_power(xbar, solve(xbar, V, full=True, rtol=rtol))
+    P = power_matrices(xbar)
+    with one_blas_thread():
+        return ReadPower(**{k: ((V @ P[k]) * V).sum(axis=1) for k in ("total", *TERMS)})
