@@ -12,6 +12,7 @@ from ..results import SolveResult
 from . import _memory
 from .linear import Factorization, factorize
 from .options import NewtonOptions
+from ..topology import topology
 from .sparse import solve_sparse
 
 __all__ = ["solve", "transfer_matrix", "factorize", "Factorization", "as_batch", "NewtonOptions"]
@@ -20,15 +21,20 @@ Method = Literal["auto", "transfer", "block", "sparse"]
 
 
 def as_batch(xbar: Crossbar, V, name: str = "V") -> np.ndarray:
-    """Validate inputs (V) and return them as a float64 (batch, m) array."""
+    """Validate inputs (V; bits in scheme B) and return them as a float64 (batch, n_inputs) array."""
+    from ..topology import topology
+
     arr = np.asarray(V, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] != xbar.m:
-        raise ValueError(f"{name} must have shape ({xbar.m},) or (batch, {xbar.m}) volts for a {xbar.m}x{xbar.n} array; got shape {np.shape(V)}")
+    k = xbar.n_inputs
+    if arr.ndim != 2 or arr.shape[1] != k:
+        what = "volts" if xbar.scheme == "A" else "bits (scheme B)" if xbar.scheme == "B" else "volts, one per row pair (scheme C)"
+        raise ValueError(f"{name} must have shape ({k},) or (batch, {k}) {what} for a {xbar.m}x{xbar.n} array; got shape {np.shape(V)}")
     if not np.isfinite(arr).all():
         idx = tuple(int(k) for k in np.argwhere(~np.isfinite(arr))[0])
         raise ValueError(f"{name} must be finite; {name}{list(idx)} = {float(arr[idx])!r}")
+    topology(xbar).check_inputs(arr, name)
     return np.ascontiguousarray(arr)
 
 
@@ -54,8 +60,11 @@ def transfer_matrix(xbar: Crossbar) -> np.ndarray:
     if T is None:
         if not xbar.is_linear:
             raise TypeError("transfer_matrix needs a linear crossbar; a nonlinear array has no transfer matrix")
-        if xbar.has_zero_resistance:
-            T = solve_sparse(xbar, np.eye(xbar.m)).currents
+        if xbar.scheme == "B":
+            raise ValueError("scheme 'B' has no transfer matrix: its input bits switch cells on and off, so the "
+                             "column currents are not a linear map of the inputs (solve each bit vector with xs.solve)")
+        if xbar.has_zero_resistance or xbar.scheme != "A":  # C: linear in V, through the nodal system
+            T = solve_sparse(xbar, np.eye(xbar.n_inputs)).currents
         else:
             p, q = max(xbar.shape), min(xbar.shape)
             _memory.require(_memory.factorization_doubles(p, q) + _memory.transfer_doubles(p, q),
@@ -81,7 +90,7 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
         Linear arrays only (any other value for a nonlinear array is an error).  ``"auto"`` uses the cached transfer matrix, or builds it when
         the batch is at least as large as the block size (when ``V @ T`` costs less than
         a direct block solve), else solves directly; zero resistances always take the
-        exact sparse path.
+        exact sparse path, as do schemes B and C (``method="block"`` refuses them).
     **newton_options
         Nonlinear arrays only: ``options=`` a :class:`NewtonOptions`, or its fields as
         keywords (``iteration=``, ``rtol=``, ...), passed to
@@ -104,7 +113,10 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
         raise TypeError(f"unexpected options for a linear array: {sorted(newton_options)}")
     if method not in ("auto", "transfer", "block", "sparse"):
         raise ValueError(f"method must be 'auto', 'transfer', 'block' or 'sparse'; got {method!r}")
-    if method == "sparse" or (xbar.has_zero_resistance and not (method == "transfer" and not full)):
+    if xbar.scheme != "A" and method == "block":
+        topology(xbar).require_ladder("method='block'")
+    if method == "sparse" or (
+            (xbar.has_zero_resistance or xbar.scheme != "A") and not (method == "transfer" and not full)):
         return solve_sparse(xbar, V, full=full)
     if not full and (
         method == "transfer" or (method == "auto" and ("T" in xbar._cache or V.shape[0] >= min(xbar.shape)))

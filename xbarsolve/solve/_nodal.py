@@ -32,7 +32,7 @@ class Nodal:
         self.xbar = xbar
         tr = xbar.transistor
         self.has_mid = tr is not None and not tr.is_short
-        topo = topology(xbar)
+        topo = self.topo = topology(xbar)
         nodes = self.nodes = topo.nodes(self.has_mid)
         self.T, self.M, self.B, self.N = nodes.T, nodes.M, nodes.B, nodes.n_unknown
         fams = topo.families(nodes)
@@ -45,8 +45,9 @@ class Nodal:
         self.vg = np.zeros(m) if vg is None else np.asarray(vg, dtype=np.float64)
 
     def potentials(self, x: np.ndarray, V: np.ndarray) -> np.ndarray:
-        """Potential (V) of every node of :attr:`nodes`, fixed ones included."""
-        return np.concatenate([x, V, [0.0]])[self.index]
+        """Potential (V) of every node of :attr:`nodes`, fixed ones included, for the
+        input vector ``V`` (n_inputs,)."""
+        return np.concatenate([x, self.topo.source_values(V)[0], [0.0]])[self.index]
 
     def unknowns(self, v_top: np.ndarray, v_mid: np.ndarray | None, v_bottom: np.ndarray) -> np.ndarray:
         """``x`` from node potentials (V), each (m, n)."""
@@ -84,12 +85,22 @@ class Nodal:
         G = xbar.G.ravel()
         v = xa[T] - xa[Mid]
         i_mem, g_mem = xbar.device.current(v, G), xbar.device.didv(v, G)
+        # scheme B: a 0 bit opens its row's cells; a cell with a middle node keeps its
+        # memristor (M then sits at T) and opens its transistor, a Level1 by its 0 V gate
+        on = self.topo.rows_on(V)
+        on = None if on is None else np.repeat(on[0], xbar.n)
+        if on is not None and not self.has_mid:
+            i_mem, g_mem = i_mem * on, g_mem * on
         stamp(T, Mid, i_mem, g_mem, -g_mem)
         cells = {"v_mem": v, "G": G, "i_col": i_mem}
         if self.has_mid:
             tr = xbar.transistor
             vg = np.repeat(self.vg, xbar.n)
+            if on is not None and tr.gate_voltages(xbar.m) is not None:
+                vg = vg * on
             i, gd, gs = tr.ids(xa[Mid], xa[B], vg)
+            if on is not None and tr.gate_voltages(xbar.m) is None:  # no gate: an open switch
+                i, gd, gs = i * on, gd * on, gs * on
             stamp(Mid, B, i, gd, gs)
             for node in (Mid, B):  # junction leakage into the grounded bulk
                 j, gj = tr.junction(xa[node])
@@ -116,7 +127,7 @@ def solve_merged(xbar: Crossbar, V: np.ndarray, vtol: np.ndarray, itol: np.ndarr
     net = xbar._cache.get("nodal")
     if net is None:
         net = xbar._cache["nodal"] = Nodal(xbar)
-    k, n = V.shape[0], xbar.n
+    k, n = V.shape[0], xbar.n  # V: (k, n_inputs)
     currents = np.full((k, n), np.nan)
     X = np.zeros((k, net.nu))
     converged = np.zeros(k, dtype=bool)
