@@ -246,8 +246,8 @@ def _solve_merged(xbar: Crossbar, V: np.ndarray, full: bool, opts: NewtonOptions
     from ._nodal import solve_merged
 
     if opts.iteration not in ("auto", "newton"):
-        raise ValueError(f"iteration={opts.iteration!r} needs scheme 'A' with every wire, driver and sense resistance "
-                         "> 0 ohm (the ladder form); an array with 0-ohm branches or of scheme 'B'/'C' is solved by "
+        raise ValueError(f"iteration={opts.iteration!r} needs every wire, driver and sense resistance > 0 ohm and "
+                         "scheme 'A' (the ladder form); an array with 0-ohm branches or of scheme 'B'/'C' is solved by "
                          "exact Newton on its merged nodal system (iteration='auto' or 'newton')")
     vtol_k, itol_k = opts.tolerances(V)
     currents, X, converged, iterations, residual, reasons, net = solve_merged(

@@ -22,7 +22,8 @@ __all__ = ["solve_sparse", "branches"]
 
 
 def branches(xbar: Crossbar) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Two-terminal branches of a linear crossbar (:meth:`xbarsolve.topology.Topology.branches`).
+    """Two-terminal branches of a linear crossbar (:meth:`xbarsolve.topology.Topology.branches`),
+    every cell on (scheme B: every input bit 1).
 
     Node numbering (:meth:`~xbarsolve.topology.Topology.nodes`): ``T(i, j) = i n + j``,
     ``B(i, j) = m n + i n + j``, source ``i`` at ``2 m n + i`` and ground at ``2 m n + m``.
@@ -69,8 +70,8 @@ def solve_sparse(xbar: Crossbar, V: np.ndarray, full: bool = False) -> SolveResu
     u = np.concatenate([topo.source_values(V), np.zeros((V.shape[0], 1))], axis=1)  # fixed potentials (k, n_fixed)
     v_top, v_bottom = np.zeros((V.shape[0], m, n)), np.zeros((V.shape[0], m, n))
     for sel, row in groups:
-        g = g_cell if row is None else g_cell * row[:, None]
-        v_top[sel], v_bottom[sel] = _node_voltages(topo, nodes, g, u[sel])
+        abr = branches(xbar)[:3] if row is None else topo.branches(g_cell * row[:, None], nodes)
+        v_top[sel], v_bottom[sel] = _node_voltages(nodes, *abr, u[sel])
     cells_g = g_cell if on is None else g_cell[None] * on[:, :, None]
     cell = cells_g * (v_top - v_bottom)
     # By KCL the column wire j receives current only from its cells, so the total
@@ -81,11 +82,9 @@ def solve_sparse(xbar: Crossbar, V: np.ndarray, full: bool = False) -> SolveResu
     return _with_cells(xbar, V, currents, v_top, v_bottom, "sparse", cell=cell)
 
 
-def _node_voltages(topo, nodes, g_cell: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Potentials (V) of every cell's top and bottom node, (k, m, n) each, for cell
-    conductances ``g_cell`` (S) and the fixed potentials ``u`` (k, n_fixed)."""
-    m, n = topo.m, topo.n
-    a, b, r = topo.branches(g_cell, nodes)
+def _node_voltages(nodes, a, b, r, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Potentials (V) of every cell's top and bottom node, (k, m, n) each, for the
+    branches ``a``, ``b``, ``r`` (ohm) and the fixed potentials ``u`` (k, n_fixed)."""
     index, nu = merge_zero_branches(a, b, r, nodes)  # the nodes 0-ohm branches join are one
     n_fixed = nodes.n_nodes - nodes.n_unknown
     n_idx = nu + n_fixed  # unknowns, then the fixed potentials [sources..., 0]
