@@ -101,6 +101,11 @@ class Nodal:
             i, gd, gs = tr.ids(xa[Mid], xa[B], vg)
             if on is not None and tr.gate_voltages(xbar.m) is None:  # no gate: an open switch
                 i, gd, gs = i * on, gd * on, gs * on
+                # its middle node then hangs on the memristor alone and sits at T; a 1 S tie to T
+                # carries no current at the solution and keeps an open memristor (G = 0) from floating
+                off = on == 0
+                g1 = np.ones(int(off.sum()))
+                stamp(T[off], Mid[off], xa[T[off]] - xa[Mid[off]], g1, -g1)
             stamp(Mid, B, i, gd, gs)
             for node in (Mid, B):  # junction leakage into the grounded bulk
                 j, gj = tr.junction(xa[node])
