@@ -42,6 +42,7 @@ class Nodal:
         self.families = [dataclasses.replace(f, a=f.a[f.r > 0], b=f.b[f.r > 0], r=f.r[f.r > 0]) for f in fams]
         m = xbar.m
         vg = tr.gate_voltages(m) if tr is not None else None
+        self.gated = vg is not None  # scheme B: the bits switch the gates, else the cells
         self.vg = np.zeros(m) if vg is None else np.asarray(vg, dtype=np.float64)
 
     def potentials(self, x: np.ndarray, V: np.ndarray) -> np.ndarray:
@@ -96,10 +97,10 @@ class Nodal:
         if self.has_mid:
             tr = xbar.transistor
             vg = np.repeat(self.vg, xbar.n)
-            if on is not None and tr.gate_voltages(xbar.m) is not None:
+            if on is not None and self.gated:
                 vg = vg * on
             i, gd, gs = tr.ids(xa[Mid], xa[B], vg)
-            if on is not None and tr.gate_voltages(xbar.m) is None:  # no gate: an open switch
+            if on is not None and not self.gated:  # no gate: an open switch
                 i, gd, gs = i * on, gd * on, gs * on
                 # its middle node then hangs on the memristor alone and sits at T; a 1 S tie to T
                 # carries no current at the solution and keeps an open memristor (G = 0) from floating

@@ -249,7 +249,7 @@ def _solve_merged(xbar: Crossbar, V: np.ndarray, full: bool, opts: NewtonOptions
         raise ValueError(f"iteration={opts.iteration!r} needs every wire, driver and sense resistance > 0 ohm and "
                          "scheme 'A' (the ladder form); an array with 0-ohm branches or of scheme 'B'/'C' is solved by "
                          "exact Newton on its merged nodal system (iteration='auto' or 'newton')")
-    vtol_k, itol_k = opts.tolerances(V)
+    vtol_k, itol_k = opts.tolerances(topology(xbar).source_values(V))  # relative to the source potentials (B: v_read)
     currents, X, converged, iterations, residual, reasons, net = solve_merged(
         xbar, V, vtol_k, itol_k, opts.max_iterations, opts.callback)
     _check_converged(xbar, opts, converged, iterations, residual, vtol_k, reasons, "exact Newton did not converge")

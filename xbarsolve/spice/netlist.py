@@ -281,8 +281,7 @@ def build_deck(
     # supply; C one per row pair, its -V row through an ideal inverting VCVS.
     k_in = xbar.n_inputs
     sources = tuple(f"vin_{i}" for i in range(k_in))
-    inputs = [node(f"inp_{i}") if topo.scheme == "C" else f"in_{i}" if topo.scheme == "B" else node(f"in_{i}")
-              for i in range(k_in)]
+    inputs = [node(f"inp_{i}" if topo.scheme == "C" else f"in_{i}") for i in range(k_in)]
     source_lines = [f"{sources[i]} {inputs[i]} 0 dc {_num(V[0, i])}" for i in range(k_in)]
     if topo.scheme == "B":
         source_lines.append(f"vsup {node('sup')} 0 dc {_num(topo.v_read)}")
@@ -315,8 +314,8 @@ def build_deck(
             source_lines += [f"vgate_{i} g_{i} 0 dc {_num(gates[i])}" for i in range(m)]
             gate_node = [f"g_{i}" for i in range(m)]
     G = xbar.G
-    names = _node_names(topo, topo.nodes())
     nodes = topo.nodes()
+    names = _node_names(topo, nodes)
     top = np.array([[node(names[nodes.T[i, j]]) for j in range(n)] for i in range(m)], dtype=object)
     bottom = np.array([[node(names[nodes.B[i, j]]) for j in range(n)] for i in range(m)], dtype=object)
     mid = None if transistor is None else np.full((m, n), "", dtype=object)
