@@ -301,7 +301,9 @@ def test_scheme_c_pairs_cancel(rng):
     np.testing.assert_array_equal(full.v_bottom[:, 0::2], full.v_bottom[:, 1::2])
 
 
-def test_scheme_inputs_and_refusals_are_clear(rng):
+def test_scheme_inputs_and_refusals_are_clear(rng, tmp_path):
+    from xbarsolve.validation.sensitivity import column_current_sensitivities
+
     G = np.full((4, 3), 2e-5)
     with pytest.raises(ValueError, match="scheme must be one of"):
         xs.Crossbar(G, scheme="D")
@@ -329,6 +331,11 @@ def test_scheme_inputs_and_refusals_are_clear(rng):
             xs.factorize(xbar)
         with pytest.raises(ValueError, match="xs.convert takes scheme 'A' only"):
             xs.convert(xbar, 0.1)
+        with pytest.raises(ValueError, match="column_current_sensitivities takes scheme 'A' only"):
+            column_current_sensitivities(xbar, np.ones(xbar.n_inputs))
+        with pytest.raises(ValueError, match=f"saving scheme '{xbar.scheme}' crossbars is not supported"):
+            xs.save(tmp_path / "x.h5", crossbar=xbar)
+        assert not (tmp_path / "x.h5").exists()
         with pytest.raises(ValueError, match="iteration='lines' needs .*scheme 'A'"):
             xs.solve(dataclasses.replace(xbar, device=xs.devices.Sinh()), np.ones(xbar.n_inputs), iteration="lines")
 

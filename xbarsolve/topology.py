@@ -87,7 +87,7 @@ class Terminal:
         One-letter name of the end (``l``, ``r``, ``t``, ``b``), used in netlists.
     index : int
         Position of the end node along its line: 0 or -1 (the column of a driven top node,
-        the row of a sensed bottom node).
+        the row of a sensed bottom node or of scheme B's supplied top node).
     r, g : ndarray
         Resistance (ohm) and conductance (S) of each line's terminal, shape (m,) or (n,).
     """

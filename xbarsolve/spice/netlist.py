@@ -97,9 +97,10 @@ class Deck:
     mid : ndarray of str, shape (m, n), or None
         Node name of ``M(i, j)``; ``""`` for open cells (G == 0); None for a 1R array.
     inputs : tuple of str
-        Node name of each row's source node (``in_i``).
+        Node name of each input's source node (``in_i``; scheme B: the node of bit ``i``;
+        scheme C: ``inp_p``, the ``+V`` row of pair ``p``).
     sources : tuple of str
-        Name of each row's input source (``vin_i``).
+        Name of each input's source (``vin_i``), the ones ``alter`` sets.
     sense : tuple of (int, str)
         ``(column, ammeter name)`` of every 0-V sense source in the deck.
     """
