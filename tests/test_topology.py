@@ -346,15 +346,16 @@ def test_scheme_decks_name_their_sources(rng):
 
     b = _scheme_array(rng, "B", xs.devices.Sinh(), xs.transistors.Level1(v_gate=2.5))
     deck = write_netlist(b, np.array([1, 0, 1, 1, 0, 1.0]), analysis="op").splitlines()
-    for needle in ("vin_1 in_1 0 dc 0.0", "vsup sup 0 dc 0.3", "egate_1 g_1 0 in_1 0 2.5"):
+    for needle in ("vin_1 in_1 0 dc 0.0", "vsup_0 sup_0 0 dc 0.3", "egate_1 g_1 0 in_1 0 2.5"):
         assert needle in deck, needle
-    assert any(line.startswith("rsupin_t_3 sup t_0_3 ") for line in deck)
+    assert any(line.startswith("rsupin_t_3 sup_0 t_0_3 ") for line in deck)
     assert any(line.startswith("rsup_2_3 t_2_3 t_3_3 ") for line in deck)
     assert not any(line.startswith(("rrow_", "rin_")) for line in deck)
     c = _scheme_array(rng, "C")
     deck = write_netlist(c, np.array([0.1, -0.2, 0.3]), analysis="op").splitlines()
-    for needle in ("vin_1 inp_1 0 dc -0.2", "eneg_1 inn_1 0 inp_1 0 -1"):
+    for needle in ("vin_1 in_1 0 dc -0.2", "einn_1 inn_1 0 in_1 0 -1.0"):
         assert needle in deck, needle
+    assert any(line.startswith("rin_l_2 in_1 t_2_0 ") for line in deck)
     assert any(line.startswith("rin_l_3 inn_1 t_3_0 ") for line in deck)
     assert any(line.startswith("Rmem_3_2 t_3_2 b_1_2 ") for line in deck)  # row 3 = the -V row of pair 1
     switch = _scheme_array(rng, "B", transistor=xs.transistors.Switch())

@@ -232,16 +232,32 @@ class Topology:
         """Nodes along each column wire: m, or m/2 in scheme C (two rows share one)."""
         return self.m // 2 if self.scheme == "C" else self.m
 
-    def source_values(self, V: np.ndarray) -> np.ndarray:
-        """The potentials (V) of the source nodes (:attr:`Nodes.src`) for inputs ``V``,
-        (k, n_inputs) -> (k, n_sources): A the row voltages, B ``v_read``, C ``+V_i`` on
-        row ``2 i`` and ``-V_i`` on row ``2 i + 1``."""
-        V = np.atleast_2d(np.asarray(V, dtype=np.float64))
+    def source_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """How the inputs set the source nodes (:attr:`Nodes.src`): source ``s`` sits at
+        ``gain[s] * V[input[s]] + offset[s]`` (V), ``input[s] = -1`` for a constant.  A:
+        row ``i`` at ``V_i``; B: one supply at ``v_read``; C: row ``2 i`` at ``+V_i``, row
+        ``2 i + 1`` at ``-V_i``."""
+        m = self.m
         if self.scheme == "B":
-            return np.full((V.shape[0], 1), self.v_read)
+            return np.array([-1]), np.array([0.0]), np.array([self.v_read])
         if self.scheme == "C":
-            return np.stack([V, -V], axis=2).reshape(V.shape[0], self.m)
-        return V
+            return np.repeat(np.arange(m // 2), 2), np.tile([1.0, -1.0], m // 2), np.zeros(m)
+        return np.arange(m), np.ones(m), np.zeros(m)
+
+    def source_values(self, V: np.ndarray) -> np.ndarray:
+        """The potentials (V) of the source nodes for inputs ``V``, (k, n_inputs) ->
+        (k, n_sources), by :meth:`source_map`."""
+        V = np.atleast_2d(np.asarray(V, dtype=np.float64))
+        inp, gain, offset = self.source_map()
+        return np.where(inp >= 0, gain * V[:, np.maximum(inp, 0)], 0.0) + offset
+
+    @property
+    def description(self) -> str:
+        """One line on what the scheme's inputs drive (netlists print it)."""
+        return {"A": "A: the inputs are the row voltages",
+                "B": "B: the inputs are bits on the access transistors' gates; supply lines at v_read run along the "
+                     "columns, driven at their top ends",
+                "C": "C: interleaved pairs, row 2p at +V_p and row 2p+1 at -V_p, sharing their column nodes"}[self.scheme]
 
     def rows_on(self, V: np.ndarray) -> np.ndarray | None:
         """Scheme B: which rows' cells the input bits ``V`` (k, m) switch on (bool);

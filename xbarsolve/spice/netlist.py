@@ -98,7 +98,7 @@ class Deck:
         Node name of ``M(i, j)``; ``""`` for open cells (G == 0); None for a 1R array.
     inputs : tuple of str
         Node name of each input's source node (``in_i``; scheme B: the node of bit ``i``;
-        scheme C: ``inp_p``, the ``+V`` row of pair ``p``).
+        scheme C: the ``+V`` row of pair ``i``).
     sources : tuple of str
         Name of each input's source (``vin_i``), the ones ``alter`` sets.
     sense : tuple of (int, str)
@@ -135,7 +135,7 @@ class _Merger:
 
     @staticmethod
     def _rank(name: str) -> tuple[int, str]:
-        return (0 if name.startswith(("in_", "inp_", "inn_")) or name == "sup" else 1 if name.startswith("s_") else 2, name)
+        return (0 if name.startswith(_SOURCE_PREFIXES) else 1 if name.startswith("s_") else 2, name)
 
     def find(self, x: str) -> str:
         root = x
@@ -177,22 +177,28 @@ _SECTIONS = {
 }
 
 
+#: Name prefixes of the source nodes (:func:`_source_name`).
+_SOURCE_PREFIXES = ("in_", "inn_", "ing_", "sup_")
+
+
+def _source_name(s: int, inp: int, gain: float) -> str:
+    """Node name of source ``s`` of :meth:`Topology.source_map`: ``in_i`` at input ``i``,
+    ``inn_i`` at ``-V_i``, ``ing_s`` at another multiple, ``sup_s`` at a constant."""
+    if inp < 0:
+        return f"sup_{s}"
+    return f"in_{inp}" if gain == 1 else f"inn_{inp}" if gain == -1 else f"ing_{s}"
+
+
 def _node_names(topo, nodes) -> np.ndarray:
     """ngspice name of every node of ``nodes`` (before merging): ``t_i_j``, ``m_i_j``,
     ``b_l_j`` (``l`` the column wire's node, the row pair in scheme C), the sources
-    (``in_i``; B: ``sup``; C: ``inp_p`` / ``inn_p`` for rows ``2p`` / ``2p+1``), ground ``0``."""
+    (:func:`_source_name`), ground ``0``."""
     names = np.empty(nodes.n_nodes, dtype=object)
     for arr, prefix in ((nodes.T, "t"), (nodes.M, "m"), (nodes.lines, "b")):
         if arr is not None:
             for (i, j), k in np.ndenumerate(arr):
                 names[k] = f"{prefix}_{i}_{j}"
-    if topo.scheme == "B":
-        src = ["sup"]
-    elif topo.scheme == "C":
-        src = [f"in{'pn'[r % 2]}_{r // 2}" for r in range(topo.m)]
-    else:
-        src = [f"in_{i}" for i in range(topo.m)]
-    names[nodes.src] = src
+    names[nodes.src] = [_source_name(s, *sg) for s, sg in enumerate(zip(*topo.source_map()[:2]))]
     names[nodes.gnd] = "0"
     return names
 
@@ -278,16 +284,18 @@ def build_deck(
             sense.append((j, f"vsense_{end}_{j}"))
             lines["sense"].append(f"vsense_{end}_{j} {s} 0 0")
 
-    # Input sources: A one per row; B one per bit (its node drives the gates) and the
-    # supply; C one per row pair, its -V row through an ideal inverting VCVS.
+    # Input sources: vin_i sets input i at in_i; the other source nodes of the topology
+    # follow it through ideal VCVSs (gain != 1) or sit at constants.
     k_in = xbar.n_inputs
     sources = tuple(f"vin_{i}" for i in range(k_in))
-    inputs = [node(f"inp_{i}" if topo.scheme == "C" else f"in_{i}") for i in range(k_in)]
+    inputs = [node(f"in_{i}") for i in range(k_in)]
     source_lines = [f"{sources[i]} {inputs[i]} 0 dc {_num(V[0, i])}" for i in range(k_in)]
-    if topo.scheme == "B":
-        source_lines.append(f"vsup {node('sup')} 0 dc {_num(topo.v_read)}")
-    elif topo.scheme == "C":
-        source_lines += [f"eneg_{p} {node(f'inn_{p}')} 0 {inputs[p]} 0 -1" for p in range(k_in)]
+    for s_, (inp, gain, offset) in enumerate(zip(*topo.source_map())):
+        name = _source_name(s_, int(inp), float(gain))
+        if inp < 0:
+            source_lines.append(f"v{name} {node(name)} 0 dc {_num(offset)}")
+        elif gain != 1:
+            source_lines.append(f"e{name} {node(name)} 0 {inputs[inp]} 0 {_num(gain)}")
 
     # Cells, through the model protocol only.
     device, transistor = xbar.device, xbar.transistor
@@ -367,7 +375,7 @@ def build_deck(
         options=".options " + " ".join(f"{k}={_num(v) if isinstance(v, float) else v}" for k, v in opts.items()),
         preamble="\n".join(["* ---- models", *preamble]) if preamble else "* ---- models: none",
         sources="\n".join(source_lines),
-        scheme=_SCHEME_TEXT[topo.scheme],
+        scheme=topo.description,
         drivers="\n".join(lines["drivers"]),
         rows="\n".join(lines["rows"]) or "* (none: one column)",
         columns="\n".join(lines["columns"]) or "* (none: one row)",
@@ -380,17 +388,6 @@ def build_deck(
         text=text, top=top, bottom=bottom, mid=mid,
         inputs=tuple(inputs), sources=sources, sense=tuple(sense),
     )
-
-
-#: The template's description of each scheme's sources and lines.
-_SCHEME_TEXT = {
-    "A": "A (row inputs: vin_i drives row i)",
-    "B": ("B (bit inputs on the gates: vin_i sets bit i at in_i, egate_i puts v_gate * bit on g_i; vsup holds "
-          "the supply lines at v_read; supply line j is t_0_j .. t_m-1_j, driven at t_0_j through rsupin_t_j, "
-          "segments rsup_i_j; cells t_i_j -> b_i_j)"),
-    "C": ("C (interleaved pairs: vin_p drives inp_p = row 2p at +V_p, eneg_p holds inn_p = row 2p+1 at -V_p; "
-          "both rows' cells in column j meet at b_p_j)"),
-}
 
 
 def _save_card(save: Save, inputs: list[str], ammeters: list[str]) -> str:
