@@ -232,6 +232,23 @@ class Topology:
         """Nodes along each column wire: m, or m/2 in scheme C (two rows share one)."""
         return self.m // 2 if self.scheme == "C" else self.m
 
+    @property
+    def is_ladder(self) -> bool:
+        """True when the circuit is the ladder of row and column chains the block solver,
+        the transfer-matrix factorization and the ladder-form Newton take (scheme A)."""
+        return self.scheme == "A"
+
+    @property
+    def inputs_switch_cells(self) -> bool:
+        """True when the inputs switch cells on and off (:meth:`rows_on`; scheme B): the
+        column currents are then no linear map of the inputs."""
+        return self.scheme == "B"
+
+    @property
+    def input_unit(self) -> str:
+        """What one input is, for error messages."""
+        return {"A": "volts", "B": "bits (scheme B)", "C": "volts, one per row pair (scheme C)"}[self.scheme]
+
     def source_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """How the inputs set the source nodes (:attr:`Nodes.src`): source ``s`` sits at
         ``gain[s] * V[input[s]] + offset[s]`` (V), ``input[s] = -1`` for a constant.  A:
@@ -262,7 +279,7 @@ class Topology:
     def rows_on(self, V: np.ndarray) -> np.ndarray | None:
         """Scheme B: which rows' cells the input bits ``V`` (k, m) switch on (bool);
         None for the schemes whose cells are always on."""
-        return None if self.scheme != "B" else np.atleast_2d(V) != 0
+        return np.atleast_2d(V) != 0 if self.inputs_switch_cells else None
 
     def check_inputs(self, V: np.ndarray, name: str = "V") -> None:
         """Raise ValueError unless ``V`` (k, n_inputs) is valid for the scheme (B: bits 0 or 1)."""
@@ -284,7 +301,7 @@ class Topology:
 
     def require_ladder(self, what: str) -> None:
         """Raise ValueError for a scheme the ladder-form solvers cannot take (B, C)."""
-        if self.scheme != "A":
+        if not self.is_ladder:
             raise ValueError(
                 f"{what} takes scheme 'A' only; scheme {self.scheme!r} is not a ladder of row and column chains ("
                 + ("its cells hang between the supply and the summation lines, both parallel to the columns"

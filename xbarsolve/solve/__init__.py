@@ -27,14 +27,14 @@ def as_batch(xbar: Crossbar, V, name: str = "V") -> np.ndarray:
     arr = np.asarray(V, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[None, :]
-    k = xbar.n_inputs
+    k, topo = xbar.n_inputs, topology(xbar)
     if arr.ndim != 2 or arr.shape[1] != k:
-        what = "volts" if xbar.scheme == "A" else "bits (scheme B)" if xbar.scheme == "B" else "volts, one per row pair (scheme C)"
-        raise ValueError(f"{name} must have shape ({k},) or (batch, {k}) {what} for a {xbar.m}x{xbar.n} array; got shape {np.shape(V)}")
+        raise ValueError(f"{name} must have shape ({k},) or (batch, {k}) {topo.input_unit} for a {xbar.m}x{xbar.n} array; "
+                         f"got shape {np.shape(V)}")
     if not np.isfinite(arr).all():
         idx = tuple(int(k) for k in np.argwhere(~np.isfinite(arr))[0])
         raise ValueError(f"{name} must be finite; {name}{list(idx)} = {float(arr[idx])!r}")
-    topology(xbar).check_inputs(arr, name)
+    topo.check_inputs(arr, name)
     return np.ascontiguousarray(arr)
 
 
@@ -60,10 +60,11 @@ def transfer_matrix(xbar: Crossbar) -> np.ndarray:
     if T is None:
         if not xbar.is_linear:
             raise TypeError("transfer_matrix needs a linear crossbar; a nonlinear array has no transfer matrix")
-        if xbar.scheme == "B":
-            raise ValueError("scheme 'B' has no transfer matrix: its input bits switch cells on and off, so the "
+        topo = topology(xbar)
+        if topo.inputs_switch_cells:
+            raise ValueError(f"scheme {xbar.scheme!r} has no transfer matrix: its input bits switch cells on and off, so the "
                              "column currents are not a linear map of the inputs (solve each bit vector with xs.solve)")
-        if xbar.has_zero_resistance or xbar.scheme != "A":  # C: linear in V, through the nodal system
+        if topo.has_zero_resistance or not topo.is_ladder:  # C: linear in V, through the nodal system
             T = solve_sparse(xbar, np.eye(xbar.n_inputs)).currents
         else:
             p, q = max(xbar.shape), min(xbar.shape)
@@ -113,10 +114,11 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
         raise TypeError(f"unexpected options for a linear array: {sorted(newton_options)}")
     if method not in ("auto", "transfer", "block", "sparse"):
         raise ValueError(f"method must be 'auto', 'transfer', 'block' or 'sparse'; got {method!r}")
-    if xbar.scheme != "A" and method == "block":
-        topology(xbar).require_ladder("method='block'")
+    topo = topology(xbar)
+    if method == "block":
+        topo.require_ladder("method='block'")
     if method == "sparse" or (
-            (xbar.has_zero_resistance or xbar.scheme != "A") and not (method == "transfer" and not full)):
+            (topo.has_zero_resistance or not topo.is_ladder) and not (method == "transfer" and not full)):
         return solve_sparse(xbar, V, full=full)
     if not full and (
         method == "transfer" or (method == "auto" and ("T" in xbar._cache or V.shape[0] >= min(xbar.shape)))

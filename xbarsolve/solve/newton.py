@@ -128,7 +128,7 @@ def solve_newton(
         raise TypeError(f"pass either options= or the keyword options, not both; got options= and {changed}")
     V = np.ascontiguousarray(V, dtype=np.float64)
     topo = topology(xbar)
-    if topo.has_zero_resistance or topo.scheme != "A":
+    if topo.has_zero_resistance or not topo.is_ladder:
         return _solve_merged(xbar, V, full, options)
     net = xbar._cache.get("newton")  # the ladder form, kept like the transfer matrix
     if net is None:
