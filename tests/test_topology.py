@@ -373,3 +373,18 @@ def test_topologies_doc_example_runs():
     assert blocks
     for code in blocks:
         exec(compile(code, "docs/topologies.md", "exec"), {})
+
+
+@pytest.mark.parametrize("scheme", ["A", "B", "C"])
+def test_source_map_sets_the_source_nodes(rng, scheme):
+    """source_values (A: the identity fast path) is the source map: source s at
+    gain[s] V[input[s]] + offset[s]; A row i at V_i, B v_read, C +V_i / -V_i."""
+    xbar = _scheme_array(rng, scheme)
+    topo = topology(xbar)
+    V = _inputs(rng, xbar)
+    inp, gain, offset = topo.source_map()
+    u = np.array([[g * v[i] + o if i >= 0 else o for i, g, o in zip(inp, gain, offset)] for v in V])
+    np.testing.assert_array_equal(topo.source_values(V), u)
+    assert u.shape == (V.shape[0], topo.nodes().src.size)
+    expect = {"A": V, "B": np.full((V.shape[0], 1), 0.3), "C": np.repeat(V, 2, axis=1) * np.tile([1, -1], xbar.n_inputs)}
+    np.testing.assert_array_equal(u, expect[scheme])

@@ -254,17 +254,26 @@ class Topology:
         ``gain[s] * V[input[s]] + offset[s]`` (V), ``input[s] = -1`` for a constant.  A:
         row ``i`` at ``V_i``; B: one supply at ``v_read``; C: row ``2 i`` at ``+V_i``, row
         ``2 i + 1`` at ``-V_i``."""
-        m = self.m
-        if self.scheme == "B":
-            return np.array([-1]), np.array([0.0]), np.array([self.v_read])
-        if self.scheme == "C":
-            return np.repeat(np.arange(m // 2), 2), np.tile([1.0, -1.0], m // 2), np.zeros(m)
-        return np.arange(m), np.ones(m), np.zeros(m)
+        sm = self._cache.get("source_map")
+        if sm is None:
+            m = self.m
+            if self.scheme == "B":
+                sm = np.array([-1]), np.array([0.0]), np.array([self.v_read])
+            elif self.scheme == "C":
+                sm = np.repeat(np.arange(m // 2), 2), np.tile([1.0, -1.0], m // 2), np.zeros(m)
+            else:
+                sm = np.arange(m), np.ones(m), np.zeros(m)
+            for a in sm:
+                a.setflags(write=False)
+            self._cache["source_map"] = sm
+        return sm
 
     def source_values(self, V: np.ndarray) -> np.ndarray:
         """The potentials (V) of the source nodes for inputs ``V``, (k, n_inputs) ->
         (k, n_sources), by :meth:`source_map`."""
         V = np.atleast_2d(np.asarray(V, dtype=np.float64))
+        if self.scheme == "A":  # the identity map (the hot path of the solvers)
+            return V
         inp, gain, offset = self.source_map()
         return np.where(inp >= 0, gain * V[:, np.maximum(inp, 0)], 0.0) + offset
 
