@@ -37,9 +37,9 @@ Three schemes (``Crossbar.scheme``, the array topologies of CrossSim's manual; s
   ``+V_i`` and ``-V_i``; their cells in column ``j`` share the column node
   ``B(2 i, j) = B(2 i + 1, j)``, so the two signs cancel along the column.
 
-A scheme is the node numbering, the branch families, the fixed potentials the inputs set
-(:meth:`Topology.source_values`) and the rows the inputs switch on
-(:meth:`Topology.rows_on`); the nodal solvers read only those.
+A scheme is the node numbering, the branch families, how the inputs set the source nodes
+(:meth:`Topology.source_map`) and the rows the inputs switch on (:meth:`Topology.rows_on`);
+the nodal solvers and the netlist writer read only those.
 
 All quantities are SI: ohms, siemens, volts.  A 0-ohm resistance has an infinite
 conductance here; the solvers that cannot take it check
