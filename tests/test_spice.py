@@ -448,3 +448,52 @@ def test_ammeter_only_deck(require_ngspice, rng, tmp_path):
     assert ".save" not in build_deck(xbar, V).text.replace("* ---- saved", "")
     with pytest.raises(ValueError, match="save must be 'all' or 'currents'; got 'none'"):
         build_deck(xbar, V, save="none")
+
+
+# --------------------------------------------------------------- topologies B and C
+def _scheme_array(rng, scheme, m, n, **kw):
+    """Scheme B or C array; in C the +V rows hold the larger conductances, so that no
+    column current nears zero (the comparison is relative)."""
+    G = rng.uniform(1 / 300e3, 1 / 15e3, (m, n))
+    if scheme == "C":
+        G[0::2] = rng.uniform(1 / 25e3, 1 / 15e3, (m // 2, n))
+        G[1::2] = rng.uniform(1 / 300e3, 1 / 100e3, (m // 2, n))
+    return xs.Crossbar(G, scheme=scheme, **kw)
+
+
+@pytest.mark.parametrize("cells", ["sinh-level1", "linear-level1"])
+def test_scheme_b_gated_cells(require_ngspice, rng, cells):
+    """Topology B with Level1 access transistors: the bits reach the gates through ideal
+    VCVSs, so a batch of bit vectors is one deck; ngspice against our merged-node Newton."""
+    device = xs.devices.Sinh() if cells.startswith("sinh") else xs.devices.Linear()
+    xbar = _scheme_array(rng, "B", 10, 8, r_col=2.0, r_supply=rng.uniform(1.0, 3.0, (9, 8)), r_supply_in=5.0,
+                         v_read=0.3, device=device, transistor=xs.transistors.Level1())
+    bits = rng.integers(0, 2, (3, 10)).astype(float)
+    bits[0] = 1.0
+    bits[:, 0] = 1.0  # every vector switches some row on
+    check_agreement(xbar, bits, xs.spice.solve(xbar, bits, full=True))
+
+
+@pytest.mark.parametrize("transistor", [xs.transistors.Resistor(r_on=2e3), xs.transistors.Switch()],
+                         ids=["resistor", "switch"])
+@pytest.mark.parametrize("device", [xs.devices.Linear(), xs.devices.Sinh()], ids=["linear", "sinh"])
+def test_scheme_b_switched_cells(require_ngspice, rng, transistor, device):
+    """Topology B with gate-less transistors: a 0 bit opens its row's transistors (one
+    deck per bit pattern); linear cells take the sparse path, sinh cells Newton."""
+    xbar = _scheme_array(rng, "B", 9, 7, r_col=1.5, r_supply=2.0, r_supply_in=3.0, v_read=0.25,
+                         device=device, transistor=transistor)
+    for bits in (np.ones(9), np.array([1, 0, 0, 1, 1, 0, 1, 0, 1.0])):
+        check_agreement(xbar, bits[None], xs.spice.solve(xbar, bits, full=True))
+
+
+@pytest.mark.parametrize("device,transistor", [
+    (xs.devices.Linear(), None),
+    (xs.devices.Linear(), xs.transistors.Resistor(r_on=2e3)),
+    (xs.devices.Sinh(), xs.transistors.Level1()),
+], ids=["1r", "resistor", "sinh-level1"])
+def test_scheme_c_interleaved_pairs(require_ngspice, rng, device, transistor):
+    """Topology C: row pairs at +V and -V (an inverting VCVS) sharing their column nodes."""
+    xbar = _scheme_array(rng, "C", 12, 8, r_row=rng.uniform(1.0, 3.0, (12, 7)), r_col=2.0, r_in=3.0, r_out=2.0,
+                         device=device, transistor=transistor)
+    V = rng.uniform(0.05, 0.4, (3, 6))
+    check_agreement(xbar, V, xs.spice.solve(xbar, V, full=True))

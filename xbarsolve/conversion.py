@@ -346,6 +346,7 @@ def convert(
     if on_clip not in ("warn", "raise", "ignore"):
         raise ValueError(f"on_clip must be 'warn', 'raise' or 'ignore'; got {on_clip!r}")
     lo, hi = _check_bounds(g_min, g_max)
+    topology(xbar).require_ladder("xs.convert")  # its equations are those of row inputs on a ladder
     v = _check_signal(xbar, v_conv)
     if int(refine_max_iter) < 1:
         raise ValueError(f"refine_max_iter must be >= 1; got {refine_max_iter!r}")

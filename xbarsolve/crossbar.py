@@ -22,9 +22,13 @@ from typing import Literal
 import numpy as np
 
 from .devices import Device, Linear
+from .reference import V_READ
 from .transistors import Transistor, series_conductance
 
-__all__ = ["Crossbar", "Drive", "Sense"]
+__all__ = ["Crossbar", "Drive", "Sense", "Scheme"]
+
+Scheme = Literal["A", "B", "C"]
+_SCHEMES = ("A", "B", "C")
 
 Drive = Literal["left", "right", "both"]
 Sense = Literal["bottom", "top", "both"]
@@ -69,11 +73,13 @@ class Crossbar:
         nonlinear device this is the state, the conductance at the device's ``v_read``.
     r_row : float or array_like, shape (m, n-1)
         Row wire segment resistances (ohm), >= 0.  Default 1 ohm (docs/model.md section 6).
+        Unused in scheme B (the gate lines carry no current).
     r_col : float or array_like, shape (m-1, n)
-        Column wire segment resistances (ohm), >= 0.
+        Column wire segment resistances (ohm), >= 0; shape (m/2 - 1, n) in scheme C (one
+        column node per differential pair of rows).
     r_in : float or array_like, shape (m,)
         Driver (input) resistance of each row (ohm), >= 0; with ``drive="both"`` each end
-        has its own ``r_in``.
+        has its own ``r_in``.  Unused in scheme B.
     r_out : float or array_like, shape (n,)
         Sense (output) resistance of each column (ohm), >= 0; with ``sense="both"`` each
         end has its own ``r_out``.
@@ -86,6 +92,21 @@ class Crossbar:
         :class:`~xbarsolve.transistors.Resistor` or a nonlinear model.
     device : Device
         Memristor I-V model; :class:`~xbarsolve.devices.Linear` by default.
+    scheme : {"A", "B", "C"}
+        Array topology (CrossSim's topologies; ``docs/topologies.md``).  ``"A"``: the
+        inputs are the row voltages (m of them).  ``"B"``: the inputs are m bits on the
+        access transistors' gates (bit-serial); each column has a supply line parallel to
+        it at ``v_read``, segments ``r_supply``, driven at its top end through
+        ``r_supply_in``; a 0 bit opens its row's cells (a Level1 gate goes to 0 V);
+        ``drive`` must stay ``"left"``.  ``"C"``: interleaved differential pairs, m even:
+        rows ``2 i`` (``+V_i``) and ``2 i + 1`` (``-V_i``) share their column nodes; the
+        inputs are m/2 voltages.
+    v_read : float
+        Scheme B: supply (read) voltage (V), finite; default 0.2 V.
+    r_supply : float or array_like, shape (m-1, n)
+        Scheme B: supply line segment resistances (ohm), >= 0; default 1 ohm.
+    r_supply_in : float or array_like, shape (n,)
+        Scheme B: driver resistance of each column's supply line (ohm), >= 0.
 
     Notes
     -----
@@ -114,6 +135,10 @@ class Crossbar:
     sense: Sense = "bottom"
     transistor: Transistor | None = None
     device: Device = field(default_factory=Linear)
+    scheme: Scheme = "A"
+    v_read: float = V_READ
+    r_supply: float | np.ndarray = 1.0
+    r_supply_in: float | np.ndarray = 1.0
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -130,9 +155,22 @@ class Crossbar:
                 f"G must be finite and >= 0 S; G[{i}, {j}] = {float(G[i, j])!r} ({int(bad.sum())} bad cell(s))"
             )
         m, n = G.shape
+        if self.scheme not in _SCHEMES:
+            raise ValueError(f"scheme must be one of {_SCHEMES}; got {self.scheme!r}")
+        if self.scheme == "C" and m % 2:
+            raise ValueError(f"scheme 'C' pairs rows 2i (+V) and 2i+1 (-V): G needs an even number of rows; got shape {G.shape}")
+        if self.scheme == "B" and self.drive != "left":
+            raise ValueError(f"scheme 'B' drives the supply lines at their top ends and has no row drivers: "
+                             f"leave drive='left'; got {self.drive!r}")
         object.__setattr__(self, "G", _frozen(G))
         object.__setattr__(self, "r_row", _resistance(self.r_row, "r_row", (m, n - 1)))
-        object.__setattr__(self, "r_col", _resistance(self.r_col, "r_col", (m - 1, n)))
+        object.__setattr__(self, "r_col", _resistance(self.r_col, "r_col", (self.m_lines - 1, n)))
+        object.__setattr__(self, "r_supply", _resistance(self.r_supply, "r_supply", (m - 1, n)))
+        object.__setattr__(self, "r_supply_in", _resistance(self.r_supply_in, "r_supply_in", (n,)))
+        v_read = float(self.v_read)
+        if not np.isfinite(v_read):
+            raise ValueError(f"v_read must be a finite voltage (V); got {self.v_read!r}")
+        object.__setattr__(self, "v_read", v_read)
         object.__setattr__(self, "r_in", _resistance(self.r_in, "r_in", (m,)))
         object.__setattr__(self, "r_out", _resistance(self.r_out, "r_out", (n,)))
         if self.drive not in _DRIVES:
@@ -161,6 +199,16 @@ class Crossbar:
         return self.G.shape
 
     @property
+    def m_lines(self) -> int:
+        """Nodes along each column wire: m, or m/2 in scheme C (two rows share one)."""
+        return self.m // 2 if self.scheme == "C" else self.m
+
+    @property
+    def n_inputs(self) -> int:
+        """Entries of one input vector: m row voltages (A), m bits (B), m/2 pair voltages (C)."""
+        return self.m // 2 if self.scheme == "C" else self.m
+
+    @property
     def is_linear(self) -> bool:
         """True when both the memristor and the transistor model are linear."""
         return self.device.is_linear and (self.transistor is None or self.transistor.is_linear)
@@ -173,8 +221,18 @@ class Crossbar:
 
     @property
     def r_col_segments(self) -> np.ndarray:
-        """Column wire resistances as an (m-1, n) array (ohm)."""
-        return np.broadcast_to(np.asarray(self.r_col, dtype=np.float64), (self.m - 1, self.n))
+        """Column wire resistances as an (m_lines-1, n) array (ohm)."""
+        return np.broadcast_to(np.asarray(self.r_col, dtype=np.float64), (self.m_lines - 1, self.n))
+
+    @property
+    def r_supply_segments(self) -> np.ndarray:
+        """Scheme B supply line resistances as an (m-1, n) array (ohm)."""
+        return np.broadcast_to(np.asarray(self.r_supply, dtype=np.float64), (self.m - 1, self.n))
+
+    @property
+    def r_supply_in_columns(self) -> np.ndarray:
+        """Scheme B supply driver resistances as an (n,) array (ohm)."""
+        return np.broadcast_to(np.asarray(self.r_supply_in, dtype=np.float64), (self.n,))
 
     @property
     def r_in_rows(self) -> np.ndarray:
@@ -216,9 +274,13 @@ class Crossbar:
         return series_conductance(self.G, self.transistor)
 
     def ideal_currents(self, V: np.ndarray) -> np.ndarray:
-        """The ideal product ``V @ G`` (A): column currents with every resistance at zero
-        and an ideal (short) transistor, for inputs ``V`` of shape (m,) or (batch, m) in volts."""
-        return np.atleast_2d(np.asarray(V, dtype=np.float64)) @ self.G
+        """The ideal product (A): column currents with every resistance at zero and an
+        ideal (short) transistor, for inputs ``V`` of shape (n_inputs,) or (batch,
+        n_inputs): ``V @ G`` (A, volts), ``v_read x @ G`` (B, bits), ``V @ (G[0::2] -
+        G[1::2])`` (C, volts)."""
+        from .topology import topology
+
+        return topology(self).ideal_currents(V, self.G)
 
     def with_conductances(self, G: np.ndarray) -> "Crossbar":
         """A copy with the same parasitics and models and new conductances ``G`` (S)."""

@@ -66,6 +66,8 @@ def _read(group, name: str, path, expect_units: bool = True):
 
 def write_crossbar(group, xbar: Crossbar) -> None:
     """Write ``xbar`` into an open h5py group (datasets with units, models as JSON)."""
+    if xbar.scheme != "A":  # the format has no fields for the scheme, v_read and the supply lines yet
+        raise ValueError(f"saving scheme {xbar.scheme!r} crossbars is not supported yet (format version 1 stores scheme 'A')")
     for name in ("G", "r_row", "r_col", "r_in", "r_out"):
         _write(group, name, getattr(xbar, name))
     group.attrs["drive"] = xbar.drive

@@ -22,6 +22,25 @@ crossbar and cached on it):
 * conversion and the sensitivities read the :class:`Terminal` families
   (:attr:`Topology.drives`, :attr:`Topology.senses`).
 
+Three schemes (``Crossbar.scheme``, the array topologies of CrossSim's manual; see
+``docs/topologies.md``):
+
+* ``"A"`` (the default, above): the inputs are the row voltages and the rows carry the
+  cell currents.
+* ``"B"``: the inputs are bits on the access transistors' gates (bit-serial, one solve
+  per bit vector).  The gate lines carry no current; every cell hangs between its own
+  node ``T(i, j)`` on the supply line of column ``j`` (parallel to the column, segments
+  ``r_supply``, driven at ``v_read`` through ``r_supply_in`` at its top end ``T(0, j)``)
+  and its column node ``B(i, j)``.  A bit 0 opens the cell (linear transistors) or puts
+  the gate of a :class:`~xbarsolve.transistors.Level1` at 0 V.
+* ``"C"``: interleaved differential pairs.  Rows ``2 i`` and ``2 i + 1`` are driven at
+  ``+V_i`` and ``-V_i``; their cells in column ``j`` share the column node
+  ``B(2 i, j) = B(2 i + 1, j)``, so the two signs cancel along the column.
+
+A scheme is the node numbering, the branch families, how the inputs set the source nodes
+(:meth:`Topology.source_map`) and the rows the inputs switch on (:meth:`Topology.rows_on`);
+the nodal solvers and the netlist writer read only those.
+
 All quantities are SI: ohms, siemens, volts.  A 0-ohm resistance has an infinite
 conductance here; the solvers that cannot take it check
 :attr:`Topology.has_zero_resistance` first.
@@ -37,7 +56,11 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from .crossbar import Crossbar, Drive, Sense
 
-__all__ = ["Topology", "Terminal", "Ladder", "Nodes", "Family", "topology", "nodal_matrices", "merge_zero_branches"]
+__all__ = ["Scheme", "SCHEMES", "Topology", "Terminal", "Ladder", "Nodes", "Family", "topology", "nodal_matrices", "merge_zero_branches"]
+
+
+Scheme = Literal["A", "B", "C"]
+SCHEMES: tuple[str, ...] = ("A", "B", "C")
 
 
 def _conductance(r: np.ndarray) -> np.ndarray:
@@ -54,21 +77,22 @@ class Terminal:
 
     Attributes
     ----------
-    kind : {"drive", "sense"}
+    kind : {"drive", "sense", "supply"}
         Drivers join a row's end node to its source; senses join a column's end node to
-        the virtual ground.
+        the virtual ground; supplies (scheme B) join a supply line's end node to
+        ``v_read``.
     end : {"left", "right", "top", "bottom"}
         Which end of the lines.
     tag : str
         One-letter name of the end (``l``, ``r``, ``t``, ``b``), used in netlists.
     index : int
         Position of the end node along its line: 0 or -1 (the column of a driven top node,
-        the row of a sensed bottom node).
+        the row of a sensed bottom node or of scheme B's supplied top node).
     r, g : ndarray
         Resistance (ohm) and conductance (S) of each line's terminal, shape (m,) or (n,).
     """
 
-    kind: Literal["drive", "sense"]
+    kind: Literal["drive", "sense", "supply"]
     end: Literal["left", "right", "top", "bottom"]
     tag: str
     index: int
@@ -113,34 +137,39 @@ class Nodes:
     """Numbering of the full nodal system.
 
     Unknown nodes first: ``T(i, j) = i n + j``, then the middle nodes ``M`` (when the
-    cells have them), then ``B``; after them the fixed nodes, source ``i`` at
-    ``n_unknown + i`` and the ground at ``n_unknown + m``.
+    cells have them), then the column nodes; after them the fixed nodes, the sources at
+    ``n_unknown + s`` (scheme A: one per row; B: the one supply; C: one per row, ``+V``
+    rows even) and the ground last.  ``T``, ``M``, ``B`` are the nodes of each cell's
+    ends, (m, n); ``lines`` are the column wires' nodes (``B`` itself, except in scheme
+    C where two rows share each column node: ``B = lines[i // 2]``).
     """
 
     T: np.ndarray  # (m, n) int
     M: np.ndarray | None
     B: np.ndarray
-    src: np.ndarray  # (m,)
+    src: np.ndarray  # (n_sources,)
     gnd: int
     n_unknown: int
+    lines: np.ndarray  # (m_lines, n) int
 
     @property
     def n_nodes(self) -> int:
         """All nodes, the m + 1 fixed ones included."""
         return self.gnd + 1
 
-    def potentials(self, x: np.ndarray, V: np.ndarray) -> np.ndarray:
-        """Potentials of every node (V): the unknowns ``x``, the sources ``V``, 0 V ground."""
-        return np.concatenate([x, V, [0.0]])
+    def potentials(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Potentials of every node (V): the unknowns ``x``, the sources ``u``
+        (:meth:`Topology.source_values`), 0 V ground."""
+        return np.concatenate([x, u, [0.0]])
 
 
 @dataclass(frozen=True, eq=False)
 class Family:
     """Resistive branches of one kind: ``name`` (the parameter that sets them: ``r_row``,
-    ``r_col``, ``r_in``, ``r_out``), their end nodes ``a``, ``b`` (1-D) and resistances
+    ``r_col``, ``r_in``, ``r_out``; scheme B: ``r_supply``, ``r_supply_in``), their end nodes ``a``, ``b`` (1-D) and resistances
     ``r`` (ohm); ``terminal`` for the driver and sense families."""
 
-    name: Literal["r_row", "r_col", "r_in", "r_out"]
+    name: Literal["r_row", "r_col", "r_in", "r_out", "r_supply", "r_supply_in"]
     a: np.ndarray
     b: np.ndarray
     r: np.ndarray
@@ -166,9 +195,15 @@ class Topology:
     g_row, g_col : ndarray
         Their conductances (S; ``inf`` for 0 ohm).
     drives : tuple of Terminal
-        The driven row ends, left before right.
+        The driven row ends, left before right (scheme B: the supply lines' top ends).
     senses : tuple of Terminal
         The sensed column ends, bottom before top.
+    scheme : {"A", "B", "C"}
+        The array topology (module docstring).
+    r_supply : ndarray or None
+        Scheme B: the supply lines' segment resistances (ohm), (m-1, n).
+    v_read : float
+        Scheme B: the supply voltage (V).
     """
 
     m: int
@@ -181,14 +216,114 @@ class Topology:
     g_col: np.ndarray
     drives: tuple[Terminal, ...]
     senses: tuple[Terminal, ...]
+    scheme: Scheme = "A"
+    r_supply: np.ndarray | None = None
+    v_read: float = 0.0
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def n_inputs(self) -> int:
+        """Entries of one input vector: m (A: row voltages; B: bits), m/2 (C: one
+        voltage per differential pair of rows)."""
+        return self.m // 2 if self.scheme == "C" else self.m
+
+    @property
+    def m_lines(self) -> int:
+        """Nodes along each column wire: m, or m/2 in scheme C (two rows share one)."""
+        return self.m // 2 if self.scheme == "C" else self.m
+
+    @property
+    def is_ladder(self) -> bool:
+        """True when the circuit is the ladder of row and column chains the block solver,
+        the transfer-matrix factorization and the ladder-form Newton take (scheme A)."""
+        return self.scheme == "A"
+
+    @property
+    def inputs_switch_cells(self) -> bool:
+        """True when the inputs switch cells on and off (:meth:`rows_on`; scheme B): the
+        column currents are then no linear map of the inputs."""
+        return self.scheme == "B"
+
+    @property
+    def input_unit(self) -> str:
+        """What one input is, for error messages."""
+        return {"A": "volts", "B": "bits (scheme B)", "C": "volts, one per row pair (scheme C)"}[self.scheme]
+
+    def source_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """How the inputs set the source nodes (:attr:`Nodes.src`): source ``s`` sits at
+        ``gain[s] * V[input[s]] + offset[s]`` (V), ``input[s] = -1`` for a constant.  A:
+        row ``i`` at ``V_i``; B: one supply at ``v_read``; C: row ``2 i`` at ``+V_i``, row
+        ``2 i + 1`` at ``-V_i``."""
+        sm = self._cache.get("source_map")
+        if sm is None:
+            m = self.m
+            if self.scheme == "B":
+                sm = np.array([-1]), np.array([0.0]), np.array([self.v_read])
+            elif self.scheme == "C":
+                sm = np.repeat(np.arange(m // 2), 2), np.tile([1.0, -1.0], m // 2), np.zeros(m)
+            else:
+                sm = np.arange(m), np.ones(m), np.zeros(m)
+            for a in sm:
+                a.setflags(write=False)
+            self._cache["source_map"] = sm
+        return sm
+
+    def source_values(self, V: np.ndarray) -> np.ndarray:
+        """The potentials (V) of the source nodes for inputs ``V``, (k, n_inputs) ->
+        (k, n_sources), by :meth:`source_map`."""
+        V = np.atleast_2d(np.asarray(V, dtype=np.float64))
+        if self.scheme == "A":  # the identity map (the hot path of the solvers)
+            return V
+        inp, gain, offset = self.source_map()
+        return np.where(inp >= 0, gain * V[:, np.maximum(inp, 0)], 0.0) + offset
+
+    @property
+    def description(self) -> str:
+        """One line on what the scheme's inputs drive (netlists print it)."""
+        return {"A": "A: the inputs are the row voltages",
+                "B": "B: the inputs are bits on the access transistors' gates; supply lines at v_read run along the "
+                     "columns, driven at their top ends",
+                "C": "C: interleaved pairs, row 2p at +V_p and row 2p+1 at -V_p, sharing their column nodes"}[self.scheme]
+
+    def rows_on(self, V: np.ndarray) -> np.ndarray | None:
+        """Scheme B: which rows' cells the input bits ``V`` (k, m) switch on (bool);
+        None for the schemes whose cells are always on."""
+        return np.atleast_2d(V) != 0 if self.inputs_switch_cells else None
+
+    def check_inputs(self, V: np.ndarray, name: str = "V") -> None:
+        """Raise ValueError unless ``V`` (k, n_inputs) is valid for the scheme (B: bits 0 or 1)."""
+        if self.scheme == "B":
+            bad = (V != 0) & (V != 1)
+            if bad.any():
+                idx = tuple(int(k) for k in np.argwhere(bad)[0])
+                raise ValueError(f"{name} must hold input bits 0 or 1 in scheme B (bit-serial inputs on the gates); "
+                                 f"{name}{list(idx)} = {float(V[idx])!r}")
+
+    def ideal_currents(self, V: np.ndarray, G: np.ndarray) -> np.ndarray:
+        """Column currents (A) with every resistance at 0 ohm and ideal transistors."""
+        V = np.atleast_2d(np.asarray(V, dtype=np.float64))
+        if self.scheme == "B":
+            return self.v_read * (V @ G)
+        if self.scheme == "C":
+            return V @ (G[0::2] - G[1::2])
+        return V @ G
+
+    def require_ladder(self, what: str) -> None:
+        """Raise ValueError for a scheme the ladder-form solvers cannot take (B, C)."""
+        if not self.is_ladder:
+            raise ValueError(
+                f"{what} takes scheme 'A' only; scheme {self.scheme!r} is not a ladder of row and column chains ("
+                + ("its cells hang between the supply and the summation lines, both parallel to the columns"
+                   if self.scheme == "B" else "two rows share each column node")
+                + "): xs.solve takes it through the sparse nodal path (linear cells) or exact Newton on the nodal system")
 
     @property
     def has_zero_resistance(self) -> bool:
         """True when any wire, driver or sense resistance in use is exactly 0 ohm."""
         zero = self._cache.get("zero")
         if zero is None:
-            zero = self._cache["zero"] = bool(not self.r_row.all() or not self.r_col.all()
+            wires = (self.r_col,) + ((self.r_supply,) if self.scheme == "B" else (self.r_row,))
+            zero = self._cache["zero"] = bool(not all(w.all() for w in wires)
                                               or not all(t.r.all() for t in self.drives + self.senses))
         return zero
 
@@ -218,6 +353,7 @@ class Topology:
     # ------------------------------------------------------------- ladder form
     def ladder(self, rows_first: bool) -> Ladder:
         """The :class:`Ladder` form with the rows (``True``) or the columns as P chains."""
+        self.require_ladder("the ladder form (block solver, transfer matrix, ladder Newton)")
         key = ("ladder", bool(rows_first))
         lad = self._cache.get(key)
         if lad is None:
@@ -247,25 +383,33 @@ class Topology:
     # ------------------------------------------------------- nodes and branches
     def nodes(self, has_mid: bool = False) -> Nodes:
         """The node numbering of the full nodal system (with middle nodes or without)."""
-        m, n = self.m, self.n
+        m, n, ml = self.m, self.n, self.m_lines
         mn = m * n
         T = np.arange(mn).reshape(m, n)
         M = T + mn if has_mid else None
-        B = T + (2 if has_mid else 1) * mn
-        n_unknown = (3 if has_mid else 2) * mn
-        return Nodes(T, M, B, n_unknown + np.arange(m), n_unknown + m, n_unknown)
+        lines = (2 if has_mid else 1) * mn + np.arange(ml * n).reshape(ml, n)
+        B = np.repeat(lines, 2, axis=0) if self.scheme == "C" else lines
+        n_unknown = (2 if has_mid else 1) * mn + ml * n
+        n_src = 1 if self.scheme == "B" else m
+        return Nodes(T, M, B, n_unknown + np.arange(n_src), n_unknown + n_src, n_unknown, lines)
 
     def families(self, nodes: Nodes) -> list[Family]:
         """The resistive branches (wires, drivers, senses), one :class:`Family` per kind
         and terminal end, numbered by ``nodes``: row wires ``T(i, k) - T(i, k+1)``
-        (row-major), column wires ``B(k, j) - B(k+1, j)`` (row-major), then each driven
-        end (``T(i, end) - source i``) and each sensed end (``B(end, j) - ground``): the
-        first node of a branch is always an unknown."""
-        T, B = nodes.T, nodes.B
-        out = [Family("r_row", T[:, :-1].ravel(), T[:, 1:].ravel(), self.r_row.ravel()),
-               Family("r_col", B[:-1, :].ravel(), B[1:, :].ravel(), self.r_col.ravel())]
-        for t in self.drives:
-            out.append(Family("r_in", T[:, t.index], nodes.src, t.r, t))
+        (row-major; scheme B: the supply segments ``T(k, j) - T(k+1, j)``), column wires
+        ``B(k, j) - B(k+1, j)`` along :attr:`Nodes.lines` (row-major), then each driven
+        end (``T(i, end) - source i``; B: ``T(0, j) - supply``) and each sensed end
+        (``B(end, j) - ground``): the first node of a branch is always an unknown."""
+        T, B = nodes.T, nodes.lines
+        out = [Family("r_col", B[:-1, :].ravel(), B[1:, :].ravel(), self.r_col.ravel())]
+        if self.scheme == "B":  # supply lines along the columns, driven at their top ends
+            out.insert(0, Family("r_supply", T[:-1, :].ravel(), T[1:, :].ravel(), self.r_supply.ravel()))
+            for t in self.drives:
+                out.append(Family("r_supply_in", T[t.index, :], np.full(self.n, nodes.src[0]), t.r, t))
+        else:
+            out.insert(0, Family("r_row", T[:, :-1].ravel(), T[:, 1:].ravel(), self.r_row.ravel()))
+            for t in self.drives:
+                out.append(Family("r_in", T[:, t.index], nodes.src, t.r, t))
         for t in self.senses:
             out.append(Family("r_out", B[t.index, :], np.full(self.n, nodes.gnd), t.r, t))
         return out
@@ -360,10 +504,18 @@ def topology(xbar: "Crossbar") -> Topology:
         top, bottom = xbar.sense in ("top", "both"), xbar.sense in ("bottom", "both")
         r_row = np.ascontiguousarray(xbar.r_row_segments)
         r_col = np.ascontiguousarray(xbar.r_col_segments)
+        scheme = xbar.scheme
+        if scheme == "B":  # the supply lines' top ends are the driven ends
+            drives = _terminals("supply", (("top", 0, True),), xbar.r_supply_in_columns)
+            r_supply, v_read = np.ascontiguousarray(xbar.r_supply_segments), float(xbar.v_read)
+        else:
+            drives = _terminals("drive", (("left", 0, left), ("right", -1, right)), xbar.r_in_rows)
+            r_supply, v_read = None, 0.0
         topo = xbar._cache["topology"] = Topology(
             xbar.m, xbar.n, xbar.drive, xbar.sense, r_row, r_col, _conductance(r_row), _conductance(r_col),
-            _terminals("drive", (("left", 0, left), ("right", -1, right)), xbar.r_in_rows),
+            drives,
             # bottom before top: the order of the sense resistors and ammeters in a deck
             _terminals("sense", (("bottom", -1, bottom), ("top", 0, top)), xbar.r_out_columns),
+            scheme, r_supply, v_read,
         )
     return topo

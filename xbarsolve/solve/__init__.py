@@ -12,6 +12,7 @@ import numpy as np
 
 from ..crossbar import Crossbar
 from ..results import SolveResult
+from ..topology import topology
 from . import _memory
 from .linear import Factorization, factorize
 from .options import NewtonOptions
@@ -24,15 +25,20 @@ TransferMethod = Literal["auto", "block", "dissection"]
 
 
 def as_batch(xbar: Crossbar, V, name: str = "V") -> np.ndarray:
-    """Validate inputs (V) and return them as a float64 (batch, m) array."""
+    """Validate inputs (V; bits in scheme B) and return them as a float64 (batch, n_inputs) array."""
+    from ..topology import topology
+
     arr = np.asarray(V, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] != xbar.m:
-        raise ValueError(f"{name} must have shape ({xbar.m},) or (batch, {xbar.m}) volts for a {xbar.m}x{xbar.n} array; got shape {np.shape(V)}")
+    k, topo = xbar.n_inputs, topology(xbar)
+    if arr.ndim != 2 or arr.shape[1] != k:
+        raise ValueError(f"{name} must have shape ({k},) or (batch, {k}) {topo.input_unit} for a {xbar.m}x{xbar.n} array; "
+                         f"got shape {np.shape(V)}")
     if not np.isfinite(arr).all():
         idx = tuple(int(k) for k in np.argwhere(~np.isfinite(arr))[0])
         raise ValueError(f"{name} must be finite; {name}{list(idx)} = {float(arr[idx])!r}")
+    topo.check_inputs(arr, name)
     return np.ascontiguousarray(arr)
 
 
@@ -67,10 +73,14 @@ def transfer_matrix(xbar: Crossbar, method: TransferMethod = "auto") -> np.ndarr
     if T is None:
         if not xbar.is_linear:
             raise TypeError("transfer_matrix needs a linear crossbar; a nonlinear array has no transfer matrix")
+        topo = topology(xbar)
+        if topo.inputs_switch_cells:
+            raise ValueError(f"scheme {xbar.scheme!r} has no transfer matrix: its input bits switch cells on and off, so the "
+                             "column currents are not a linear map of the inputs (solve each bit vector with xs.solve)")
         from .dissection import prefer_dissection, transfer_matrix_dissection
 
-        if xbar.has_zero_resistance:
-            T = solve_sparse(xbar, np.eye(xbar.m)).currents
+        if topo.has_zero_resistance or not topo.is_ladder:  # C: linear in V, through the nodal system
+            T = solve_sparse(xbar, np.eye(xbar.n_inputs)).currents
         elif method == "dissection" or (method == "auto" and prefer_dissection(xbar.m, xbar.n)):
             _memory.require(_memory.dissection_doubles(xbar.m, xbar.n),
                             f"the nested-dissection transfer matrix of a {xbar.m}x{xbar.n} array",
@@ -104,7 +114,8 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
         ``T`` when the batch is at least as large as the block size (``V @ T`` then costs
         less than a direct solve), and solves by block elimination in between; ``full``
         results come from the block or sparse solver.  Zero resistances always take the
-        exact sparse path.
+        exact sparse path, as do schemes B and C (``method="block"`` and
+        ``method="iterative"`` refuse them).
     **newton_options
         Nonlinear arrays only: ``options=`` a :class:`NewtonOptions`, or its fields as
         keywords (``iteration=``, ``rtol=``, ...), passed to
@@ -127,7 +138,11 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
         raise TypeError(f"unexpected options for a linear array: {sorted(newton_options)}")
     if method not in ("auto", "transfer", "block", "iterative", "sparse"):
         raise ValueError(f"method must be 'auto', 'transfer', 'block', 'iterative' or 'sparse'; got {method!r}")
-    if method == "sparse" or (xbar.has_zero_resistance and not (method == "transfer" and not full)):
+    topo = topology(xbar)
+    if method in ("block", "iterative"):
+        topo.require_ladder(f"method={method!r}")
+    if method == "sparse" or (
+            (topo.has_zero_resistance or not topo.is_ladder) and not (method == "transfer" and not full)):
         return solve_sparse(xbar, V, full=full)
     if method == "iterative" and full:
         raise ValueError("method='iterative' returns column currents only; use full=False, or method='block' for node voltages")

@@ -32,7 +32,7 @@ class Nodal:
         self.xbar = xbar
         tr = xbar.transistor
         self.has_mid = tr is not None and not tr.is_short
-        topo = topology(xbar)
+        topo = self.topo = topology(xbar)
         nodes = self.nodes = topo.nodes(self.has_mid)
         self.T, self.M, self.B, self.N = nodes.T, nodes.M, nodes.B, nodes.n_unknown
         fams = topo.families(nodes)
@@ -42,11 +42,13 @@ class Nodal:
         self.families = [dataclasses.replace(f, a=f.a[f.r > 0], b=f.b[f.r > 0], r=f.r[f.r > 0]) for f in fams]
         m = xbar.m
         vg = tr.gate_voltages(m) if tr is not None else None
+        self.gated = vg is not None  # scheme B: the bits switch the gates, else the cells
         self.vg = np.zeros(m) if vg is None else np.asarray(vg, dtype=np.float64)
 
     def potentials(self, x: np.ndarray, V: np.ndarray) -> np.ndarray:
-        """Potential (V) of every node of :attr:`nodes`, fixed ones included."""
-        return np.concatenate([x, V, [0.0]])[self.index]
+        """Potential (V) of every node of :attr:`nodes`, fixed ones included, for the
+        input vector ``V`` (n_inputs,)."""
+        return np.concatenate([x, self.topo.source_values(V)[0], [0.0]])[self.index]
 
     def unknowns(self, v_top: np.ndarray, v_mid: np.ndarray | None, v_bottom: np.ndarray) -> np.ndarray:
         """``x`` from node potentials (V), each (m, n)."""
@@ -84,12 +86,27 @@ class Nodal:
         G = xbar.G.ravel()
         v = xa[T] - xa[Mid]
         i_mem, g_mem = xbar.device.current(v, G), xbar.device.didv(v, G)
+        # scheme B: a 0 bit opens its row's cells; a cell with a middle node keeps its
+        # memristor (M then sits at T) and opens its transistor, a Level1 by its 0 V gate
+        on = self.topo.rows_on(V)
+        on = None if on is None else np.repeat(on[0], xbar.n)
+        if on is not None and not self.has_mid:
+            i_mem, g_mem = i_mem * on, g_mem * on
         stamp(T, Mid, i_mem, g_mem, -g_mem)
         cells = {"v_mem": v, "G": G, "i_col": i_mem}
         if self.has_mid:
             tr = xbar.transistor
             vg = np.repeat(self.vg, xbar.n)
+            if on is not None and self.gated:
+                vg = vg * on
             i, gd, gs = tr.ids(xa[Mid], xa[B], vg)
+            if on is not None and not self.gated:  # no gate: an open switch
+                i, gd, gs = i * on, gd * on, gs * on
+                # its middle node then hangs on the memristor alone and sits at T; a 1 S tie to T
+                # carries no current at the solution and keeps an open memristor (G = 0) from floating
+                off = on == 0
+                g1 = np.ones(int(off.sum()))
+                stamp(T[off], Mid[off], xa[T[off]] - xa[Mid[off]], g1, -g1)
             stamp(Mid, B, i, gd, gs)
             for node in (Mid, B):  # junction leakage into the grounded bulk
                 j, gj = tr.junction(xa[node])
@@ -116,7 +133,7 @@ def solve_merged(xbar: Crossbar, V: np.ndarray, vtol: np.ndarray, itol: np.ndarr
     net = xbar._cache.get("nodal")
     if net is None:
         net = xbar._cache["nodal"] = Nodal(xbar)
-    k, n = V.shape[0], xbar.n
+    k, n = V.shape[0], xbar.n  # V: (k, n_inputs)
     currents = np.full((k, n), np.nan)
     X = np.zeros((k, net.nu))
     converged = np.zeros(k, dtype=bool)

@@ -186,10 +186,11 @@ class Factorization:
         return _with_cells(xbar, V, currents, np.ascontiguousarray(v_top), np.ascontiguousarray(v_bottom), "block")
 
 
-def _with_cells(xbar: Crossbar, V, currents, v_top, v_bottom, method: str) -> SolveResult:
-    """Attach cell currents and middle-node voltages of a linear array to node voltages."""
-    g_cell = xbar.cell_conductance()
-    cell = g_cell * (v_top - v_bottom)
+def _with_cells(xbar: Crossbar, V, currents, v_top, v_bottom, method: str, cell=None) -> SolveResult:
+    """Attach cell currents (``cell``, A, when the caller has them) and middle-node
+    voltages of a linear array to node voltages."""
+    if cell is None:
+        cell = xbar.cell_conductance() * (v_top - v_bottom)
     v_mid = None
     if xbar.transistor is not None:
         G = xbar.G

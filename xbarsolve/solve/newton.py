@@ -127,7 +127,8 @@ def solve_newton(
         changed = sorted(f.name for f in dataclasses.fields(NewtonOptions) if getattr(given, f.name) != getattr(_DEFAULTS, f.name))
         raise TypeError(f"pass either options= or the keyword options, not both; got options= and {changed}")
     V = np.ascontiguousarray(V, dtype=np.float64)
-    if topology(xbar).has_zero_resistance:
+    topo = topology(xbar)
+    if topo.has_zero_resistance or not topo.is_ladder:
         return _solve_merged(xbar, V, full, options)
     net = xbar._cache.get("newton")  # the ladder form, kept like the transfer matrix
     if net is None:
@@ -239,15 +240,16 @@ def _check_converged(xbar, opts: NewtonOptions, converged, iterations, residual,
 
 
 def _solve_merged(xbar: Crossbar, V: np.ndarray, full: bool, opts: NewtonOptions) -> SolveResult:
-    """An array with 0-ohm branches: exact Newton on the nodal system with the nodes those
-    branches join merged (:func:`._nodal.solve_merged`), as the sparse linear path does."""
+    """An array with 0-ohm branches or of scheme B or C: exact Newton on the nodal system
+    with the nodes 0-ohm branches join merged (:func:`._nodal.solve_merged`), as the sparse
+    linear path does."""
     from ._nodal import solve_merged
 
     if opts.iteration not in ("auto", "newton"):
-        raise ValueError(f"iteration={opts.iteration!r} needs every wire, driver and sense resistance > 0 ohm; an array "
-                         "with 0-ohm branches is solved by exact Newton on its merged nodal system "
-                         "(iteration='auto' or 'newton')")
-    vtol_k, itol_k = opts.tolerances(V)
+        raise ValueError(f"iteration={opts.iteration!r} needs every wire, driver and sense resistance > 0 ohm and "
+                         "scheme 'A' (the ladder form); an array with 0-ohm branches or of scheme 'B'/'C' is solved by "
+                         "exact Newton on its merged nodal system (iteration='auto' or 'newton')")
+    vtol_k, itol_k = opts.tolerances(topology(xbar).source_values(V))  # relative to the source potentials (B: v_read)
     currents, X, converged, iterations, residual, reasons, net = solve_merged(
         xbar, V, vtol_k, itol_k, opts.max_iterations, opts.callback)
     _check_converged(xbar, opts, converged, iterations, residual, vtol_k, reasons, "exact Newton did not converge")
@@ -258,11 +260,15 @@ def _solve_merged(xbar: Crossbar, V: np.ndarray, full: bool, opts: NewtonOptions
     m, n = xbar.shape
     v_top, v_bottom = (phi[:, nodes.ravel()].reshape(-1, m, n) for nodes in (net.T, net.B))
     v_mid = phi[:, net.M.ravel()].reshape(-1, m, n) if net.has_mid else (None if xbar.transistor is None else v_bottom.copy())
+    on = net.topo.rows_on(V)
+    if on is not None and v_mid is not None and not net.has_mid:
+        v_mid = np.where(on[:, :, None], v_mid, v_top)  # scheme B: an open switch's memristor carries nothing
     lower = v_bottom if v_mid is None else v_mid
     cell = xbar.device.current(v_top - lower, np.broadcast_to(xbar.G, v_top.shape))
+    if on is not None and v_mid is None:  # scheme B, 1R: a 0 bit opens the cell
+        cell = cell * on[:, :, None]
     return SolveResult(inputs=V, currents=currents, v_top=v_top, v_bottom=v_bottom, v_mid=v_mid,
                        cell_currents=cell, **common)
-
 
 
 def _floating_message(xbar: Crossbar) -> str:

@@ -22,7 +22,8 @@ __all__ = ["solve_sparse", "branches"]
 
 
 def branches(xbar: Crossbar) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Two-terminal branches of a linear crossbar (:meth:`xbarsolve.topology.Topology.branches`).
+    """Two-terminal branches of a linear crossbar (:meth:`xbarsolve.topology.Topology.branches`),
+    every cell on (scheme B: every input bit 1).
 
     Node numbering (:meth:`~xbarsolve.topology.Topology.nodes`): ``T(i, j) = i n + j``,
     ``B(i, j) = m n + i n + j``, source ``i`` at ``2 m n + i`` and ground at ``2 m n + m``.
@@ -60,10 +61,33 @@ def solve_sparse(xbar: Crossbar, V: np.ndarray, full: bool = False) -> SolveResu
     """
     m, n = xbar.shape
     V = np.asarray(V, dtype=np.float64)
-    a, b, r, n_nodes = branches(xbar)
-    nodes = topology(xbar).nodes()
+    topo = topology(xbar)
+    nodes = topo.nodes()
+    g_cell = xbar.cell_conductance()
+    on = topo.rows_on(V)  # scheme B: the input bits switch their rows' cells; else all on
+    groups = [(np.arange(V.shape[0]), None)] if on is None else [
+        (np.flatnonzero((on == row).all(axis=1)), row) for row in np.unique(on, axis=0)]
+    u = np.concatenate([topo.source_values(V), np.zeros((V.shape[0], 1))], axis=1)  # fixed potentials (k, n_fixed)
+    v_top, v_bottom = np.zeros((V.shape[0], m, n)), np.zeros((V.shape[0], m, n))
+    for sel, row in groups:
+        abr = branches(xbar)[:3] if row is None else topo.branches(g_cell * row[:, None], nodes)
+        v_top[sel], v_bottom[sel] = _node_voltages(nodes, *abr, u[sel])
+    cells_g = g_cell if on is None else g_cell[None] * on[:, :, None]
+    cell = cells_g * (v_top - v_bottom)
+    # By KCL the column wire j receives current only from its cells, so the total
+    # current into its sense ground(s) is their sum, whatever the wire resistances.
+    currents = cell.sum(axis=1)
+    if not full:
+        return SolveResult(inputs=V, currents=currents, method="sparse")
+    return _with_cells(xbar, V, currents, v_top, v_bottom, "sparse", cell=cell)
+
+
+def _node_voltages(nodes, a, b, r, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Potentials (V) of every cell's top and bottom node, (k, m, n) each, for the
+    branches ``a``, ``b``, ``r`` (ohm) and the fixed potentials ``u`` (k, n_fixed)."""
     index, nu = merge_zero_branches(a, b, r, nodes)  # the nodes 0-ohm branches join are one
-    n_idx = nu + m + 1  # unknowns, then the fixed potentials [V_0..V_{m-1}, 0]
+    n_fixed = nodes.n_nodes - nodes.n_unknown
+    n_idx = nu + n_fixed  # unknowns, then the fixed potentials [sources..., 0]
     zero = r == 0
     ia, ib, g = index[a[~zero]], index[b[~zero]], 1.0 / r[~zero]
     keep = ia != ib
@@ -74,18 +98,7 @@ def solve_sparse(xbar: Crossbar, V: np.ndarray, full: bool = False) -> SolveResu
     grounded[comp[nu:]] = True
     if not grounded[comp[:nu]].all():
         raise SingularNetworkError("some nodes have no path to a source or to ground; the nodal system is singular")
-    A, R = nodal_matrices(ia, ib, g, nu, m + 1)
-    fixed_values = np.concatenate([V, np.zeros((V.shape[0], 1))], axis=1)  # (k, m+1)
-    x = splu(A).solve(np.asarray(R @ fixed_values.T)) if nu else np.zeros((0, V.shape[0]))  # (nu, k)
-    phi = np.concatenate([x, fixed_values.T])  # potential of every unknown and fixed index
-    node_v = phi[index[: 2 * m * n]].T  # (k, 2mn)
-    v_top = node_v[:, : m * n].reshape(-1, m, n)
-    v_bottom = node_v[:, m * n :].reshape(-1, m, n)
-    g_cell = xbar.cell_conductance()
-    cell = g_cell * (v_top - v_bottom)
-    # By KCL the column wire j receives current only from its cells, so the total
-    # current into its sense ground(s) is their sum, whatever the wire resistances.
-    currents = cell.sum(axis=1)
-    if not full:
-        return SolveResult(inputs=V, currents=currents, method="sparse")
-    return _with_cells(xbar, V, currents, v_top, v_bottom, "sparse")
+    A, R = nodal_matrices(ia, ib, g, nu, n_fixed)
+    x = splu(A).solve(np.asarray(R @ u.T)) if nu else np.zeros((0, u.shape[0]))  # (nu, k)
+    phi = np.concatenate([x, u.T])  # potential of every unknown and fixed index
+    return phi[index[nodes.T]].transpose(2, 0, 1), phi[index[nodes.B]].transpose(2, 0, 1)

@@ -97,9 +97,10 @@ class Deck:
     mid : ndarray of str, shape (m, n), or None
         Node name of ``M(i, j)``; ``""`` for open cells (G == 0); None for a 1R array.
     inputs : tuple of str
-        Node name of each row's source node (``in_i``).
+        Node name of each input's source node (``in_i``; scheme B: the node of bit ``i``;
+        scheme C: the ``+V`` row of pair ``i``).
     sources : tuple of str
-        Name of each row's input source (``vin_i``).
+        Name of each input's source (``vin_i``), the ones ``alter`` sets.
     sense : tuple of (int, str)
         ``(column, ammeter name)`` of every 0-V sense source in the deck.
     """
@@ -134,7 +135,7 @@ class _Merger:
 
     @staticmethod
     def _rank(name: str) -> tuple[int, str]:
-        return (0 if name.startswith("in_") else 1 if name.startswith("s_") else 2, name)
+        return (0 if name.startswith(_SOURCE_PREFIXES) else 1 if name.startswith("s_") else 2, name)
 
     def find(self, x: str) -> str:
         root = x
@@ -164,30 +165,64 @@ def model_options(xbar: Crossbar) -> dict[str, float]:
     return out
 
 
-#: Netlist section of each branch family, and the name and node names of its branches,
-#: from the indices (i, j) of the cell at its first node and the terminal's one-letter tag.
+#: Netlist section of each branch family and the name of its branch from the (line,
+#: position) of its first node and the terminal's one-letter tag.
 _SECTIONS = {
-    "r_in": ("drivers", lambda i, j, e: (f"rin_{e}_{i}", f"in_{i}", f"t_{i}_{j}")),
-    "r_row": ("rows", lambda i, j, e: (f"rrow_{i}_{j}", f"t_{i}_{j}", f"t_{i}_{j + 1}")),
-    "r_col": ("columns", lambda i, j, e: (f"rcol_{i}_{j}", f"b_{i}_{j}", f"b_{i + 1}_{j}")),
-    "r_out": ("sense", lambda i, j, e: (f"rout_{e}_{j}", f"b_{i}_{j}", f"s_{e}_{j}")),
+    "r_in": ("drivers", lambda i, j, e: f"rin_{e}_{i}"),
+    "r_supply_in": ("drivers", lambda i, j, e: f"rsupin_{e}_{j}"),
+    "r_row": ("rows", lambda i, j, e: f"rrow_{i}_{j}"),
+    "r_supply": ("rows", lambda i, j, e: f"rsup_{i}_{j}"),
+    "r_col": ("columns", lambda i, j, e: f"rcol_{i}_{j}"),
+    "r_out": ("sense", lambda i, j, e: f"rout_{e}_{j}"),
 }
+
+
+#: Name prefixes of the source nodes (:func:`_source_name`).
+_SOURCE_PREFIXES = ("in_", "inn_", "ing_", "sup_")
+
+
+def _source_name(s: int, inp: int, gain: float) -> str:
+    """Node name of source ``s`` of :meth:`Topology.source_map`: ``in_i`` at input ``i``,
+    ``inn_i`` at ``-V_i``, ``ing_s`` at another multiple, ``sup_s`` at a constant."""
+    if inp < 0:
+        return f"sup_{s}"
+    return f"in_{inp}" if gain == 1 else f"inn_{inp}" if gain == -1 else f"ing_{s}"
+
+
+def _node_names(topo, nodes) -> np.ndarray:
+    """ngspice name of every node of ``nodes`` (before merging): ``t_i_j``, ``m_i_j``,
+    ``b_l_j`` (``l`` the column wire's node, the row pair in scheme C), the sources
+    (:func:`_source_name`), ground ``0``."""
+    names = np.empty(nodes.n_nodes, dtype=object)
+    for arr, prefix in ((nodes.T, "t"), (nodes.M, "m"), (nodes.lines, "b")):
+        if arr is not None:
+            for (i, j), k in np.ndenumerate(arr):
+                names[k] = f"{prefix}_{i}_{j}"
+    names[nodes.src] = [_source_name(s, *sg) for s, sg in enumerate(zip(*topo.source_map()[:2]))]
+    names[nodes.gnd] = "0"
+    return names
 
 
 def _resistive_branches(topo) -> list[tuple[str, str, str, float, str]]:
     """The wire, driver and sense branches of :meth:`Topology.families` as (name, node a,
     node b, ohm, section), in deck order: drivers and senses line by line (left before
-    right, bottom before top), rows row-major, columns column-major."""
-    m, n = topo.m, topo.n
+    right, bottom before top), rows row-major, columns column-major; a sense resistor
+    ends at its ammeter's node ``s_e_j``."""
+    n = topo.n
     nodes = topo.nodes()
+    names = _node_names(topo, nodes)
+    base = nodes.lines[0, 0]
     keyed = []
     for order, fam in enumerate(topo.families(nodes)):
-        section, names = _SECTIONS[fam.name]
+        section, name = _SECTIONS[fam.name]
         tag = fam.terminal.tag if fam.terminal is not None else ""
         for a, b, r in zip(fam.a.tolist(), fam.b.tolist(), fam.r.tolist()):
-            i, j = divmod(a % (m * n), n)  # the first node is T(i, j) or B(i, j)
-            key = {"r_in": (0, i, order), "r_row": (1, i, j), "r_col": (2, j, i), "r_out": (3, j, order)}[fam.name]
-            keyed.append((key, (*names(i, j, tag), r, section)))
+            i, j = divmod(a if a < base else a - base, n)  # the first node is T(i, j) or a column node
+            nb = f"s_{tag}_{j}" if fam.name == "r_out" else names[b]
+            key = {"r_in": (0, i, order), "r_supply_in": (0, j, order), "r_row": (1, i, j), "r_supply": (1, j, i),
+                   "r_col": (2, j, i), "r_out": (3, j, order)}[fam.name]
+            ends = (names[b], names[a]) if fam.name in ("r_in", "r_supply_in") else (names[a], nb)  # source first
+            keyed.append((key, (name(i, j, tag), *ends, r, section)))
     return [entry for _, entry in sorted(keyed, key=lambda kv: kv[0])]
 
 
@@ -249,8 +284,18 @@ def build_deck(
             sense.append((j, f"vsense_{end}_{j}"))
             lines["sense"].append(f"vsense_{end}_{j} {s} 0 0")
 
-    sources = tuple(f"vin_{i}" for i in range(m))
-    source_lines = [f"{sources[i]} {node(f'in_{i}')} 0 dc {_num(V[0, i])}" for i in range(m)]
+    # Input sources: vin_i sets input i at in_i; the other source nodes of the topology
+    # follow it through ideal VCVSs (gain != 1) or sit at constants.
+    k_in = xbar.n_inputs
+    sources = tuple(f"vin_{i}" for i in range(k_in))
+    inputs = [node(f"in_{i}") for i in range(k_in)]
+    source_lines = [f"{sources[i]} {inputs[i]} 0 dc {_num(V[0, i])}" for i in range(k_in)]
+    for s_, (inp, gain, offset) in enumerate(zip(*topo.source_map())):
+        name = _source_name(s_, int(inp), float(gain))
+        if inp < 0:
+            source_lines.append(f"v{name} {node(name)} 0 dc {_num(offset)}")
+        elif gain != 1:
+            source_lines.append(f"e{name} {node(name)} 0 {inputs[inp]} 0 {_num(gain)}")
 
     # Cells, through the model protocol only.
     device, transistor = xbar.device, xbar.transistor
@@ -261,33 +306,48 @@ def build_deck(
         preamble += list(transistor.spice_preamble())
         gates = transistor.gate_voltages(m)
     gate_node = ["0"] * m
+    on = topo.rows_on(V)
+    if on is not None and gates is None and (on != on[0]).any():
+        raise ValueError("scheme 'B' with a gate-less transistor model (None, Switch, Resistor): a 0 bit leaves its "
+                         "row's cells open in the deck, so one deck holds one bit pattern; V has "
+                         f"{len(np.unique(on, axis=0))} different ones (write one deck per pattern)")
     if gates is not None:
         gates = np.broadcast_to(np.asarray(gates, dtype=np.float64), (m,))
-        if np.all(gates == gates[0]):
+        if on is not None:  # scheme B: gate i at v_gate times bit i, an ideal VCVS of the bit's source
+            source_lines += [f"egate_{i} g_{i} 0 {inputs[i]} 0 {_num(gates[i])}" for i in range(m)]
+            gate_node = [f"g_{i}" for i in range(m)]
+        elif np.all(gates == gates[0]):
             source_lines.append(f"vgate g 0 dc {_num(gates[0])}")
             gate_node = ["g"] * m
         else:
             source_lines += [f"vgate_{i} g_{i} 0 dc {_num(gates[i])}" for i in range(m)]
             gate_node = [f"g_{i}" for i in range(m)]
     G = xbar.G
-    top = np.array([[node(f"t_{i}_{j}") for j in range(n)] for i in range(m)], dtype=object)
-    bottom = np.array([[node(f"b_{i}_{j}") for j in range(n)] for i in range(m)], dtype=object)
+    nodes = topo.nodes()
+    names = _node_names(topo, nodes)
+    top = np.array([[node(names[nodes.T[i, j]]) for j in range(n)] for i in range(m)], dtype=object)
+    bottom = np.array([[node(names[nodes.B[i, j]]) for j in range(n)] for i in range(m)], dtype=object)
     mid = None if transistor is None else np.full((m, n), "", dtype=object)
     cells: list[str] = []
     n_open = int((G == 0).sum())
     if n_open:
         cells.append(f"* {n_open} open cell(s) with G = 0 S are left out")
+    off = np.zeros(m, bool) if on is None or gates is not None else ~on[0]
+    if off.any():
+        cells.append(f"* scheme B: the bits open rows {np.flatnonzero(off).tolist()}: their cells' transistors "
+                     "(1R: the cells) are left out")
     for i in range(m):
         for j in range(n):
             g = float(G[i, j])
-            if g == 0:
+            if g == 0 or (off[i] and transistor is None):
                 continue
             if transistor is None:
                 cells.append(device.spice_element(f"mem_{i}_{j}", top[i, j], bottom[i, j], g))
             else:
                 mid[i, j] = f"m_{i}_{j}"
                 cells.append(device.spice_element(f"mem_{i}_{j}", top[i, j], mid[i, j], g))
-                cells.append(transistor.spice_element(f"acc_{i}_{j}", mid[i, j], gate_node[i], bottom[i, j]))
+                if not off[i]:
+                    cells.append(transistor.spice_element(f"acc_{i}_{j}", mid[i, j], gate_node[i], bottom[i, j]))
 
     if analysis == "control":
         ctl = [".control", "set filetype=binary", "set appendwrite"]
@@ -315,17 +375,18 @@ def build_deck(
         options=".options " + " ".join(f"{k}={_num(v) if isinstance(v, float) else v}" for k, v in opts.items()),
         preamble="\n".join(["* ---- models", *preamble]) if preamble else "* ---- models: none",
         sources="\n".join(source_lines),
+        scheme=topo.description,
         drivers="\n".join(lines["drivers"]),
         rows="\n".join(lines["rows"]) or "* (none: one column)",
         columns="\n".join(lines["columns"]) or "* (none: one row)",
         sense="\n".join(lines["sense"]),
         cells="\n".join(cells) or "* (no cells)",
         analysis=analysis_text,
-        save=_save_card(save, [node(f"in_{i}") for i in range(m)], [name for _, name in sense]),
+        save=_save_card(save, inputs, [name for _, name in sense]),
     )
     return Deck(
         text=text, top=top, bottom=bottom, mid=mid,
-        inputs=tuple(node(f"in_{i}") for i in range(m)), sources=sources, sense=tuple(sense),
+        inputs=tuple(inputs), sources=sources, sense=tuple(sense),
     )
 
 

@@ -149,6 +149,7 @@ def _transposed(xbar: Crossbar) -> Crossbar:
 
 def _check(xbar: Crossbar, params) -> tuple[str, ...]:
     params = tuple(params)
+    topology(xbar).require_ladder("column_current_sensitivities")  # its adjoints are those of scheme A
     if not params:
         raise ValueError("params must name at least one parameter")
     available = tuple(parameter_values(xbar))
