@@ -265,12 +265,12 @@ def network_cost(net, x: np.ndarray, table: CostTable = ISAAC, *, max_vectors: i
 
     def linear(nd, v):  # the analog layer's own evaluation, costed on the way
         al = net.layers[nd.name]
-        P = al.vectors(v)
+        P, grid = al._vectors(v)
         sample = None
         if max_vectors is not None and P.shape[0] > max_vectors:
             sample = np.sort(rng.choice(P.shape[0], max_vectors, replace=False))
         layers[nd.name] = _layer_cost(nd.name, al, P, x.shape[0], table, sample)
-        return al.assemble(al.products(P), v)
+        return al.layer.finish(al.products(P).reshape(*grid, -1))
 
     net.model.forward(x, linear=linear)
     return NetworkCost(tuple(layers[nd.name] for nd in net.model.linear_nodes), table.name, int(x.shape[0]))
