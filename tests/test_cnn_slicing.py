@@ -205,3 +205,11 @@ def test_default_config_has_no_slicing_in_its_cache_key():
 def test_bad_slicing_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         AnalogConfig(**kwargs)
+
+
+def test_bit_serial_network_rejects_a_multibit_dac(rng):
+    model = L.Model((L.Node("fc", L.Dense(rng.normal(size=(5, 2)))),), (5,), "fc")
+    x = np.abs(rng.normal(size=(4, 5)))
+    net = AnalogNetwork(model, AnalogConfig(input_bits=4)).prepare(x).set_quantization(dac_bits=6)
+    with pytest.raises(ValueError, match="input_bits=4 .* replaces dac_bits; got dac_bits=6"):
+        net.logits(x)

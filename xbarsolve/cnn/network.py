@@ -6,7 +6,8 @@ Per linear layer (:class:`AnalogLayer`) the pipeline is
 1. **mapping**: the weight matrix (dense im2col mapping, or the Toeplitz matrix with
    ``conv_mapping="sparse"``) is split into tiles of at most ``rows_max x cols_max``
    cells and each tile mapped into ``[g_min, g_max]`` (shift or differential scheme,
-   :mod:`xbarsolve.cnn.mapping`);
+   :mod:`xbarsolve.cnn.mapping`; weight and input bit slicing, one crossbar per weight
+   slice and one pass per input bit: :mod:`xbarsolve.cnn.slicing`);
 2. **programming** (the *crossbar factory*, :func:`default_crossbar_factory`): a
    :class:`~xbarsolve.crossbar.Crossbar` with the configured parasitics; programming
    error (zero-mean Gaussian, sigma in siemens) before or after the conversion
@@ -280,7 +281,7 @@ class AnalogLayer:
         if P.size and P.min() < 0:
             parts = [(1.0, np.maximum(P, 0.0)), (-1.0, np.maximum(-P, 0.0))]
         if self.cfg.converter.input_bits is not None:  # bit-serial DAC, in every pass
-            return bit_planes(parts, self.x_scale, self.cfg.converter.input_bits, self.cfg.converter.v_max)
+            return bit_planes(parts, self.x_scale, self.cfg.converter.input_bits, self.cfg.converter.v_max, dac_bits)
         out = []
         for sign, Q in parts:
             if dac_bits is None:  # the ideal DAC does not saturate

@@ -148,7 +148,8 @@ def tile_target(mapped, W_tile: np.ndarray) -> np.ndarray:
     return mapped.weights if isinstance(mapped, SliceMapping) else W_tile
 
 
-def bit_planes(parts, x_scale: float, input_bits: int, v_max: float) -> list[tuple[float, np.ndarray]]:
+def bit_planes(parts, x_scale: float, input_bits: int, v_max: float,
+               dac_bits: int | None = None) -> list[tuple[float, np.ndarray]]:
     """Bit-serial DAC passes: ``(digital weight, V)`` pairs, one per input bit and sign.
 
     Parameters
@@ -161,6 +162,9 @@ def bit_planes(parts, x_scale: float, input_bits: int, v_max: float) -> list[tup
         Bits ``B`` per input.
     v_max : float
         Voltage of a 1 bit (V).
+    dac_bits : int or None
+        Must be None: a bit-serial DAC has no multi-bit resolution (e.g. one set by
+        ``AnalogNetwork.set_quantization`` on a bit-serial network).
 
     Returns
     -------
@@ -168,6 +172,8 @@ def bit_planes(parts, x_scale: float, input_bits: int, v_max: float) -> list[tup
         ``(sign * 2**j / (2**B - 1), b_j * v_max)`` for ``j = 0 .. B-1``; the weighted
         sum of the passes' outputs is the product with the inputs quantized to ``B`` bits.
     """
+    if dac_bits is not None:
+        raise ValueError(f"input_bits={input_bits} (a bit-serial DAC) replaces dac_bits; got dac_bits={dac_bits}")
     top = 2 ** int(input_bits) - 1
     out = []
     for sign, Q in parts:
