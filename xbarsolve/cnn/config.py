@@ -14,8 +14,10 @@ fields once:
 The flat keywords of earlier versions still construct and read a configuration:
 ``AnalogConfig(r_row=0.5, adc_bits=6).adc_bits`` is ``config.converter.adc_bits``; a flat
 keyword given beside a part overrides that part's field (so ``dataclasses.replace(cfg,
-adc_bits=6)`` works).  Options of later features (weight and input bit slicing, cost
-tables) belong in the part they concern, or in a new part added to :data:`PARTS`.
+adc_bits=6)`` works).  Weight bit slicing lives in :class:`MappingConfig` (``n_slices``,
+``bits_per_cell``), input bit slicing in :class:`ConverterConfig` (``input_bits``); options
+of later features (cost tables) belong in the part they concern, or in a new part added
+to :data:`PARTS`.
 
 >>> from xbarsolve.cnn.config import AnalogConfig, CircuitConfig
 >>> cfg = AnalogConfig(CircuitConfig(r_row=2.0, r_col=2.0), adc_bits=6)
@@ -131,6 +133,14 @@ class MappingConfig:
         Largest crossbar (cells), >= 1; None = whole layer on one crossbar.
     weight_bits : int or None
         Weight quantization (levels ``2**bits``) before mapping; None = exact weights.
+    n_slices : int
+        Weight bit slicing (:mod:`xbarsolve.cnn.slicing`): the ``weight_bits`` codes are
+        split into ``n_slices`` cells of :attr:`cell_bits` bits each, every slice on its
+        own crossbars, recombined digitally with powers of ``2**cell_bits``; >= 1, 1 =
+        no slicing.  Slicing needs ``weight_bits``.
+    bits_per_cell : int or None
+        Bits per cell of a sliced weight, >= 1; None = ``weight_bits / n_slices`` (must
+        divide exactly).  When given, ``weight_bits == n_slices * bits_per_cell``.
     """
 
     g_min: float = G_MIN
@@ -141,6 +151,8 @@ class MappingConfig:
     rows_max: int | None = None
     cols_max: int | None = None
     weight_bits: int | None = None
+    n_slices: int = 1
+    bits_per_cell: int | None = None
 
     def __post_init__(self):
         for name in ("g_min", "g_max"):
@@ -153,6 +165,28 @@ class MappingConfig:
         _count(self, "rows_max", 1, True)
         _count(self, "cols_max", 1, True)
         _count(self, "weight_bits", 1, True)
+        _count(self, "n_slices", 1, False)
+        _count(self, "bits_per_cell", 1, True)
+        wb, n, bc = self.weight_bits, self.n_slices, self.bits_per_cell
+        if (n > 1 or bc is not None) and wb is None:
+            raise ValueError(f"weight slicing (n_slices={n}, bits_per_cell={bc}) needs weight_bits; got weight_bits=None")
+        if bc is None and wb is not None and wb % n:
+            raise ValueError(f"n_slices={n} must divide weight_bits={wb} (or give bits_per_cell with "
+                             "weight_bits == n_slices * bits_per_cell)")
+        if bc is not None and wb != n * bc:
+            raise ValueError(f"need weight_bits == n_slices * bits_per_cell; got weight_bits={wb}, "
+                             f"n_slices={n}, bits_per_cell={bc}")
+
+    @property
+    def cell_bits(self) -> int | None:
+        """Bits per cell of each weight slice (``weight_bits / n_slices``); None without
+        weight quantization."""
+        return None if self.weight_bits is None else self.weight_bits // self.n_slices
+
+    @property
+    def sliced(self) -> bool:
+        """True when the weights are split over more than one cell (``n_slices > 1``)."""
+        return self.n_slices > 1
 
     @property
     def reference_column(self) -> bool:
@@ -175,7 +209,14 @@ class ConverterConfig:
         DAC full scale (V), > 0: the largest input of the calibration data maps to it
         (reference 0.4 V).
     dac_bits, adc_bits : int or None
-        Converter resolutions, >= 1; None = ideal.
+        Converter resolutions, >= 1; None = ideal.  The ADC digitizes every crossbar pass
+        (every weight slice and input bit).
+    input_bits : int or None
+        Input bit slicing, >= 1 (:mod:`xbarsolve.cnn.slicing`): a bit-serial DAC.  Inputs
+        are quantized to ``input_bits`` bits of the full scale and applied one bit per
+        crossbar pass (each input 0 or ``v_max``), the passes recombined digitally with
+        powers of 2.  None = one pass per input sign with the ``dac_bits`` DAC; it
+        replaces ``dac_bits`` (give one of the two).
     adc_range : {"calibration", "max"}
         ADC range from the calibration pass or the max-range rule
         (:meth:`xbarsolve.mapping.MappedMatrix.analog_range`).
@@ -190,6 +231,7 @@ class ConverterConfig:
     adc_bits: int | None = None
     adc_range: Literal["calibration", "max"] = "calibration"
     n_range_samples: int = 20000
+    input_bits: int | None = None
 
     def __post_init__(self):
         _nonnegative(self, "v_max", "V")
@@ -199,6 +241,10 @@ class ConverterConfig:
         _count(self, "adc_bits", 1, True)
         _choice(self, "adc_range", ("calibration", "max"))
         _count(self, "n_range_samples", 1, False)
+        _count(self, "input_bits", 1, True)
+        if self.input_bits is not None and self.dac_bits is not None:
+            raise ValueError(f"input_bits={self.input_bits} (a bit-serial DAC) replaces dac_bits; "
+                             f"give one of them, got dac_bits={self.dac_bits}")
 
 
 @dataclass(frozen=True)
@@ -274,6 +320,9 @@ PARTS: dict[str, type] = {
 _FLAT: dict[str, str] = {f.name: part for part, cls in PARTS.items() for f in fields(cls)}
 #: Fields that do not change the programmed crossbars or calibrations (not in the cache key).
 _NOT_PROGRAMMING = ("dac_bits", "adc_bits", "read_noise_sigma")
+#: Bit-slicing fields and their defaults: left out of the cache key at their defaults, so
+#: that an unsliced configuration keeps the key it had before slicing existed.
+_SLICING_DEFAULTS = {"n_slices": 1, "bits_per_cell": None, "input_bits": None}
 _UNSET = object()
 
 
@@ -290,8 +339,8 @@ class AnalogConfig:
     seed : int
         Seed (>= 0) of the programming and read noise and of the calibration sampling.
     r_row, r_col, r_in, r_out, device, transistor, g_min, g_max, scheme, shift_reference, \
-conv_mapping, rows_max, cols_max, weight_bits, v_max, dac_bits, adc_bits, adc_range, \
-n_range_samples, conversion, v_conv, refine, calibration, n_calibration, \
+conv_mapping, rows_max, cols_max, weight_bits, n_slices, bits_per_cell, v_max, dac_bits, adc_bits, \
+adc_range, n_range_samples, input_bits, conversion, v_conv, refine, calibration, n_calibration, \
 programming_sigma, programming_stage, read_noise_sigma
         Flat keywords: set that field of its part (documented there), overriding a part
         given beside it.  Every flat name also reads as an attribute.
@@ -309,8 +358,9 @@ programming_sigma, programming_stage, read_noise_sigma
                  noise: NoiseConfig | None = None, *, seed: int = 0,
                  r_row=_UNSET, r_col=_UNSET, r_in=_UNSET, r_out=_UNSET, device=_UNSET, transistor=_UNSET,
                  g_min=_UNSET, g_max=_UNSET, scheme=_UNSET, shift_reference=_UNSET, conv_mapping=_UNSET,
-                 rows_max=_UNSET, cols_max=_UNSET, weight_bits=_UNSET,
+                 rows_max=_UNSET, cols_max=_UNSET, weight_bits=_UNSET, n_slices=_UNSET, bits_per_cell=_UNSET,
                  v_max=_UNSET, dac_bits=_UNSET, adc_bits=_UNSET, adc_range=_UNSET, n_range_samples=_UNSET,
+                 input_bits=_UNSET,
                  conversion=_UNSET, v_conv=_UNSET, refine=_UNSET, calibration=_UNSET, n_calibration=_UNSET,
                  programming_sigma=_UNSET, programming_stage=_UNSET, read_noise_sigma=_UNSET):
         given = {k: v for k, v in locals().items() if k in _FLAT and v is not _UNSET}
@@ -348,10 +398,13 @@ programming_sigma, programming_stage, read_noise_sigma
     def programming_key(self) -> dict:
         """The fields that determine the programmed crossbars and calibrations (cache key):
         :meth:`flat` without the converter resolutions and the read noise, models as their
-        ``repr``."""
+        ``repr``, bit-slicing fields only where they differ from no slicing."""
         d = self.flat()
         for k in _NOT_PROGRAMMING:
             d.pop(k)
+        for k, default in _SLICING_DEFAULTS.items():
+            if d[k] == default:
+                d.pop(k)
         d["v_conv"] = dict(self.v_conv) if isinstance(self.v_conv, Mapping) else self.v_conv
         d["device"] = repr(self.device)
         d["transistor"] = repr(self.transistor)

@@ -6,7 +6,8 @@ Per linear layer (:class:`AnalogLayer`) the pipeline is
 1. **mapping**: the weight matrix (dense im2col mapping, or the Toeplitz matrix with
    ``conv_mapping="sparse"``) is split into tiles of at most ``rows_max x cols_max``
    cells and each tile mapped into ``[g_min, g_max]`` (shift or differential scheme,
-   :mod:`xbarsolve.cnn.mapping`);
+   :mod:`xbarsolve.cnn.mapping`; weight and input bit slicing, one crossbar per weight
+   slice and one pass per input bit: :mod:`xbarsolve.cnn.slicing`);
 2. **programming** (the *crossbar factory*, :func:`default_crossbar_factory`): a
    :class:`~xbarsolve.crossbar.Crossbar` with the configured parasitics; programming
    error (zero-mean Gaussian, sigma in siemens) before or after the conversion
@@ -44,6 +45,7 @@ from .config import DEFAULT_V_CONV, AnalogConfig
 from .layers import LinearLayer, Model, Node
 from .mapping import map_weights, tile_slices
 from .quantization import quantize
+from .slicing import bit_planes, slice_mappings, tile_target
 
 if TYPE_CHECKING:
     from ..crossbar import Crossbar
@@ -134,6 +136,15 @@ def _weight_range(W, cfg: AnalogConfig) -> tuple[float, float]:
     return -w, w
 
 
+def _mapped_tiles(W, cfg: AnalogConfig) -> list[tuple[slice, slice, MappedMatrix]]:
+    """(rows, cols, mapping) of every crossbar of a layer: one per tile, or one per
+    weight slice of every tile (:mod:`xbarsolve.cnn.slicing`)."""
+    w_range = _weight_range(W, cfg)
+    if cfg.mapping.sliced:
+        return [(rs, cs, m) for rs, cs in _tiles(W, cfg) for m in slice_mappings(W[rs, cs], cfg, w_range)]
+    return [(rs, cs, _map(W[rs, cs], cfg, w_range)) for rs, cs in _tiles(W, cfg)]
+
+
 def _map(W, cfg: AnalogConfig, w_range) -> MappedMatrix:
     mp = cfg.mapping
     return map_weights(W, mp.scheme, g_min=mp.g_min, g_max=mp.g_max, w_range=w_range, bits=mp.weight_bits,
@@ -214,11 +225,8 @@ class AnalogLayer:
         from ..solve import transfer_matrix
 
         cfg = self.cfg
-        W = self.matrix
-        w_range = _weight_range(W, cfg)
         self.tiles = []
-        for k, (rs, cs) in enumerate(_tiles(W, cfg)):
-            mapped = _map(W[rs, cs], cfg, w_range)
+        for k, (rs, cs, mapped) in enumerate(_mapped_tiles(self.matrix, cfg)):
             prog = factory(mapped.G, f"{self.node.name}/{k}", cfg, rng)
             xbar = prog.crossbar
             if cfg.ideal_wires and xbar.is_linear and xbar.transistor is None:
@@ -261,7 +269,7 @@ class AnalogLayer:
         parts = self._voltages(Pc, dac_bits=None)
         for t in self.tiles:
             raw = self._tile_output(t, parts, adc_bits=None, noise_rng=None)
-            ideal = Pc[:, t.rows] @ self.matrix[t.rows, t.cols]
+            ideal = Pc[:, t.rows] @ tile_target(t.mapped, self.matrix[t.rows, t.cols])
             cal = Calibration(per="column").fit(raw, ideal)
             t.slope, t.offset = cal.slope, cal.offset
 
@@ -272,6 +280,8 @@ class AnalogLayer:
         parts = [(1.0, P)]
         if P.size and P.min() < 0:
             parts = [(1.0, np.maximum(P, 0.0)), (-1.0, np.maximum(-P, 0.0))]
+        if self.cfg.converter.input_bits is not None:  # bit-serial DAC, in every pass
+            return bit_planes(parts, self.x_scale, self.cfg.converter.input_bits, self.cfg.converter.v_max, dac_bits)
         out = []
         for sign, Q in parts:
             if dac_bits is None:  # the ideal DAC does not saturate
@@ -493,15 +503,12 @@ class AnalogNetwork:
             for name, al in self.layers.items():
                 g = f[name]
                 al.x_scale = float(g.attrs["x_scale"])
-                W = al.matrix
-                w_range = _weight_range(W, cfg)
                 al.tiles = []
-                slices = _tiles(W, cfg)
+                slices = _mapped_tiles(al.matrix, cfg)
                 if len(slices) != len(g):
                     raise ValueError("cache does not match the tiling")
-                for k, (rs, cs) in enumerate(slices):
+                for k, (rs, cs, mapped) in enumerate(slices):
                     tg = g[str(k)]
-                    mapped = _map(W[rs, cs], cfg, w_range)
                     # the crossbar exactly as the factory programmed it (wires, device,
                     # transistor, drive and sense), not one rebuilt from the config
                     xbar = read_crossbar(tg["crossbar"])
