@@ -51,3 +51,44 @@ def test_missing_data_is_a_clear_error(tmp_path, capsys):
     args = p.parse_args(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--no-progress"])
     assert job.cnn_main(args) == 2
     assert "XBARSOLVE_DATA" in capsys.readouterr().out
+
+
+def test_paper_amplitudes_are_the_default_and_a_uniform_one_is_a_task_field():
+    """The job converts with the paper's per-layer amplitudes unless told otherwise; a
+    uniform amplitude becomes part of the task (a record of its own)."""
+    default = job.build_tasks(["mnist_cnn4"], [64], [0.0], [0], 10, 10)
+    assert all("v_conv" not in t for t in default)
+    uniform = job.build_tasks(["mnist_cnn4"], [64], [0.0], [0], 10, 10, v_conv=0.1)
+    assert {t["v_conv"] for t in uniform} == {0.1}
+    with pytest.raises(ValueError, match="v_conv must be 'paper' or an amplitude > 0 V"):
+        job.build_tasks(["mnist_cnn4"], [64], [0.0], [0], 10, 10, v_conv=-1)
+
+
+def test_paper_amplitudes_of_the_networks(data_dir):
+    """Tables 4-5 by kernel shape: the MNIST CNN's four layers, and every ResNet-20 layer
+    (3x3 kernels by channel counts, 1x1 shortcuts and the dense layer at 0.1 V)."""
+    from xbarsolve.cnn.models import load_keras_h5, mnist_cnn4, paper_conversion_amplitudes
+
+    assert paper_conversion_amplitudes(mnist_cnn4()) == {"conv1": 0.1, "conv2": 0.01, "conv3": 0.001, "conv4": 0.01}
+    model = load_keras_h5(data_dir / "models" / "keras_resnet_cifar10" / "resnet20v1_cifar10.h5", name="resnet20")
+    amps = paper_conversion_amplitudes(model)
+    by_shape = {}
+    for nd in model.linear_nodes:
+        shape = tuple(getattr(nd.layer, "kernel").shape)
+        by_shape.setdefault(shape, set()).add(amps[nd.name])
+    assert by_shape[(3, 3, 64, 64)] == {0.01} and by_shape[(3, 3, 32, 32)] == {0.05} and by_shape[(3, 3, 3, 16)] == {0.1}
+    assert by_shape[(64, 10)] == {0.1}
+    assert all(a == {0.1} for s, a in by_shape.items() if s[:2] == (1, 1))
+
+
+def test_linear_conversion_does_not_depend_on_the_amplitude(rng):
+    """Why records made at the former uniform 0.1 V stand for the paper's amplitudes: with
+    linear devices G' depends on the conversion signal's pattern, not its amplitude."""
+    import numpy as np
+
+    import xbarsolve as xs
+
+    xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, (20, 8)), r_row=1.0, r_col=1.0)
+    a = xs.convert(xbar, np.full(20, 0.1), on_clip="ignore").g_prime
+    b = xs.convert(xbar, np.full(20, 0.001), on_clip="ignore").g_prime
+    np.testing.assert_allclose(a, b, rtol=1e-9)

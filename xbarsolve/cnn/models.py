@@ -19,7 +19,8 @@ from ..errors import FormatError
 from .layers import (Activation, Add, AvgPool2D, BatchNorm, Conv2D, Dense, Flatten, GlobalAvgPool2D,
                      MaxPool2D, Model, Node, ShortcutPadA)
 
-__all__ = ["load_keras_h5", "load_torch_resnet", "mnist_cnn4", "MNIST_CNN4_WEIGHTS"]
+__all__ = ["load_keras_h5", "load_torch_resnet", "mnist_cnn4", "MNIST_CNN4_WEIGHTS", "PAPER_CONVERSION_AMPLITUDES",
+           "paper_conversion_amplitudes"]
 
 #: The shipped weights of the 4-layer MNIST CNN (trained by ``scripts/train_mnist_cnn.py``).
 MNIST_CNN4_WEIGHTS = Path(__file__).resolve().parent / "weights" / "mnist_cnn4.npz"
@@ -225,3 +226,52 @@ def mnist_cnn4(weights: str | os.PathLike | None = None) -> Model:
     ]
     acc = float(z["test_accuracy"]) if "test_accuracy" in z.files else float("nan")
     return Model(tuple(nodes), (28, 28, 1), "mnist_cnn4", preprocess={"scale": 1 / 255, "test_accuracy": acc})
+
+
+#: Conversion-signal amplitudes (V) of Zhang & Hu 2022, Tables 4 (MNIST CNN) and 5
+#: (ResNet-20/32/56), by kernel shape (height, width, input channels, output channels);
+#: a dense layer is a 1 x 1 kernel.  docs/model.md section 9 lists the tables.
+PAPER_CONVERSION_AMPLITUDES: dict[tuple[int, int, int, int], float] = {
+    (5, 5, 1, 20): 0.1, (5, 5, 20, 50): 0.01, (4, 4, 50, 500): 0.001, (1, 1, 500, 10): 0.01,  # Table 4
+    (3, 3, 3, 16): 0.1, (3, 3, 16, 16): 0.1, (3, 3, 16, 32): 0.1, (3, 3, 32, 32): 0.05,  # Table 5
+    (3, 3, 32, 64): 0.05, (3, 3, 64, 64): 0.01, (1, 1, 64, 10): 0.1,
+}
+#: Table 5's amplitude of the 1 x 1 dimension-matching convolutions (any channel counts).
+PAPER_SHORTCUT_AMPLITUDE = 0.1
+
+
+def paper_conversion_amplitudes(model: Model) -> dict[str, float]:
+    """The paper's per-layer conversion amplitudes (V) for a model's linear layers.
+
+    Looks each layer's kernel shape up in :data:`PAPER_CONVERSION_AMPLITUDES`; 1 x 1
+    convolutions not listed there are the ResNets' dimension-matching shortcuts
+    (:data:`PAPER_SHORTCUT_AMPLITUDE`).  Pass the result as ``AnalogConfig(v_conv=...)``.
+
+    Raises
+    ------
+    ValueError
+        Naming the layer and its kernel shape when the paper gives no amplitude for it.
+
+    Examples
+    --------
+    >>> paper_conversion_amplitudes(mnist_cnn4())
+    {'conv1': 0.1, 'conv2': 0.01, 'conv3': 0.001, 'conv4': 0.01}
+    """
+    out = {}
+    for nd in model.linear_nodes:
+        layer = nd.layer
+        if isinstance(layer, Dense):
+            shape = (1, 1, *layer.kernel.shape)
+        elif isinstance(layer, Conv2D):
+            shape = tuple(int(k) for k in layer.kernel.shape)
+        else:
+            raise ValueError(f"layer {nd.name!r} ({type(layer).__name__}) has no entry in the paper's Tables 4-5")
+        if shape in PAPER_CONVERSION_AMPLITUDES:
+            out[nd.name] = PAPER_CONVERSION_AMPLITUDES[shape]
+        elif shape[:2] == (1, 1):
+            out[nd.name] = PAPER_SHORTCUT_AMPLITUDE
+        else:
+            raise ValueError(f"the paper gives no conversion amplitude for layer {nd.name!r} with kernel shape "
+                             f"{'x'.join(map(str, shape))} (Tables 4-5 list "
+                             f"{', '.join('x'.join(map(str, k)) for k in PAPER_CONVERSION_AMPLITUDES)})")
+    return out

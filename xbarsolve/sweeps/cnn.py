@@ -61,6 +61,8 @@ def add_cnn_arguments(p: argparse.ArgumentParser) -> None:
                    help="wire segment resistances (ohm; R_in = R_out = the same); default 1 ohm (paper)")
     p.add_argument("--shift-reference", choices=("digital", "column"), default="digital",
                    help="undo the shift mapping digitally (paper) or with an analog unit column before the ADC")
+    p.add_argument("--v-conv", default="paper",
+                   help="conversion amplitude: 'paper' (per layer, Zhang & Hu Tables 4-5; default) or one value in V")
     p.add_argument("--bits", nargs="+", type=int, default=None, help="ADC/DAC bits (0 = ideal converters)")
     p.add_argument("--n-mnist", type=int, default=None, help="MNIST test images")
     p.add_argument("--n-cifar", type=int, default=None,
@@ -75,11 +77,21 @@ def add_cnn_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_tasks(networks, tiles, sigmas, bits, n_mnist, n_cifar, seed=0, wires=(1.0,),
-                shift_reference="digital", n_cal=None) -> list[dict]:
+                shift_reference="digital", n_cal=None, v_conv="paper") -> list[dict]:
     """The task list: Table 6 / Fig. 21 (bits at sigma 0), Fig. 20 (sigmas at ideal
     converters); Fig. 19 errors come from the tasks with ideal converters.  Fields that
-    keep their default (1-ohm wires, digital shift reference) are left out of the task,
-    so their records keep one identity."""
+    keep their default (1-ohm wires, digital shift reference, the paper's per-layer
+    conversion amplitudes) are left out of the task, so their records keep one identity.
+
+    ``v_conv``: ``"paper"`` (Tables 4-5, :func:`xbarsolve.cnn.models.paper_conversion_amplitudes`)
+    or one amplitude (V) for every layer.  The job's devices are linear, for which ``G'``
+    does not depend on the amplitude of a uniform conversion signal (docs/model.md
+    section 4), so records made with the former uniform 0.1 V default stand for the
+    paper's amplitudes as they are."""
+    if v_conv != "paper":
+        v_conv = float(v_conv)
+        if not v_conv > 0:
+            raise ValueError(f"v_conv must be 'paper' or an amplitude > 0 V; got {v_conv!r}")
     tasks = []
     for net in networks:
         n = n_mnist if net == "mnist_cnn4" else n_cifar
@@ -90,6 +102,8 @@ def build_tasks(networks, tiles, sigmas, bits, n_mnist, n_cifar, seed=0, wires=(
                 extra["wire"] = float(wire)
             if shift_reference != "digital":
                 extra["shift_reference"] = shift_reference
+            if v_conv != "paper":
+                extra["v_conv"] = v_conv
             for tile in tiles:
                 for b in bits:
                     tasks.append(dict(network=net, tile=int(tile), sigma=0.0, bits=int(b), n_images=int(n),
@@ -127,8 +141,12 @@ def run_task(task: dict, data: str, cache: str | None) -> dict:
     n = min(task["n_images"], len(X))
     tile = task["tile"] or None
     r = float(task.get("wire", 1.0))
+    from ..cnn.models import paper_conversion_amplitudes
+
+    v_conv = task.get("v_conv", "paper")
     cfg = AnalogConfig(rows_max=tile, cols_max=tile, programming_sigma=task["sigma"], seed=task["seed"],
-                       r_row=r, r_col=r, r_in=r, r_out=r, shift_reference=task.get("shift_reference", "digital"))
+                       r_row=r, r_col=r, r_in=r, r_out=r, shift_reference=task.get("shift_reference", "digital"),
+                       v_conv=paper_conversion_amplitudes(model) if v_conv == "paper" else float(v_conv))
     t0 = time.perf_counter()
     net = AnalogNetwork(model, cfg, cache_dir=cache or None).prepare(x_cal)
     prep = time.perf_counter() - t0
@@ -173,7 +191,7 @@ def cnn_main(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tasks = build_tasks(preset["networks"], preset["tiles"], preset["sigmas"], preset["bits"],
                         preset["n_mnist"], preset["n_cifar"], args.seed, args.wires or [1.0], args.shift_reference,
-                        preset["n_cal"])
+                        preset["n_cal"], args.v_conv)
     path = out / "cnn_results.h5"
     fn = functools.partial(run_task, data=data, cache=args.cache or None)
     summary = run_tasks(tasks, fn, path, scheduler=args.scheduler, progress=not args.no_progress,
