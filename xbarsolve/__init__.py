@@ -31,6 +31,7 @@ _LAZY = {
     "cnn": (".cnn", None),
     "sweeps": (".sweeps", None),
     "validation": (".validation", None),
+    "torch": (".torch", None),
     "plotting": (".plotting", None),
     "convert": (".conversion", "convert"),
     "Conversion": (".conversion", "Conversion"),

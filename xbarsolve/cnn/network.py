@@ -243,6 +243,14 @@ class AnalogMatrix:
             prog = factory(mapped.G, f"{self.name}/{k}", cfg, rng)
             self.tiles.append(_Tile(rs, cs, mapped, prog.crossbar, self.transfer(prog.crossbar), prog.n_clipped))
 
+    def remap(self, W: np.ndarray) -> list[MappedMatrix]:
+        """The tiles of a new weight matrix ``W`` (same shape) mapped with the weight range
+        fixed when the matrix was programmed (so that scale and offset do not move)."""
+        W = np.asarray(W, dtype=np.float64)
+        if W.shape != self.matrix.shape or self.w_range is None:
+            raise ValueError(f"remap needs a programmed matrix and W of shape {self.matrix.shape}; got {W.shape}")
+        return [_map(W[t.rows, t.cols], self.cfg, self.w_range) for t in self.tiles]
+
     def transfer(self, xbar: Crossbar) -> np.ndarray | None:
         """The transfer matrix (S) of a programmed tile, or None for a nonlinear array."""
         from ..solve import transfer_matrix
