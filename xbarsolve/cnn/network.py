@@ -245,10 +245,12 @@ class AnalogMatrix:
 
     def remap(self, W: np.ndarray) -> list[MappedMatrix]:
         """The tiles of a new weight matrix ``W`` (same shape) mapped with the weight range
-        fixed when the matrix was programmed (so that scale and offset do not move)."""
+        fixed when the matrix was programmed (so that scale and offset do not move);
+        weights outside that range saturate at ``g_min`` / ``g_max``."""
         W = np.asarray(W, dtype=np.float64)
         if W.shape != self.matrix.shape or self.w_range is None:
             raise ValueError(f"remap needs a programmed matrix and W of shape {self.matrix.shape}; got {W.shape}")
+        W = np.clip(W, *self.w_range)
         return [_map(W[t.rows, t.cols], self.cfg, self.w_range) for t in self.tiles]
 
     def transfer(self, xbar: Crossbar) -> np.ndarray | None:

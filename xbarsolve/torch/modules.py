@@ -20,7 +20,7 @@ path, returned in the input's dtype.  In training mode with gradients enabled th
 crossbars are re-programmed from the current weights first (same scale and offset, the
 same conversion correction ``dG``; a new transfer matrix), so the gradient with respect
 to the weights is that of the circuit (see :mod:`xbarsolve.torch._ops`).  Buffers are kept
-float64: do not call ``.float()`` / ``.half()`` on a converted model (cast the input).
+float64 when the model is cast (``.float()`` changes the parameters only).
 """
 
 from __future__ import annotations
@@ -145,6 +145,18 @@ class AnalogModule(nn.Module):
             out.append(TensorTile(t.rows, t.cols, t.mapped, t.crossbar, G, self._buffer(g, f"t{k}_T"),
                                   self._buffer(g, f"t{k}_slope"), self._buffer(g, f"t{k}_offset"),
                                   self._buffer(g, f"t{k}_lo"), self._buffer(g, f"t{k}_hi"), ideal))
+        return out
+
+    def _apply(self, fn, recurse=True):
+        # .to(device) moves the buffers; .float() / .half() leave them float64 (the
+        # crossbar path computes in float64 whatever the parameters' dtype)
+        bufs = {k: b for k, b in self._buffers.items() if b is not None}
+        for k in bufs:
+            del self._buffers[k]
+        out = super()._apply(fn, recurse)
+        for k, b in bufs.items():
+            moved = fn(b)
+            self._buffers[k] = moved if moved.dtype == b.dtype else b.to(moved.device)
         return out
 
     # ------------------------------------------------------------------ forward
