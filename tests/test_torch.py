@@ -236,3 +236,19 @@ def test_config_needing_calibration_data_and_bad_skip(torch):
         convert(model, AnalogConfig(**IDEAL), skip=("nope",))
     with pytest.raises(TypeError, match="config must be an xbarsolve.cnn.AnalogConfig"):
         convert(model, {"r_row": 0})
+
+
+def test_docs_example_runs(torch):
+    """docs/torch.md's examples run as written: convert, evaluate, fine-tune, save."""
+    import re
+
+    from conftest import ROOT
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "torch.md").read_text(), flags=re.S)
+    assert len(blocks) == 2
+    ns: dict = {}
+    for code in blocks:
+        exec(compile(code, "docs/torch.md", "exec"), ns)
+    assert ns["agreement"] > 0.8
+    assert ns["losses"][-1] < ns["losses"][0]
+    assert type(ns["digital_again"][-1]) is torch.nn.Linear
