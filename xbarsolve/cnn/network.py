@@ -183,8 +183,10 @@ class NumpyOps:
         return tile.currents(V)
 
     @staticmethod
-    def decode(mapped: MappedMatrix, analog, v_sum):
-        return mapped.decode(analog, v_sum)
+    def decode(mapped: MappedMatrix, analog, V):
+        """Signed outputs from the analog outputs and the DAC voltages ``V`` of the tile
+        (whose digital ``sum(V)`` the shift scheme without a reference column needs)."""
+        return mapped.decode(analog, V.sum(axis=1))
 
     @staticmethod
     def noise(a, rng: np.random.Generator, sigma: float):
@@ -322,7 +324,7 @@ class AnalogMatrix:
                 a = ops.noise(a, noise_rng, self.read_noise_sigma)
             if adc_bits is not None:
                 a = ops.quantize(a, adc_bits, t.analog_lo, t.analog_hi)
-            part = ops.decode(t.mapped, a, Vt.sum(axis=1)) * (self.x_scale / self.cfg.converter.v_max)
+            part = ops.decode(t.mapped, a, Vt) * (self.x_scale / self.cfg.converter.v_max)
             y = sign * part if y is None else y + sign * part
         return y
 

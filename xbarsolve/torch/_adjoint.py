@@ -40,10 +40,12 @@ def _small_signal_transposed(xbar: Crossbar, G: np.ndarray) -> Crossbar:
     )
 
 
-def crossbar_vjp(xbar: Crossbar, V: np.ndarray, gI: np.ndarray, *, need_g: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+def crossbar_vjp(xbar: Crossbar, V: np.ndarray, gI: np.ndarray, *, need_g: bool = True,
+                 factorization=None) -> tuple[np.ndarray, np.ndarray | None]:
     """``(gV, gG)`` of the column currents of ``xbar`` at inputs ``V`` (batch, m; V) for
     the upstream gradient ``gI`` (batch, n; per A); ``gG`` (m, n; per S) is None unless
-    ``need_g``."""
+    ``need_g``.  ``factorization``: ``xs.factorize(xbar)`` if the caller has one (linear
+    arrays), reused for the forward node voltages."""
     from ..solve import solve
 
     if xbar.transistor is not None:
@@ -56,7 +58,7 @@ def crossbar_vjp(xbar: Crossbar, V: np.ndarray, gI: np.ndarray, *, need_g: bool 
         adj = solve(_small_signal_transposed(xbar, G), gI, full=need_g)
         if not need_g:
             return adj.currents, None
-        fwd = solve(xbar, V, full=True)
+        fwd = solve(xbar, V, full=True) if factorization is None else factorization.solve(V, full=True)
         dv = fwd.v_top - fwd.v_bottom
         dphi = (adj.v_bottom - adj.v_top).transpose(0, 2, 1)
         return adj.currents, -np.einsum("kab,kab->ab", dv, dphi)

@@ -46,6 +46,7 @@ class TensorTile:
     analog_lo: torch.Tensor | None = None
     analog_hi: torch.Tensor | None = None
     ideal: bool = False  # zero wires, linear device, no transistor: T is G itself
+    factorization: object = None  # xs.factorize(crossbar) when the forward pass made one
 
 
 class _Currents(torch.autograd.Function):
@@ -70,7 +71,7 @@ class _Currents(torch.autograd.Function):
             return (gI @ tile.T.T if need_v else None), None, None
         if tile.ideal:
             return (gI @ tile.T.T if need_v else None), V.T @ gI, None  # ideal wires: T == G
-        gV, gG = crossbar_vjp(tile.crossbar, _np(V), _np(gI), need_g=need_g)
+        gV, gG = crossbar_vjp(tile.crossbar, _np(V), _np(gI), need_g=need_g, factorization=tile.factorization)
         dev = V.device
         return (torch.as_tensor(gV, device=dev) if need_v else None), (torch.as_tensor(gG, device=dev) if need_g else None), None
 
@@ -96,12 +97,12 @@ class TorchOps:
         return _Currents.apply(V, tile.G, tile)
 
     @staticmethod
-    def decode(mapped, analog, v_sum):
+    def decode(mapped, analog, V):
         one = np.ones((1, 1))
         c_analog = float(mapped.decode(one, np.zeros(1))[0, 0])
         c_sum = float(mapped.decode(0 * one, np.ones(1))[0, 0])
         y = analog * c_analog
-        return y if c_sum == 0 else y + v_sum[:, None] * c_sum
+        return y if c_sum == 0 else y + V.sum(dim=1, keepdim=True) * c_sum
 
     @staticmethod
     def noise(a, rng: np.random.Generator, sigma: float):

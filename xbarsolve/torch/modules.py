@@ -32,6 +32,7 @@ from torch import nn
 
 from ..cnn.config import AnalogConfig
 from ..cnn.network import AnalogMatrix, default_crossbar_factory
+from ..solve import factorize
 from ._ops import TensorTile, TorchOps, conductance_surrogate
 
 __all__ = ["AnalogModule", "AnalogLinear", "AnalogConv1d", "AnalogConv2d"]
@@ -50,6 +51,9 @@ class AnalogModule(nn.Module):
         self.layer_name = name
         self.config = config
         self.engines: list[AnalogMatrix] = []
+        #: zero wires, linear device, no transistor: every T is its G
+        self._ideal = config.ideal_wires and config.is_linear and config.circuit.transistor is None
+        self._factorizations: dict = {}  # (group, tile) -> factorization of the last re-programming
         self._noise_rng = np.random.default_rng(config.seed + 1) if config.noise.read_noise_sigma > 0 else None
         self.register_load_state_dict_post_hook(lambda module, incompatible: module._sync())
 
@@ -129,14 +133,17 @@ class AnalogModule(nn.Module):
         for k, (t, mapped) in enumerate(zip(eng.tiles, eng.remap(M))):
             G = np.maximum(mapped.G + self._buffer(g, f"t{k}_dG").cpu().numpy(), 0.0)
             t.mapped, t.crossbar = mapped, t.crossbar.with_conductances(G)
-            t.T = eng.transfer(t.crossbar)
+            if t.crossbar.is_linear and not t.crossbar.has_zero_resistance:  # one factorization: T and backward
+                self._factorizations[g, k] = factorize(t.crossbar)
+                t.T = self._factorizations[g, k].transfer_matrix()
+            else:
+                t.T = eng.transfer(t.crossbar)
             self._buffer(g, f"t{k}_G").copy_(torch.from_numpy(G))
             if t.T is not None:
                 self._buffer(g, f"t{k}_T").copy_(torch.from_numpy(np.array(t.T)))
 
     def _tiles(self, g: int, M: torch.Tensor | None) -> list[TensorTile]:
         eng = self.engines[g]
-        ideal = self.config.ideal_wires and self.config.is_linear and self.config.circuit.transistor is None
         out = []
         for k, t in enumerate(eng.tiles):
             G = self._buffer(g, f"t{k}_G")
@@ -144,7 +151,8 @@ class AnalogModule(nn.Module):
                 G = G + conductance_surrogate(t.mapped, M[t.rows, t.cols].to(torch.float64))
             out.append(TensorTile(t.rows, t.cols, t.mapped, t.crossbar, G, self._buffer(g, f"t{k}_T"),
                                   self._buffer(g, f"t{k}_slope"), self._buffer(g, f"t{k}_offset"),
-                                  self._buffer(g, f"t{k}_lo"), self._buffer(g, f"t{k}_hi"), ideal))
+                                  self._buffer(g, f"t{k}_lo"), self._buffer(g, f"t{k}_hi"), self._ideal,
+                                  self._factorizations.pop((g, k), None) if M is not None else None))
         return out
 
     def _apply(self, fn, recurse=True):
@@ -260,10 +268,12 @@ class AnalogConv2d(AnalogModule):
         kh, kw = self.kernel_size
         Ho = (H - self.dilation[0] * (kh - 1) - 1) // self.stride[0] + 1
         Wo = (W - self.dilation[1] * (kw - 1) - 1) // self.stride[1] + 1
-        cols = F.unfold(x, (kh, kw), dilation=self.dilation, stride=self.stride)  # (N, C*kh*kw, L), C-major
+        (dh, dw), (sh, sw) = self.dilation, self.stride
+        # windows as a strided view (N, C, Ho, Wo, kh, kw), then one copy in (kh, kw, channel) order
+        win = x.unfold(2, dh * (kh - 1) + 1, sh).unfold(3, dw * (kw - 1) + 1, sw)[..., ::dh, ::dw]
         cg = C // self.groups
-        cols = cols.reshape(N, self.groups, cg, kh, kw, Ho * Wo).permute(1, 0, 5, 3, 4, 2)
-        cols = cols.reshape(self.groups, N * Ho * Wo, kh * kw * cg)
+        win = win.reshape(N, self.groups, cg, Ho, Wo, kh, kw).permute(1, 0, 3, 4, 5, 6, 2)
+        cols = win.reshape(self.groups, N * Ho * Wo, kh * kw * cg)
         return list(cols), (N, Ho, Wo)
 
     def assemble(self, Y, shape):
