@@ -252,3 +252,27 @@ def test_docs_example_runs(torch):
     assert ns["agreement"] > 0.8
     assert ns["losses"][-1] < ns["losses"][0]
     assert type(ns["digital_again"][-1]) is torch.nn.Linear
+
+
+def test_quantizers_pass_gradients_straight_through(torch):
+    """With a 4-bit DAC, a 5-bit ADC and 4-bit weights the outputs are quantized, but the
+    input gradient is that of the same crossbars with ideal converters (the quantizers
+    pass it straight through); the weight gradient is the circuit's at the quantized
+    voltages."""
+    from xbarsolve.torch import convert
+
+    torch.manual_seed(4)
+    layer = torch.nn.Linear(6, 5).double()
+    x = torch.rand(8, 6, dtype=torch.float64)
+    base = dict(WIRES, calibration=True, weight_bits=4)
+    out = []
+    for extra in ({}, {"dac_bits": 4, "adc_bits": 5}):
+        m = convert(layer, AnalogConfig(**base, **extra), calibration_data=x).train()
+        xg = x.clone().requires_grad_(True)
+        y = m(xg)
+        (y * torch.arange(1.0, 6.0, dtype=torch.float64)).sum().backward()
+        out.append((y.detach().numpy(), xg.grad.numpy(), m.weight.grad.numpy()))
+    (y0, gx0, gw0), (y1, gx1, gw1) = out
+    assert _rel(y1, y0) > 1e-3  # the converters act
+    assert _rel(gx1, gx0) < 1e-12
+    assert 0 < _rel(gw1, gw0) < 0.2
