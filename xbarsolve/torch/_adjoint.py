@@ -15,7 +15,7 @@ sum_batch gI dI/dG`` (m, n) exactly, by the adjoint of the nodal system:
 
 Cell currents must be affine in ``G`` (true of :class:`~xbarsolve.devices.Linear`,
 :class:`~xbarsolve.devices.Sinh` and :class:`~xbarsolve.devices.Poly`).  Arrays with an
-access transistor are not supported here.
+access transistor, or of a crossbar scheme other than the plain ladder, are refused.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ def crossbar_vjp(xbar: Crossbar, V: np.ndarray, gI: np.ndarray, *, need_g: bool 
     arrays), reused for the forward node voltages."""
     from ..solve import solve
 
+    if getattr(xbar, "scheme", "A") != "A":  # schemes with supply lines or paired rows have another adjoint
+        raise NotImplementedError(f"gradients through crossbar scheme {xbar.scheme!r} are not implemented (scheme 'A' only)")
     if xbar.transistor is not None:
         raise NotImplementedError("gradients through arrays with access transistors are not implemented "
                                   "(xbarsolve.torch supports 1R arrays for training)")
