@@ -32,6 +32,7 @@ _LAZY = {
     "program": (".program", None),
     "sweeps": (".sweeps", None),
     "validation": (".validation", None),
+    "torch": (".torch", None),
     "cost": (".cost", None),
     "plotting": (".plotting", None),
     "convert": (".conversion", "convert"),

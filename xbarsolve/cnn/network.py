@@ -51,7 +51,8 @@ if TYPE_CHECKING:
     from ..crossbar import Crossbar
 
 __all__ = [
-    "AnalogConfig", "ProgrammedCrossbar", "default_crossbar_factory", "AnalogLayer", "AnalogNetwork",
+    "AnalogConfig", "ProgrammedCrossbar", "default_crossbar_factory", "AnalogMatrix", "AnalogLayer", "AnalogNetwork",
+    "NumpyOps",
     "LayerError", "ErrorReport", "DEFAULT_V_CONV",
 ]
 
@@ -172,44 +173,68 @@ class _Tile:
         return solve(self.crossbar, V).currents
 
 
-class AnalogLayer:
-    """One linear-layer node (:class:`~xbarsolve.cnn.layers.LinearLayer`) on crossbars (see the module docstring).
+class NumpyOps:
+    """The array operations of :meth:`AnalogMatrix.products` on NumPy arrays.
 
-    Built by :class:`AnalogNetwork`; :meth:`__call__` maps the node's input to its output.
+    The pipeline (DAC, crossbar currents, ADC, decoding, calibration, accumulation) is
+    written once against these few operations; :mod:`xbarsolve.torch` supplies the same
+    operations on tensors (on any device, with autograd and straight-through quantizers).
     """
 
-    def __init__(self, node: Node, input_shape: tuple[int, ...], cfg: AnalogConfig):
-        layer = node.layer
-        if not isinstance(layer, LinearLayer):
-            raise TypeError(f"node {node.name!r} holds a {type(layer).__name__}, not a LinearLayer; "
-                            "only linear layers go on crossbars")
-        self.node = node
-        self.layer: LinearLayer = layer
+    @staticmethod
+    def relu(x):
+        return np.maximum(x, 0.0)
+
+    @staticmethod
+    def quantize(x, bits, lo, hi):
+        return quantize(x, bits, lo, hi)
+
+    @staticmethod
+    def currents(tile: "_Tile", V):
+        return tile.currents(V)
+
+    @staticmethod
+    def decode(mapped: MappedMatrix, analog, V):
+        """Signed outputs from the analog outputs and the DAC voltages ``V`` of the tile
+        (whose digital ``sum(V)`` the shift scheme without a reference column needs)."""
+        return mapped.decode(analog, V.sum(axis=1))
+
+    @staticmethod
+    def noise(a, rng: np.random.Generator, sigma: float):
+        return a + rng.normal(0.0, sigma, a.shape)
+
+    @staticmethod
+    def zeros(n_rows: int, n_cols: int, like):
+        return np.zeros((n_rows, n_cols))
+
+
+class AnalogMatrix:
+    """One weight matrix (rows = input vector entries, columns = outputs) on tiled
+    crossbars: mapping, programming, calibration and the analog product (module docstring).
+
+    The engine of :class:`AnalogLayer` (a node of a NumPy :class:`Model`) and of the
+    PyTorch modules of :mod:`xbarsolve.torch` (one matrix per layer or group).
+
+    Parameters
+    ----------
+    matrix : ndarray, shape (rows, outputs)
+        The weights (the matrix that one input vector multiplies).
+    name : str
+        Layer name: the tiles are ``"<name>/<k>"`` for the crossbar factory (the
+        conversion amplitude is looked up by the part before the first ``/``).
+    cfg : AnalogConfig
+    """
+
+    def __init__(self, matrix: np.ndarray, name: str, cfg: AnalogConfig):
+        self.matrix = np.asarray(matrix, dtype=np.float64)
+        self.name = name
         self.cfg = cfg
-        #: True for the sparse mapping: one vector per sample, through the unrolled matrix.
-        self.sparse = cfg.mapping.conv_mapping == "sparse"
-        if self.sparse:
-            self.matrix, self.sparse_grid = layer.unrolled(tuple(input_shape))
-        else:
-            self.matrix, self.sparse_grid = layer.weight_matrix, None
         self.x_scale = 1.0  # input full scale (input units) mapped to v_max
+        self.w_range: tuple[float, float] | None = None  # weight range mapped onto [g_min, g_max]
         self.tiles: list[_Tile] = []
         self.dac_bits = cfg.converter.dac_bits
         self.adc_bits = cfg.converter.adc_bits
         self.read_noise_sigma = cfg.noise.read_noise_sigma
-
-    # ------------------------------------------------------------------ vectors
-    def _vectors(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
-        """Crossbar input vectors (batch, rows) in input units, and the shape (N, *grid)
-        the products fill."""
-        if self.sparse:
-            return x.reshape(x.shape[0], -1), (x.shape[0], *self.sparse_grid)
-        P = self.layer.patches(x)
-        return P.reshape(-1, self.matrix.shape[0]), P.shape[:-1]
-
-    def vectors(self, x: np.ndarray) -> np.ndarray:
-        """Crossbar input vectors (batch, rows) in input units."""
-        return self._vectors(x)[0]
 
     @property
     def n_crossbars(self) -> int:
@@ -222,25 +247,37 @@ class AnalogLayer:
     # ------------------------------------------------------------------ build
     def program(self, factory: CrossbarFactory, rng: np.random.Generator) -> None:
         """Map, tile and program the crossbars; compute their transfer matrices."""
-        from ..solve import transfer_matrix
-
         cfg = self.cfg
+        self.w_range = _weight_range(self.matrix, cfg)
         self.tiles = []
         for k, (rs, cs, mapped) in enumerate(_mapped_tiles(self.matrix, cfg)):
-            prog = factory(mapped.G, f"{self.node.name}/{k}", cfg, rng)
-            xbar = prog.crossbar
-            if cfg.ideal_wires and xbar.is_linear and xbar.transistor is None:
-                T = np.asarray(xbar.G)  # zero wires, no transistor: T == G exactly
-            elif xbar.is_linear:
-                T = transfer_matrix(xbar)
-            else:
-                T = None
-            self.tiles.append(_Tile(rs, cs, mapped, xbar, T, prog.n_clipped))
+            prog = factory(mapped.G, f"{self.name}/{k}", cfg, rng)
+            self.tiles.append(_Tile(rs, cs, mapped, prog.crossbar, self.transfer(prog.crossbar), prog.n_clipped))
 
-    def calibrate(self, x_cal: np.ndarray, rng: np.random.Generator) -> None:
+    def remap(self, W: np.ndarray) -> list[MappedMatrix]:
+        """The tiles of a new weight matrix ``W`` (same shape) mapped with the weight range
+        fixed when the matrix was programmed (so that scale and offset do not move);
+        weights outside that range saturate at ``g_min`` / ``g_max``."""
+        W = np.asarray(W, dtype=np.float64)
+        if W.shape != self.matrix.shape or self.w_range is None:
+            raise ValueError(f"remap needs a programmed matrix and W of shape {self.matrix.shape}; got {W.shape}")
+        if self.cfg.mapping.sliced:
+            raise NotImplementedError("remap of bit-sliced weights is not implemented")
+        W = np.clip(W, *self.w_range)
+        return [_map(W[t.rows, t.cols], self.cfg, self.w_range) for t in self.tiles]
+
+    def transfer(self, xbar: Crossbar) -> np.ndarray | None:
+        """The transfer matrix (S) of a programmed tile, or None for a nonlinear array."""
+        from ..solve import transfer_matrix
+
+        if self.cfg.ideal_wires and xbar.is_linear and xbar.transistor is None:
+            return np.asarray(xbar.G)  # zero wires, no transistor: T == G exactly
+        return transfer_matrix(xbar) if xbar.is_linear else None
+
+    def calibrate_vectors(self, P: np.ndarray, rng: np.random.Generator) -> None:
         """Set the DAC full scale, the ADC ranges and (if configured) the per-column
-        calibration from the node's exact inputs ``x_cal`` on held-out data."""
-        P = self.vectors(x_cal)
+        calibration from exact input vectors ``P`` (batch, rows) of held-out data."""
+        P = np.asarray(P, dtype=np.float64)
         amax = float(np.abs(P).max()) if P.size else 0.0
         self.x_scale = amax if amax > 0 else 1.0
         if len(P) > self.cfg.converter.n_range_samples:
@@ -274,46 +311,91 @@ class AnalogLayer:
             t.slope, t.offset = cal.slope, cal.offset
 
     # ------------------------------------------------------------------ evaluation
-    def _voltages(self, P: np.ndarray, dac_bits):
+    def _voltages(self, P, dac_bits, ops=NumpyOps):
         """(sign, V) pairs: the non-negative and (if present) negative parts of the inputs
         as DAC voltages (V)."""
         parts = [(1.0, P)]
-        if P.size and P.min() < 0:
-            parts = [(1.0, np.maximum(P, 0.0)), (-1.0, np.maximum(-P, 0.0))]
-        if self.cfg.converter.input_bits is not None:  # bit-serial DAC, in every pass
+        if P.shape[0] and P.min() < 0:
+            parts = [(1.0, ops.relu(P)), (-1.0, ops.relu(-P))]
+        if self.cfg.converter.input_bits is not None:  # bit-serial DAC, in every pass (NumPy only)
             return bit_planes(parts, self.x_scale, self.cfg.converter.input_bits, self.cfg.converter.v_max, dac_bits)
         out = []
         for sign, Q in parts:
             if dac_bits is None:  # the ideal DAC does not saturate
                 out.append((sign, Q * (self.cfg.converter.v_max / self.x_scale)))
             else:  # a real DAC saturates at full scale
-                out.append((sign, quantize(Q / self.x_scale, dac_bits, 0.0, 1.0) * self.cfg.converter.v_max))
+                out.append((sign, ops.quantize(Q / self.x_scale, dac_bits, 0.0, 1.0) * self.cfg.converter.v_max))
         return out
 
-    def _tile_output(self, t: _Tile, parts, *, adc_bits, noise_rng) -> np.ndarray:
+    def _tile_output(self, t: _Tile, parts, *, adc_bits, noise_rng, ops=NumpyOps):
         """Decoded (uncalibrated) output of one tile for the DAC voltages ``parts``."""
         y = None
         for sign, V in parts:
             Vt = V[:, t.rows]
-            a = t.mapped.analog_output(t.currents(Vt))
+            a = t.mapped.analog_output(ops.currents(t, Vt))
             if noise_rng is not None and self.read_noise_sigma > 0:
-                a = a + noise_rng.normal(0.0, self.read_noise_sigma, a.shape)
+                a = ops.noise(a, noise_rng, self.read_noise_sigma)
             if adc_bits is not None:
-                a = quantize(a, adc_bits, t.analog_lo, t.analog_hi)
-            part = t.mapped.decode(a, Vt.sum(axis=1)) * (self.x_scale / self.cfg.converter.v_max)
+                a = ops.quantize(a, adc_bits, t.analog_lo, t.analog_hi)
+            part = ops.decode(t.mapped, a, Vt) * (self.x_scale / self.cfg.converter.v_max)
             y = sign * part if y is None else y + sign * part
         return y
 
-    def products(self, P: np.ndarray, noise_rng: np.random.Generator | None = None) -> np.ndarray:
-        """Analog estimate of ``P @ matrix`` for input vectors ``P`` (batch, rows)."""
-        Y = np.zeros((P.shape[0], self.matrix.shape[1]))
-        parts = self._voltages(P, self.dac_bits)
-        for t in self.tiles:
-            y = self._tile_output(t, parts, adc_bits=self.adc_bits, noise_rng=noise_rng)
+    def products(self, P, noise_rng: np.random.Generator | None = None, *, ops=NumpyOps, tiles=None):
+        """Analog estimate of ``P @ matrix`` for input vectors ``P`` (batch, rows).
+
+        ``ops`` and ``tiles`` let another array library run the same pipeline (see
+        :class:`NumpyOps`): ``tiles`` are this matrix's tiles with their arrays in that
+        library's form (default :attr:`tiles`).
+        """
+        Y = ops.zeros(P.shape[0], self.matrix.shape[1], P)
+        parts = self._voltages(P, self.dac_bits, ops)
+        for t in self.tiles if tiles is None else tiles:
+            y = self._tile_output(t, parts, adc_bits=self.adc_bits, noise_rng=noise_rng, ops=ops)
             if t.slope is not None:
                 y = y * t.slope + t.offset
             Y[:, t.cols] += y
         return Y
+
+
+class AnalogLayer(AnalogMatrix):
+    """One linear-layer node (:class:`~xbarsolve.cnn.layers.LinearLayer`) on crossbars (see the module docstring).
+
+    Built by :class:`AnalogNetwork`; :meth:`__call__` maps the node's input to its output.
+    """
+
+    def __init__(self, node: Node, input_shape: tuple[int, ...], cfg: AnalogConfig):
+        layer = node.layer
+        if not isinstance(layer, LinearLayer):
+            raise TypeError(f"node {node.name!r} holds a {type(layer).__name__}, not a LinearLayer; "
+                            "only linear layers go on crossbars")
+        self.node = node
+        self.layer: LinearLayer = layer
+        #: True for the sparse mapping: one vector per sample, through the unrolled matrix.
+        self.sparse = cfg.mapping.conv_mapping == "sparse"
+        if self.sparse:
+            matrix, self.sparse_grid = layer.unrolled(tuple(input_shape))
+        else:
+            matrix, self.sparse_grid = layer.weight_matrix, None
+        super().__init__(matrix, node.name, cfg)
+
+    # ------------------------------------------------------------------ vectors
+    def _vectors(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+        """Crossbar input vectors (batch, rows) in input units, and the shape (N, *grid)
+        the products fill."""
+        if self.sparse:
+            return x.reshape(x.shape[0], -1), (x.shape[0], *self.sparse_grid)
+        P = self.layer.patches(x)
+        return P.reshape(-1, self.matrix.shape[0]), P.shape[:-1]
+
+    def vectors(self, x: np.ndarray) -> np.ndarray:
+        """Crossbar input vectors (batch, rows) in input units."""
+        return self._vectors(x)[0]
+
+    def calibrate(self, x_cal: np.ndarray, rng: np.random.Generator) -> None:
+        """Set the DAC full scale, the ADC ranges and (if configured) the per-column
+        calibration from the node's exact inputs ``x_cal`` on held-out data."""
+        self.calibrate_vectors(self.vectors(x_cal), rng)
 
     def __call__(self, x: np.ndarray, noise_rng: np.random.Generator | None = None) -> np.ndarray:
         P, grid = self._vectors(x)
@@ -503,6 +585,7 @@ class AnalogNetwork:
             for name, al in self.layers.items():
                 g = f[name]
                 al.x_scale = float(g.attrs["x_scale"])
+                al.w_range = _weight_range(al.matrix, cfg)
                 al.tiles = []
                 slices = _mapped_tiles(al.matrix, cfg)
                 if len(slices) != len(g):
