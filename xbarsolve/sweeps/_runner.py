@@ -71,7 +71,7 @@ import numpy as np
 from .._atomic import atomic_hdf5, create_dataset, read_dataset
 from ..errors import FormatError, LockError
 
-__all__ = ["task_key", "run_tasks", "read_records", "records_table", "RunSummary", "merge_parts"]
+__all__ = ["task_key", "run_tasks", "run_job", "read_records", "records_table", "RunSummary", "merge_parts"]
 
 FORMAT = "xbarsolve-records"
 VERSION = 1
@@ -393,6 +393,21 @@ def run_tasks(
             merge_parts(path)
     return RunSummary(total=len(unique), run=len(pending), skipped=len(unique) - len(pending),
                       seconds=time.perf_counter() - t0, path=str(path))
+
+
+def run_job(tasks: list[dict], fn, path, *, job: str, preset: dict, scheduler=None,
+            progress: bool = True) -> tuple[RunSummary, list[tuple[dict, dict]]]:
+    """Run a batch job's tasks into ``path`` (:func:`run_tasks`) and return the summary and
+    the records of exactly these tasks (a results file may also hold other presets').
+
+    ``job`` names the job in the progress bar and the file's ``job`` attribute; ``preset``
+    (JSON-serialisable) is stored as the file's ``preset`` attribute.
+    """
+    summary = run_tasks(tasks, fn, path, scheduler=scheduler, progress=progress, desc=job,
+                        file_attrs={"job": job, "preset": json.dumps(preset)})
+    wanted = {json.dumps(t, sort_keys=True) for t in tasks}
+    records = [(t, r) for t, r in read_records(path) if json.dumps(t, sort_keys=True) in wanted]
+    return summary, records
 
 
 def _run_dask(pending, fn, parts: Path, scheduler, bar) -> None:

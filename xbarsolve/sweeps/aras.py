@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import time
 from pathlib import Path
 
@@ -201,7 +200,7 @@ def summary_markdown(records, endurance: float = 1e6) -> str:
 def aras_main(args: argparse.Namespace) -> int:
     """Entry point of ``xbarsolve reproduce aras``; returns the exit status."""
     from ..cnn.datasets import data_dir
-    from ._runner import read_records, run_tasks
+    from ._runner import run_job
 
     preset = dict(PRESETS["quick" if args.quick else "full"])
     for key in ("networks", "crossbars", "batches", "write_models", "n_mnist", "n_cifar", "analog_networks",
@@ -221,10 +220,8 @@ def aras_main(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "aras_results.h5"
     fn = functools.partial(run_task, data=data)
-    summary = run_tasks(tasks, fn, path, scheduler=args.scheduler, progress=not args.no_progress,
-                        desc="reproduce aras", file_attrs={"job": "reproduce aras", "preset": json.dumps(preset)})
-    wanted = {json.dumps(t, sort_keys=True) for t in tasks}
-    records = [(t, r) for t, r in read_records(path) if json.dumps(t, sort_keys=True) in wanted]
+    summary, records = run_job(tasks, fn, path, job="reproduce aras", preset=preset, scheduler=args.scheduler,
+                               progress=not args.no_progress)
     text = summary_markdown(records)
     (out / "aras_summary.md").write_text(text + "\n")
     print(text)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import time
 from pathlib import Path
 
@@ -175,7 +174,7 @@ def run_task(task: dict, data: str, cache: str | None) -> dict:
 def cnn_main(args: argparse.Namespace) -> int:
     """Entry point of ``xbarsolve reproduce cnn``; returns the exit status."""
     from ..cnn.datasets import data_dir
-    from ._runner import read_records, run_tasks
+    from ._runner import run_job
 
     preset = dict(PRESETS["quick" if args.quick else "full"])
     for key in ("networks", "tiles", "sigmas", "bits", "n_mnist", "n_cifar", "n_cal"):
@@ -194,11 +193,8 @@ def cnn_main(args: argparse.Namespace) -> int:
                         preset["n_cal"], args.v_conv)
     path = out / "cnn_results.h5"
     fn = functools.partial(run_task, data=data, cache=args.cache or None)
-    summary = run_tasks(tasks, fn, path, scheduler=args.scheduler, progress=not args.no_progress,
-                        desc="reproduce cnn", file_attrs={"job": "reproduce cnn", "preset": json.dumps(preset)})
-    records = read_records(path)
-    wanted = {json.dumps(t, sort_keys=True) for t in tasks}
-    records = [(t, r) for t, r in records if json.dumps(t, sort_keys=True) in wanted]
+    summary, records = run_job(tasks, fn, path, job="reproduce cnn", preset=preset, scheduler=args.scheduler,
+                               progress=not args.no_progress)
     from ..cnn.plotting import table6_markdown
 
     table = table6_markdown(records)

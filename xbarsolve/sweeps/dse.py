@@ -320,7 +320,7 @@ def _save(fig, path: Path) -> Path:
 def dse_main(args: argparse.Namespace) -> int:
     """Entry point of ``xbarsolve reproduce dse``; returns the exit status."""
     from ..cnn.datasets import data_dir
-    from ._runner import read_records, run_tasks
+    from ._runner import run_job
 
     preset = dict(PRESETS["quick" if args.quick else "full"])
     for key in ("networks", "mappings", "tiles", "sparse_tiles", "wires", "sigmas", "read_noises", "bits", "n_mnist", "n_cifar", "n_cost"):
@@ -360,10 +360,8 @@ def dse_main(args: argparse.Namespace) -> int:
                 tasks = [t for t in tasks if not (t["network"] == net and t["mapping"] == "sparse")]
     path = out / "dse_results.h5"
     fn = functools.partial(run_task, data=data, cache=cache or None, allow_large=args.allow_large)
-    summary = run_tasks(tasks, fn, path, scheduler=args.scheduler, progress=not args.no_progress,
-                        desc="reproduce dse", file_attrs={"job": "reproduce dse", "preset": json.dumps(preset)})
-    wanted = {json.dumps(t, sort_keys=True) for t in tasks}
-    records = [(t, r) for t, r in read_records(path) if json.dumps(t, sort_keys=True) in wanted]
+    summary, records = run_job(tasks, fn, path, job="reproduce dse", preset=preset, scheduler=args.scheduler,
+                               progress=not args.no_progress)
     table = table_markdown(records)
     (out / "dse_table.md").write_text(table + "\n")
     print(table)
