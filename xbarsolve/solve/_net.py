@@ -117,6 +117,12 @@ class _Eval:
         return self.i_col.sum(axis=0 if net.rows_first else 1)
 
 
+#: Evaluate cells with a middle node and built-in models with the generic scalar kernel
+#: :func:`_nk.evaluate` instead of the vectorised :func:`_nk.evaluate_3t` (the path before
+#: the latter existed; kept for the benchmark's comparison and the tests).
+_GENERIC_CELLS = False
+
+
 def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None) -> _Eval:
     """The residual and condensed Newton system at ``x`` (kernel :func:`_nk.evaluate`);
     with ``per_vector`` also each vector's cell entries (``cellv``).  ``work``: an earlier
@@ -147,6 +153,11 @@ def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None)
                             net.rows_first, work.rP, work.rS, D, res, res_v, work.i_col)
             if not per_vector:
                 work.cells[:] = D.mean(axis=2)
+        elif net.funcs is None and not _GENERIC_CELLS:
+            _nk.evaluate_3t(xP, xS, xM, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,
+                            net.pd, net.pt, net.rows_first, work.rP, work.rS, work.m0, work.mP, work.mS,
+                            work.cells, work.cellv if per_vector else np.empty((3, 1, 1, 1)), res, res_v, work.i_col)
+            work.cells /= k
         else:
             kernel = _nk.evaluate if net.funcs is None else _nk.specialise(*net.funcs)
             kernel(xP, xS, xM, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,
