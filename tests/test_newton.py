@@ -216,6 +216,43 @@ def test_vectorised_middle_node_kernel_matches_numpy_and_generic_kernel(rng, tr,
         assert np.abs(new[key] - val).max() <= 1e-13 * np.abs(val).max(), key
 
 
+@pytest.mark.parametrize("shape", [(9, 6), (5, 8)])
+def test_vectorised_two_terminal_kernel_matches_generic_kernel(rng, shape):
+    """``evaluate_2t`` (batches of at least ``_VECTOR_MIN_BATCH`` vectors) against the
+    generic kernel (what smaller batches take) and the NumPy device law."""
+    from naive_newton import device_iv
+
+    from xbarsolve.solve import _net, _newton_kernels as nk
+
+    xbar = random_array(rng, *shape, xs.devices.Sinh(a=2.5), None)
+    net = _net._net(xbar)
+    k = 2 * _net._VECTOR_MIN_BATCH + 1
+    x = _net._state(net, rng.uniform(-0.5, 1.0, (k, shape[0])))
+    for a in x[:2]:
+        a[:] = rng.uniform(-0.6, 1.2, a.shape)
+    new = _net._evaluate(net, x, per_vector=True)
+    new = dict(rP=new.rP.copy(), rS=new.rS.copy(), res=new.res.copy(), res_v=new.res_v.copy(), i_col=new.i_col.copy(),
+               D=new.cellv[0].copy())
+    p, q = net.p, net.q
+    old = dict(rP=np.empty((p, q, k)), rS=np.empty((p, q, k)), i_col=np.empty((p, q, k)), res=np.empty((p, k)),
+               res_v=np.empty((p, k)))
+    cellv = np.empty((3, p, q, k))
+    z = np.zeros((1, 1, 1))
+    nk.evaluate(x[0], x[1], x[2], x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,
+                net.pd, net.pt, net.rows_first, False, old["rP"], old["rS"], z, z, z, np.empty((4, p, q)), cellv,
+                old["res"], old["res_v"], old["i_col"])
+    old["res"], old["res_v"] = old["res"].max(axis=0), old["res_v"].max(axis=0)
+    for e in cellv:
+        np.testing.assert_array_equal(e, cellv[0])  # eP = eS = w = dI/dV
+    old["D"] = cellv[0]
+    for key, val in old.items():
+        assert np.abs(new[key] - val).max() <= 1e-13 * np.abs(val).max(), key
+    sgn = 1.0 if net.rows_first else -1.0  # the cell voltage is sgn (P - S)
+    im, gm = device_iv(xbar.device, sgn * (x[0] - x[1]), net.G[:, :, None])
+    assert np.abs(new["i_col"] - im).max() <= 1e-13 * np.abs(im).max()
+    assert np.abs(new["D"] - gm).max() <= 1e-13 * np.abs(gm).max()
+
+
 def test_threads_give_identical_results(rng):
     """The kernels' parallel loops write disjoint rows and the solver's choices do not
     depend on timing: one and two threads give the same bits."""
