@@ -78,6 +78,7 @@ def main() -> None:
     ap.add_argument("--sizes", default=",".join(f"{m}x{n}" for m, n in SIZES), help="comma-separated m x n sizes")
     ap.add_argument("--passes", type=int, default=3, help="interleaved timing passes (medians are printed)")
     ap.add_argument("--no-baselines", action="store_true", help="skip the SciPy Newton and ngspice baselines")
+    ap.add_argument("--threads", type=int, default=None, help="threads of xbarsolve's kernels (default: its own policy)")
     args = ap.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     rng = np.random.default_rng(2026)
@@ -117,14 +118,14 @@ def main() -> None:
         for k in batches:
             t = {"auto": [], "cpu": [], "chord": [], "generic": []}
             for _ in range(args.passes):
-                res, w, c = timed(xs.solve, xbar, V[:k])
+                res, w, c = timed(xs.solve, xbar, V[:k], threads=args.threads)
                 t["auto"].append(w)
                 t["cpu"].append(c)
-                t["chord"].append(timed(xs.solve, xbar, V[:k], iteration="chord")[1])
+                t["chord"].append(timed(xs.solve, xbar, V[:k], iteration="chord", threads=args.threads)[1])
                 if args.cells == "1T1M":
                     _net._GENERIC_CELLS = True
                     try:
-                        old, _, c_old = timed(xs.solve, xbar, V[:k])
+                        old, _, c_old = timed(xs.solve, xbar, V[:k], threads=args.threads)
                     finally:
                         _net._GENERIC_CELLS = False
                     t["generic"].append(c_old)
@@ -141,8 +142,8 @@ def main() -> None:
                   f"{w_chord / k * 1e3:12.2f} {w_chord / w:5.1f}x | {gen} | "
                   f"{scipy_ms if scipy_ms else float('nan'):12.1f} {speed} {scipy_dev if scipy_dev is not None else float('nan'):8.1e} | "
                   f"{sp} {sp_dev if sp_dev is not None else float('nan'):8.1e}", flush=True)
-    print(f"# load average {os.getloadavg()[0]:.1f} at end; xbarsolve threads: "
-          f"{'1 (machine oversubscribed)' if os.getloadavg()[0] > (os.cpu_count() or 1) else 'numba default'}")
+    policy = '1 (machine oversubscribed)' if os.getloadavg()[0] > (os.cpu_count() or 1) else 'numba default'
+    print(f"# load average {os.getloadavg()[0]:.1f} at end; xbarsolve threads: {args.threads or policy}")
 
 
 if __name__ == "__main__":
