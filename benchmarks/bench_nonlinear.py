@@ -89,7 +89,8 @@ def main() -> None:
     for generic in (False, True):
         _net._GENERIC_CELLS = generic
         for it in ("auto", "chord", "newton"):
-            xs.solve(small, rng.uniform(0, 0.4, (2, 8)), iteration=it)
+            for k in (2, 16):  # the generic kernel and, from 8 vectors, the vectorised ones
+                xs.solve(small, rng.uniform(0, 0.4, (k, 8)), iteration=it, threads=args.threads)
     _net._GENERIC_CELLS = False
 
     header = (f"{'size':>8} {'batch':>5} | {'ms/vec':>8} {'cpu ms/vec':>10} {'iters':>5} {'dev ref':>8} | "
