@@ -13,13 +13,20 @@ For each size and batch (1 and 256 vectors) the table gives
   reference (exact Newton, ``iteration="newton"``, ``rtol=1e-13``) on the first vectors;
 * ``chord``: wall time per vector with ``iteration="chord"`` (the default before the
   line relaxation) and the ratio of it to the default's;
+* ``generic``: CPU time per vector with the generic scalar residual kernel for cells
+  with a middle node (the path before the vectorised ``evaluate_3t``; private flag
+  ``xbarsolve.solve._net._GENERIC_CELLS``) and the ratio of it to the default's CPU time (``-``
+  for 1R cells, which take the vectorised two-terminal kernel either way);
+* times are medians over ``--passes`` interleaved passes (default, chord, generic, then
+  again), so that a drift of the shared machine's speed affects every column alike;
 * ``SciPy``: plain Newton on the full nodal system with a sparse LU of the Jacobian per
   iteration and per vector (``tests/naive_newton.py``), on a few vectors, and the
   speed-up of xbarsolve over it;
 * ``ngspice``: ``xs.spice.solve`` on one vector (``ngspice -b``, tightened options, gmin
   matched to the model), skipped when it exceeds the time limit, and the deviation.
 
-Run: ``python benchmarks/bench_nonlinear.py [--cells 1T1M|1R]`` (``--quick`` for a smoke run).
+Run: ``python benchmarks/bench_nonlinear.py [--cells 1T1M|1R] [--sizes 576x64,...] [--passes 3]
+[--no-baselines]`` (``--quick`` for a smoke run).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import xbarsolve as xs  # noqa: E402
 from naive_newton import naive_newton  # noqa: E402
+from xbarsolve.solve import _net  # noqa: E402
 
 SIZES = [(64, 64), (144, 16), (288, 32), (576, 64), (128, 128)]
 
@@ -67,32 +75,41 @@ def main() -> None:
     ap.add_argument("--scipy-vectors", type=int, default=2, help="vectors for the SciPy Newton baseline")
     ap.add_argument("--ngspice-timeout", type=float, default=120.0, help="time limit of one ngspice run (s)")
     ap.add_argument("--cells", choices=("1T1M", "1R"), default="1T1M", help="sinh memristor with or without Level1 NMOS")
+    ap.add_argument("--sizes", default=",".join(f"{m}x{n}" for m, n in SIZES), help="comma-separated m x n sizes")
+    ap.add_argument("--passes", type=int, default=3, help="interleaved timing passes (medians are printed)")
+    ap.add_argument("--no-baselines", action="store_true", help="skip the SciPy Newton and ngspice baselines")
+    ap.add_argument("--threads", type=int, default=None, help="threads of xbarsolve's kernels (default: its own policy)")
     args = ap.parse_args()
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     rng = np.random.default_rng(2026)
     batches = (1, 16) if args.quick else (1, 256)
     print(f"# bench_nonlinear ({args.cells} cells): load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at start")
     # compile (and cache) the kernels outside the timings
     small = array(8, 8, rng, args.cells)
-    for it in ("auto", "chord", "newton"):
-        xs.solve(small, rng.uniform(0, 0.4, (2, 8)), iteration=it)
+    for generic in (False, True):
+        _net._GENERIC_CELLS = generic
+        for it in ("auto", "chord", "newton"):
+            for k in (2, 16):  # the generic kernel and, from 8 vectors, the vectorised ones
+                xs.solve(small, rng.uniform(0, 0.4, (k, 8)), iteration=it, threads=args.threads)
+    _net._GENERIC_CELLS = False
 
     header = (f"{'size':>8} {'batch':>5} | {'ms/vec':>8} {'cpu ms/vec':>10} {'iters':>5} {'dev ref':>8} | "
-              f"{'chord ms/vec':>12} {'ratio':>6} | "
+              f"{'chord ms/vec':>12} {'ratio':>6} | {'generic cpu ms':>14} {'ratio':>6} | "
               f"{'SciPy ms/vec':>12} {'speed-up':>8} {'dev':>8} | {'ngspice s/vec':>13} {'dev':>8}")
     print(header)
     print("-" * len(header))
-    for m, n in SIZES:
+    for m, n in sizes:
         xbar = array(m, n, rng, args.cells)
         V = rng.uniform(0.0, 0.4, (max(batches), m))
         n_ref = 2 if args.quick else 4
         ref, _, _ = timed(xs.solve, xbar, V[:n_ref], iteration="newton", rtol=1e-13)
         scipy_ms = scipy_dev = None
-        if not (args.quick and m * n > 64 * 64):
+        if not (args.no_baselines or (args.quick and m * n > 64 * 64)):
             k = args.scipy_vectors
             (cur, *_), w, _ = timed(naive_newton, xbar, V[:k])
             scipy_ms, scipy_dev = w / k * 1e3, rel(cur, ref.currents[:k])
         sp_s = sp_dev = None
-        if not (args.quick and m * n > 64 * 64):
+        if not (args.no_baselines or (args.quick and m * n > 64 * 64)):
             try:
                 opts = {"gmin": xbar.transistor.gmin} if xbar.transistor is not None else None
                 out, w, _ = timed(xs.spice.solve, xbar, V[:1], options=opts, timeout=args.ngspice_timeout)
@@ -100,19 +117,34 @@ def main() -> None:
             except Exception as err:  # noqa: BLE001 - a timeout or a failed run is reported, not fatal
                 sp_s = f"> {args.ngspice_timeout:.0f} s" if "timeout" in str(err) else type(err).__name__
         for k in batches:
-            res, w, c = timed(xs.solve, xbar, V[:k])
-            _, w_chord, _ = timed(xs.solve, xbar, V[:k], iteration="chord")
+            t = {"auto": [], "cpu": [], "chord": [], "generic": []}
+            for _ in range(args.passes):
+                res, w, c = timed(xs.solve, xbar, V[:k], threads=args.threads)
+                t["auto"].append(w)
+                t["cpu"].append(c)
+                t["chord"].append(timed(xs.solve, xbar, V[:k], iteration="chord", threads=args.threads)[1])
+                if args.cells == "1T1M":
+                    _net._GENERIC_CELLS = True
+                    try:
+                        old, _, c_old = timed(xs.solve, xbar, V[:k], threads=args.threads)
+                    finally:
+                        _net._GENERIC_CELLS = False
+                    t["generic"].append(c_old)
+                    assert rel(old.currents, res.currents) < 1e-9  # the same solution, to the tolerance
+            w, c, w_chord = (float(np.median(t[key])) for key in ("auto", "cpu", "chord"))
+            c_gen = float(np.median(t["generic"])) if t["generic"] else None
+            gen = f"{c_gen / k * 1e3:14.2f} {c_gen / c:5.1f}x" if c_gen else f"{'-':>14} {'-':>6}"
             kk = min(k, n_ref)
             dev = rel(res.currents[:kk], ref.currents[:kk])
             ms = w / k * 1e3
             speed = f"{scipy_ms / ms:8.0f}x" if scipy_ms else f"{'-':>9}"
             sp = (f"{sp_s:13.2f}" if isinstance(sp_s, float) else f"{sp_s or '-':>13}")
             print(f"{m:>4}x{n:<3} {k:>5} | {ms:8.2f} {c / k * 1e3:10.2f} {int(res.iterations.max()):5d} {dev:8.1e} | "
-                  f"{w_chord / k * 1e3:12.2f} {w_chord / w:5.1f}x | "
+                  f"{w_chord / k * 1e3:12.2f} {w_chord / w:5.1f}x | {gen} | "
                   f"{scipy_ms if scipy_ms else float('nan'):12.1f} {speed} {scipy_dev if scipy_dev is not None else float('nan'):8.1e} | "
                   f"{sp} {sp_dev if sp_dev is not None else float('nan'):8.1e}", flush=True)
-    print(f"# load average {os.getloadavg()[0]:.1f} at end; xbarsolve threads: "
-          f"{'1 (machine oversubscribed)' if os.getloadavg()[0] > (os.cpu_count() or 1) else 'numba default'}")
+    policy = '1 (machine oversubscribed)' if os.getloadavg()[0] > (os.cpu_count() or 1) else 'numba default'
+    print(f"# load average {os.getloadavg()[0]:.1f} at end; xbarsolve threads: {args.threads or policy}")
 
 
 if __name__ == "__main__":

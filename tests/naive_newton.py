@@ -82,6 +82,31 @@ def transistor_iv(tr, vd, vs, vg):
     return (out[..., 0], out[..., 1], out[..., 2]), (z, z), (z, z)
 
 
+
+def cell_system(xbar, v_top, v_mid, v_bottom):
+    """Per-cell terms of the condensed Newton system at node voltages (..., m, n), NumPy.
+
+    A cell with a middle node draws ``im`` out of T, ``fM = ids + jd - im`` out of M and
+    ``js - ids`` out of B; eliminating ``dM`` from the M row,
+    ``dM = (-fM + gm dT - gs dB) / (gm + gd + gjd)``, leaves the T row
+    ``cT dT - cTB dB = -fT + rT`` and the B row ``-cBT dT + cB dB = -fB + rB``.  Returns a
+    dict of ``fM``, ``m0``, ``mT``, ``mB`` (``dM = m0 + mT dT + mB dB``), ``cT``, ``cTB``,
+    ``cBT``, ``cB``, ``rT``, ``rB`` and ``i_col`` (what the cell delivers to its column
+    node, A), straight from the laws above (the compiled kernels'
+    ``_newton_kernels._cell`` and ``evaluate_3t``)."""
+    tr = xbar.transistor
+    m = xbar.shape[0]
+    gates = tr.gate_voltages(m)
+    vg = np.broadcast_to((np.zeros(m) if gates is None else gates)[:, None], v_top.shape[-2:])
+    im, gm = device_iv(xbar.device, v_top - v_mid, xbar.G)
+    (ids, gd, gs), (jd, gjd), (js, gjs) = transistor_iv(tr, v_mid, v_bottom, vg)
+    fM = ids + jd - im
+    den = gm + gd + gjd
+    return dict(fM=fM, m0=-fM / den, mT=gm / den, mB=-gs / den,
+                cT=gm * (gd + gjd) / den, cTB=-gm * gs / den, cBT=gd * gm / den, cB=-gs * (gm + gjd) / den + gjs,
+                rT=-gm * fM / den, rB=-gd * fM / den, i_col=ids - js)
+
+
 # ---------------------------------------------------------------------- network
 def _wires(xbar):
     """Conductance matrix A (S) of the wires and terminals on the T and B nodes, and the

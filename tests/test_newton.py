@@ -164,6 +164,95 @@ def test_vectorised_exponential_matches_numpy():
         assert np.all(out[scale * x < -709.79] == 0.0)
 
 
+@pytest.mark.parametrize("tr", ["level1", "resistor"])
+@pytest.mark.parametrize("shape", [(9, 6), (5, 8)])  # rows first, columns first
+def test_vectorised_middle_node_kernel_matches_numpy_and_generic_kernel(rng, tr, shape):
+    """The vectorised kernel of cells with a middle node (``evaluate_3t``) against the
+    NumPy twin of the cell laws (tests/naive_newton.py ``cell_system``) and against the
+    generic scalar kernel, at iterates that visit every Level-1 region (cutoff,
+    saturation, triode, both channel directions) and both junction branches."""
+    from naive_newton import cell_system
+
+    from xbarsolve.solve import _net
+
+    transistor = TRANSISTORS[tr] if tr == "resistor" else xs.transistors.Level1(v_gate=rng.uniform(0.5, 3.3, shape[0]))
+    xbar = random_array(rng, *shape, xs.devices.Sinh(a=2.5), transistor)
+    net = _net._net(xbar)
+    k = 37
+    x = _net._state(net, rng.uniform(-0.5, 1.0, (k, shape[0])))
+    for a in x[:3]:
+        a[:] = rng.uniform(-0.6, 1.2, a.shape)
+    x[2][..., :5] = x[1][..., :5] + rng.uniform(-1e-3, 1e-3, x[1][..., :5].shape)  # small |vds|, junctions near 0 V
+    flip = (lambda a: a) if net.rows_first else (lambda a: np.swapaxes(a, 0, 1))  # ladder (p, q, k) -> (m, n, k)
+    vT, vB = (flip(x[0]), flip(x[1])) if net.rows_first else (flip(x[1]), flip(x[0]))
+    vM = flip(x[2])
+    ref = cell_system(xbar, *(np.moveaxis(v, 2, 0) for v in (vT, vM, vB)))
+    ref = {key: np.moveaxis(val, 0, 2) for key, val in ref.items()}
+    if tr == "level1":
+        vgst = xbar.transistor.gate_voltages(shape[0])[:, None, None] - np.minimum(vM, vB) - xbar.transistor.vto
+        vds = np.abs(vM - vB)
+        assert (vgst <= 0).any() and ((vgst > 0) & (vgst <= vds)).any() and ((vgst > vds)).any()
+    try:
+        got = {}
+        for generic in (False, True):
+            _net._GENERIC_CELLS = generic
+            ev = _net._evaluate(net, x, per_vector=True)
+            eP, eS, w = (flip(a).copy() for a in ev.cellv)
+            mP, mS = flip(ev.mP).copy(), flip(ev.mS).copy()
+            mT, mB = (mP, mS) if net.rows_first else (mS, mP)
+            cT, cB, cBT = (eP, eS, w) if net.rows_first else (eS, eP, w)
+            got[generic] = dict(m0=flip(ev.m0).copy(), mT=mT, mB=mB, cT=cT, cB=cB, i_col=flip(ev.i_col).copy(),
+                                res=ev.res.copy(), res_v=ev.res_v.copy(), rP=ev.rP.copy(), rS=ev.rS.copy())
+            got[generic]["cBT" if net.rows_first else "cTB"] = cBT
+            ev_sum = _net._evaluate(net, x)  # batch means of (eP, eS, u, w), the chord's factorization
+            got[generic]["cells"] = ev_sum.cells.copy()
+    finally:
+        _net._GENERIC_CELLS = False
+    new, old = got[False], got[True]
+    for key in ("m0", "mT", "mB", "cT", "cB", "i_col", "cBT" if net.rows_first else "cTB"):
+        scale = np.abs(ref[key]).max()
+        assert np.abs(new[key] - ref[key]).max() <= 1e-13 * scale, key
+    for key, val in old.items():  # every output, the residual and its norms included
+        assert np.abs(new[key] - val).max() <= 1e-13 * np.abs(val).max(), key
+
+
+@pytest.mark.parametrize("shape", [(9, 6), (5, 8)])
+def test_vectorised_two_terminal_kernel_matches_generic_kernel(rng, shape):
+    """``evaluate_2t`` (batches of at least ``_VECTOR_MIN_BATCH`` vectors) against the
+    generic kernel (what smaller batches take) and the NumPy device law."""
+    from naive_newton import device_iv
+
+    from xbarsolve.solve import _net, _newton_kernels as nk
+
+    xbar = random_array(rng, *shape, xs.devices.Sinh(a=2.5), None)
+    net = _net._net(xbar)
+    k = 2 * _net._VECTOR_MIN_BATCH + 1
+    x = _net._state(net, rng.uniform(-0.5, 1.0, (k, shape[0])))
+    for a in x[:2]:
+        a[:] = rng.uniform(-0.6, 1.2, a.shape)
+    new = _net._evaluate(net, x, per_vector=True)
+    new = dict(rP=new.rP.copy(), rS=new.rS.copy(), res=new.res.copy(), res_v=new.res_v.copy(), i_col=new.i_col.copy(),
+               D=new.cellv[0].copy())
+    p, q = net.p, net.q
+    old = dict(rP=np.empty((p, q, k)), rS=np.empty((p, q, k)), i_col=np.empty((p, q, k)), res=np.empty((p, k)),
+               res_v=np.empty((p, k)))
+    cellv = np.empty((3, p, q, k))
+    z = np.zeros((1, 1, 1))
+    nk.evaluate(x[0], x[1], x[2], x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,
+                net.pd, net.pt, net.rows_first, False, old["rP"], old["rS"], z, z, z, np.empty((4, p, q)), cellv,
+                old["res"], old["res_v"], old["i_col"])
+    old["res"], old["res_v"] = old["res"].max(axis=0), old["res_v"].max(axis=0)
+    for e in cellv:
+        np.testing.assert_array_equal(e, cellv[0])  # eP = eS = w = dI/dV
+    old["D"] = cellv[0]
+    for key, val in old.items():
+        assert np.abs(new[key] - val).max() <= 1e-13 * np.abs(val).max(), key
+    sgn = 1.0 if net.rows_first else -1.0  # the cell voltage is sgn (P - S)
+    im, gm = device_iv(xbar.device, sgn * (x[0] - x[1]), net.G[:, :, None])
+    assert np.abs(new["i_col"] - im).max() <= 1e-13 * np.abs(im).max()
+    assert np.abs(new["D"] - gm).max() <= 1e-13 * np.abs(gm).max()
+
+
 def test_threads_give_identical_results(rng):
     """The kernels' parallel loops write disjoint rows and the solver's choices do not
     depend on timing: one and two threads give the same bits."""

@@ -117,6 +117,19 @@ class _Eval:
         return self.i_col.sum(axis=0 if net.rows_first else 1)
 
 
+#: Evaluate cells with a middle node and built-in models with the generic scalar kernel
+#: :func:`_nk.evaluate` instead of the vectorised :func:`_nk.evaluate_3t` (the path before
+#: the latter existed; kept for the benchmark's comparison and the tests).
+_GENERIC_CELLS = False
+#: Fewest vectors for the vectorised kernels :func:`_nk.evaluate_3t` and
+#: :func:`_nk.evaluate_2t`: their fixed cost per cell (the row views of every array they
+#: read or write) exceeds what the vector lanes save on smaller batches (576 x 64 sinh
+#: cells, one thread, ns per cell and vector, generic / vectorised; with Level1: 41 / 66
+#: at 4 vectors, 37 / 37 at 8, 36 / 16 at 32; two-terminal: 34 / 67 at 1, 22 / 22 at 4,
+#: 20 / 11 at 8, 19 / 7 at 16).
+_VECTOR_MIN_BATCH = 8
+
+
 def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None) -> _Eval:
     """The residual and condensed Newton system at ``x`` (kernel :func:`_nk.evaluate`);
     with ``per_vector`` also each vector's cell entries (``cellv``).  ``work``: an earlier
@@ -124,7 +137,8 @@ def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None)
     arrays of a few MB cost page faults comparable to the evaluation itself)."""
     xP, xS, xM = x[:3]
     p, q, k = xP.shape
-    two_terminal = not net.has_mid and net.funcs is None  # the vectorised kernel applies
+    vectorised = net.funcs is None and k >= _VECTOR_MIN_BATCH  # built-in models, enough vectors
+    two_terminal = vectorised and not net.has_mid  # the vectorised two-terminal kernel applies
     if work is None:
         # Without middle nodes the kernel never writes m0, mP, mS: the placeholders must be
         # initialised (uninitialised memory read as inf/NaN once made exact Newton call a
@@ -147,6 +161,11 @@ def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None)
                             net.rows_first, work.rP, work.rS, D, res, res_v, work.i_col)
             if not per_vector:
                 work.cells[:] = D.mean(axis=2)
+        elif vectorised and not _GENERIC_CELLS:
+            _nk.evaluate_3t(xP, xS, xM, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,
+                            net.pd, net.pt, net.rows_first, work.rP, work.rS, work.m0, work.mP, work.mS,
+                            work.cells, work.cellv if per_vector else np.empty((3, 1, 1, 1)), res, res_v, work.i_col)
+            work.cells /= k
         else:
             kernel = _nk.evaluate if net.funcs is None else _nk.specialise(*net.funcs)
             kernel(xP, xS, xM, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,

@@ -298,6 +298,31 @@ def _exp_rows(x, scale, out, lo, hi):  # pragma: no cover - compiled
         out[t] = 0.0 if y < -_EXP_MAX else e
 
 
+@njit(inline="always", **NJIT_SIMD)
+def _device_rows(code, pd, g, v, cur, dd, lo, hi):  # pragma: no cover - compiled
+    """A built-in device's current ``cur[t]`` (A) and ``dd[t] = dI/dV`` (S) at the cell
+    voltages ``v[t]`` of a batch (``lo``, ``hi``: int64 scratch of :func:`_exp_rows`)."""
+    k = v.size
+    if code == 1.0 and pd[0] != 0.0:  # Sinh: I = G p1 sinh(a v)
+        aa = pd[0]
+        gk = 0.5 * g * pd[1]
+        _exp_rows(v, aa, cur, lo, hi)
+        for t in range(k):
+            e = cur[t]
+            r = 1.0 / e
+            cur[t] = gk * (e - r)
+            dd[t] = gk * aa * (e + r)
+    elif code == 2.0:  # Poly
+        for t in range(k):
+            u = v[t]
+            cur[t] = u * (g + u * (pd[0] + u * pd[1]))
+            dd[t] = g + u * (2.0 * pd[0] + 3.0 * u * pd[1])
+    else:  # Linear (or sinh with a = 0)
+        for t in range(k):
+            cur[t] = g * v[t]
+            dd[t] = g
+
+
 @njit(**NJIT_SIMD_PARALLEL)
 def evaluate_2t(xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, top_is_P, rP, rS, D, res, res_v,
                 i_col):  # pragma: no cover - compiled
@@ -337,25 +362,7 @@ def _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, 
         dd = D[a, b]
         for t in range(k):
             v[t] = sgn * (xp[t] - xs[t])
-        # the device's current (top -> bottom) into cur and its derivative into dd
-        if code == 1.0 and pd[0] != 0.0:  # Sinh: I = G p1 sinh(a v)
-            aa = pd[0]
-            gk = 0.5 * g * pd[1]
-            _exp_rows(v, aa, cur, lo, hi)
-            for t in range(k):
-                e = cur[t]
-                r = 1.0 / e
-                cur[t] = gk * (e - r)
-                dd[t] = gk * aa * (e + r)
-        elif code == 2.0:  # Poly
-            for t in range(k):
-                u = v[t]
-                cur[t] = u * (g + u * (pd[0] + u * pd[1]))
-                dd[t] = g + u * (2.0 * pd[0] + 3.0 * u * pd[1])
-        else:  # Linear (or sinh with a = 0)
-            for t in range(k):
-                cur[t] = g * v[t]
-                dd[t] = g
+        _device_rows(code, pd, g, v, cur, dd, lo, hi)
         xpl = xP[a, bl]
         xpr = xP[a, br]
         xsu = xS[al, b]
@@ -378,6 +385,225 @@ def _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, 
             vv = vv if vv == vv else np.inf
             res[t] = max(res[t], m)
             res_v[t] = max(res_v[t], vv)
+
+
+# ------------------------------------------------------------------ cells with a middle node
+# Built-in device and built-in transistor (Level1 or Resistor): the same laws as
+# :func:`_cell`, written as batch loops with selects instead of branches so that LLVM
+# vectorises them, the three exponentials (sinh law, drain and source junctions) included.
+
+
+@njit(inline="always", **NJIT_SIMD)
+def _junction_rows(v, pt, ji, jg, z, lo, hi):  # pragma: no cover - compiled
+    """:func:`xbarsolve.transistors._level1_junction` for a batch: current out of a
+    terminal at ``v[t]`` into the grounded bulk ``ji[t]`` (A), its derivative ``jg[t]`` (S);
+    ``z``: float scratch."""
+    k = v.size
+    i_s = pt[3]
+    gmin = pt[4]
+    lim = -3.0 * pt[5]
+    for t in range(k):
+        z[t] = min(709.0, -v[t] * pt[6])
+    _exp_rows(z, 1.0, ji, lo, hi)
+    for t in range(k):
+        vb = -v[t]
+        e = ji[t]
+        # both branches computed, then selected: LLVM vectorises a select, not a branch
+        rev = vb <= lim
+        c_rev = i_s - gmin * vb
+        c_fwd = -(i_s * (e - 1.0) + gmin * vb)
+        g_fwd = i_s * e * pt[6] + gmin
+        ji[t] = c_rev if rev else c_fwd
+        jg[t] = gmin if rev else g_fwd
+
+
+@njit(inline="always", **NJIT_SIMD)
+def _level1_rows(vd, vs, vg, pt, i, gd, gs):  # pragma: no cover - compiled
+    """:func:`xbarsolve.transistors._level1_ids` for a batch (gate ``vg`` shared):
+    channel current drain -> source ``i[t]`` (A) and its derivatives ``gd[t]``, ``gs[t]``
+    with respect to the drain and source potentials (S)."""
+    k = vd.size
+    vto = pt[0]
+    beta = pt[1]
+    lam = pt[2]
+    for t in range(k):
+        d = vd[t]
+        s = vs[t]
+        vds = d - s
+        # every branch computed, then selected (LLVM vectorises selects, not branches)
+        pos = vds >= 0.0
+        low = s if pos else d
+        vgst = vg - low - vto
+        nvds = -vds
+        v = vds if pos else nvds
+        betap = beta * (1.0 + lam * v)
+        sat = vgst <= v
+        half = vgst - 0.5 * v
+        c_sat = betap * vgst * vgst * 0.5
+        c_lin = betap * v * half
+        g_sat = betap * vgst
+        g_lin = betap * v
+        d_sat = lam * beta * vgst * vgst * 0.5
+        d_lin = betap * (vgst - v) + lam * beta * v * half
+        cdrain = c_sat if sat else c_lin
+        gm = g_sat if sat else g_lin
+        gds = d_sat if sat else d_lin
+        off = vgst <= 0.0
+        ncd = -cdrain
+        gmd = gm + gds
+        ngmd = -gmd
+        ngds = -gds
+        i_on = cdrain if pos else ncd
+        gd_on = gds if pos else gmd
+        gs_on = ngmd if pos else ngds
+        i[t] = 0.0 if off else i_on
+        gd[t] = 0.0 if off else gd_on
+        gs[t] = 0.0 if off else gs_on
+
+
+@njit(**NJIT_SIMD_PARALLEL)
+def evaluate_3t(xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P,
+                rP, rS, m0, mP, mS, cells, cellv, res, res_v, i_col):  # pragma: no cover - compiled
+    """:func:`evaluate` for cells with a middle node, a built-in device and a built-in
+    transistor (``pt[-1]``: 1 Level1, 0 Resistor); the same arguments and outputs
+    (``has_mid`` True)."""
+    p, q, k = xP.shape
+    for a in prange(p):
+        w = np.empty((19, k))
+        lo = np.empty(k, dtype=np.int64)
+        hi = np.empty(k, dtype=np.int64)
+        _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P,
+                           rP, rS, m0, mP, mS, cells, cellv, res[a], res_v[a], i_col, w, lo, hi)
+
+
+@njit(**NJIT_SIMD)
+def _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P,
+                       rP, rS, m0, mP, mS, cells, cellv, res, res_v, i_col, w, lo, hi):  # pragma: no cover - compiled
+    p, q, k = xP.shape
+    per_vector = cellv.shape[1] == p and cellv.shape[3] == k
+    code = pd[pd.size - 1]
+    level1 = pt[pt.size - 1] == 1.0
+    top = top_is_P
+    vmem, im, gmem, jm, gjm, jb, gjb, z, r0, r1, r2 = w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9], w[10]
+    eP_, eS_, u_, w_, fMs, invs, fps, fss = w[11], w[12], w[13], w[14], w[15], w[16], w[17], w[18]
+    if not level1:
+        jm[:] = 0.0
+        gjm[:] = 0.0
+        jb[:] = 0.0
+        gjb[:] = 0.0
+    ia = np.int64(a)
+    al = ia - 1 if ia > 0 else ia
+    ar = ia + 1 if ia < p - 1 else ia
+    for t in range(k):
+        res[t] = 0.0
+        res_v[t] = 0.0
+    for b in range(q):
+        bl, br, wl, wr, tP, cu, cd, tS, gP, gS, rgP, rgS = _wires(a, b, p, q, wp, tp0, tp1, c, ts0, ts1)
+        g = G[a, b]
+        xp = xP[a, b]
+        xs = xS[a, b]
+        xm = xM[a, b]
+        vT = xp if top else xs
+        vB = xs if top else xp
+        for t in range(k):
+            vmem[t] = vT[t] - xm[t]
+        _device_rows(code, pd, g, vmem, im, gmem, lo, hi)
+        if level1:
+            _junction_rows(xm, pt, jm, gjm, z, lo, hi)
+            _junction_rows(vB, pt, jb, gjb, z, lo, hi)
+            _level1_rows(xm, vB, vgc[a, b], pt, r0, r1, r2)
+        else:  # Resistor: g (vd - vs), g, -g
+            gr = pt[0]
+            for t in range(k):
+                r0[t] = gr * (xm[t] - vB[t])
+                r1[t] = gr
+                r2[t] = -gr
+        if per_vector:
+            oeP = cellv[0, a, b]
+            oeS = cellv[1, a, b]
+            ow = cellv[2, a, b]
+        else:
+            oeP = eP_
+            oeS = eS_
+            ow = w_
+        xpl = xP[a, bl]
+        xpr = xP[a, br]
+        xsu = xS[al, b]
+        xsd = xS[ar, b]
+        sp = srcP[a]
+        ss = srcS[b]
+        orP = rP[a, b]
+        orS = rS[a, b]
+        oI = i_col[a, b]
+        om0 = m0[a, b]
+        omP = mP[a, b]
+        omS = mS[a, b]
+        # Several short loops rather than one long one: LLVM vectorises a loop only when it
+        # can check at run time that its arrays do not overlap, and gives up on too many.
+        for t in range(k):  # the middle node: its KCL residual and its update dM
+            gm = gmem[t]
+            gs = r2[t]
+            fM = r0[t] + jm[t] - im[t]
+            inv = 1.0 / (gm + r1[t] + gjm[t])
+            fMs[t] = fM
+            invs[t] = inv
+            om0[t] = -fM * inv
+            mT = gm * inv
+            mB = -gs * inv
+            omP[t] = mT if top else mB
+            omS[t] = mB if top else mT
+        for t in range(k):  # the condensed cell Jacobian
+            gm = gmem[t]
+            gd = r1[t]
+            gs = r2[t]
+            inv = invs[t]
+            cT = gm * (gd + gjm[t]) * inv
+            cB = -gs * (gm + gjm[t]) * inv + gjb[t]
+            cTB = -gm * gs * inv
+            cBT = gd * gm * inv
+            oeP[t] = cT if top else cB
+            oeS[t] = cB if top else cT
+            ow[t] = cBT if top else cTB
+            u_[t] = cTB if top else cBT
+        for t in range(k):  # KCL at the P nodes
+            fB = jb[t] - r0[t]
+            fT = im[t]
+            fps[t] = gP * xp[t] - wl * xpl[t] - wr * xpr[t] - tP * sp[t] + (fT if top else fB)
+        for t in range(k):  # KCL at the S nodes
+            fB = jb[t] - r0[t]
+            fT = im[t]
+            fss[t] = gS * xs[t] - cu * xsu[t] - cd * xsd[t] - tS * ss[t] + (fB if top else fT)
+        for t in range(k):  # right-hand sides, column currents, residual norms
+            fp = fps[t]
+            fs = fss[t]
+            fM = fMs[t]
+            inv = invs[t]
+            rT = -gmem[t] * fM * inv
+            rB = -r1[t] * fM * inv
+            orP[t] = (rT if top else rB) - fp
+            orS[t] = (rB if top else rT) - fs
+            oI[t] = r0[t] - jb[t]
+            m_abs = max(abs(fp), abs(fs), abs(fM))
+            v_abs = max(abs(fp) * rgP, abs(fs) * rgS)
+            v_abs = max(v_abs, abs(fM * inv))
+            m_abs = m_abs if m_abs == m_abs else np.inf  # NaN counts as infinite
+            v_abs = v_abs if v_abs == v_abs else np.inf
+            res[t] = max(res[t], m_abs)
+            res_v[t] = max(res_v[t], v_abs)
+        sP = 0.0  # batch sums, in the order of the generic kernel (0 with per_vector)
+        sS = 0.0
+        su = 0.0
+        sw = 0.0
+        if not per_vector:
+            for t in range(k):
+                sP += eP_[t]
+                sS += eS_[t]
+                su += u_[t]
+                sw += w_[t]
+        cells[0, a, b] = sP
+        cells[1, a, b] = sS
+        cells[2, a, b] = su
+        cells[3, a, b] = sw
 
 
 @njit(**NJIT_SIMD_PARALLEL)

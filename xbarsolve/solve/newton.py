@@ -22,8 +22,9 @@ Three iterations:
   (tridiagonal, with each vector's own cell conductances), so ``O(m n)`` per sweep with
   no factorization.  Its rate is the coupling of the two wire families through the
   cells, ~3e-3 per sweep on a 64 x 51 tile with 1-ohm wires, ~0.1 on 576 x 64; cells
-  without a middle node and a built-in device use a vectorised residual kernel
-  (:func:`xbarsolve.solve._newton_kernels.evaluate_2t`).
+  with built-in models use vectorised residual kernels
+  (:func:`xbarsolve.solve._newton_kernels.evaluate_2t` without a middle node,
+  :func:`~xbarsolve.solve._newton_kernels.evaluate_3t` with one).
 * **chord**: one factorization shared by the whole batch (first the
   Jacobian at 0 V, then, when a cost model says it pays, the batch-averaged cell
   Jacobian), preconditions a fixed-point iteration whose every
