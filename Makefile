@@ -19,7 +19,7 @@ test-slow: setup
 # The compiled kernels' tests with Numba switched off, so coverage tools see the kernels.
 test-nojit: setup
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/test_linear.py tests/test_crossbar.py tests/test_io.py \
-		tests/test_conversion.py tests/test_calibration.py tests/test_metrics.py
+		tests/test_conversion.py tests/test_calibration.py tests/test_metrics.py tests/test_dissection.py tests/test_iterative.py
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -m "not ngspice" tests/test_newton.py
 
 bench: setup
