@@ -474,12 +474,13 @@ def test_scheme_b_gated_cells(require_ngspice, rng, cells):
     check_agreement(xbar, bits, xs.spice.solve(xbar, bits, full=True))
 
 
-@pytest.mark.parametrize("transistor", [xs.transistors.Resistor(r_on=2e3), xs.transistors.Switch()],
-                         ids=["resistor", "switch"])
+@pytest.mark.parametrize("transistor", [xs.transistors.Resistor(r_on=2e3), xs.transistors.Switch(), None],
+                         ids=["resistor", "switch", "1r"])
 @pytest.mark.parametrize("device", [xs.devices.Linear(), xs.devices.Sinh()], ids=["linear", "sinh"])
 def test_scheme_b_switched_cells(require_ngspice, rng, transistor, device):
-    """Topology B with gate-less transistors: a 0 bit opens its row's transistors (one
-    deck per bit pattern); linear cells take the sparse path, sinh cells Newton."""
+    """Topology B with gate-less transistors (or none, 1R): a 0 bit opens its row's cells
+    (one deck per bit pattern); linear cells take the sparse path, sinh cells Newton.  The
+    cell currents of the open rows are 0 (a 1R cell left out of the deck carries nothing)."""
     xbar = _scheme_array(rng, "B", 9, 7, r_col=1.5, r_supply=2.0, r_supply_in=3.0, v_read=0.25,
                          device=device, transistor=transistor)
     for bits in (np.ones(9), np.array([1, 0, 0, 1, 1, 0, 1, 0, 1.0])):
