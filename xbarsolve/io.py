@@ -35,9 +35,13 @@ from .results import SolveResult
 
 __all__ = ["FORMAT_VERSION", "save", "load", "write_crossbar", "read_crossbar", "write_result", "read_result"]
 
-FORMAT_VERSION = 1
+#: Newest format this version reads and writes.  Version 2 adds the array scheme (B, C) and
+#: scheme B's supply lines; a file whose crossbar is of scheme A is still written as version 1,
+#: so earlier xbarsolve versions keep reading it.
+FORMAT_VERSION = 2
+_SCHEME_VERSION = {"A": 1, "B": 2, "C": 2}
 _UNITS = {
-    "G": "S", "r_row": "ohm", "r_col": "ohm", "r_in": "ohm", "r_out": "ohm",
+    "G": "S", "r_row": "ohm", "r_col": "ohm", "r_in": "ohm", "r_out": "ohm", "r_supply": "ohm", "r_supply_in": "ohm",
     "inputs": "V", "currents": "A", "v_top": "V", "v_bottom": "V", "v_mid": "V",
     "cell_currents": "A", "converged": "1", "iterations": "1", "residual": "A",
 }
@@ -66,12 +70,16 @@ def _read(group, name: str, path, expect_units: bool = True):
 
 def write_crossbar(group, xbar: Crossbar) -> None:
     """Write ``xbar`` into an open h5py group (datasets with units, models as JSON)."""
-    if xbar.scheme != "A":  # the format has no fields for the scheme, v_read and the supply lines yet
-        raise ValueError(f"saving scheme {xbar.scheme!r} crossbars is not supported yet (format version 1 stores scheme 'A')")
     for name in ("G", "r_row", "r_col", "r_in", "r_out"):
         _write(group, name, getattr(xbar, name))
     group.attrs["drive"] = xbar.drive
     group.attrs["sense"] = xbar.sense
+    if xbar.scheme != "A":  # format version 2; absent means scheme A
+        group.attrs["scheme"] = xbar.scheme
+    if xbar.scheme == "B":
+        _write(group, "r_supply", xbar.r_supply)
+        _write(group, "r_supply_in", xbar.r_supply_in)
+        group.attrs["v_read"] = xbar.v_read
     group.attrs["device"] = model_to_json(xbar.device)
     group.attrs["transistor"] = model_to_json(xbar.transistor)
 
@@ -87,6 +95,13 @@ def read_crossbar(group, path="") -> Crossbar:
         if name not in group.attrs:
             raise FormatError(f"{where} lacks attribute {name!r}")
     models = {name: model_from_json(group.attrs[name], where=f"{where} attribute {name!r}") for name in ("device", "transistor")}
+    if "scheme" in group.attrs:
+        kw["scheme"] = _text(group.attrs["scheme"])
+        if kw["scheme"] == "B":
+            kw.update({name: _read(group, name, path or group.file.filename) for name in ("r_supply", "r_supply_in")})
+            if "v_read" not in group.attrs:
+                raise FormatError(f"{where} lacks attribute 'v_read' (scheme B)")
+            kw["v_read"] = group.attrs["v_read"]
     try:
         return Crossbar(**kw, drive=_text(group.attrs["drive"]), sense=_text(group.attrs["sense"]), **models)
     except (TypeError, ValueError) as exc:
@@ -136,7 +151,7 @@ def save(path, *, crossbar: Crossbar | None = None, result: SolveResult | None =
     path = Path(path)
     with atomic_hdf5(path) as f:
         f.attrs["format"] = "xbarsolve"
-        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["format_version"] = _SCHEME_VERSION[crossbar.scheme] if crossbar is not None else 1
         f.attrs["xbarsolve_version"] = __version__
         if crossbar is not None:
             write_crossbar(f.create_group("crossbar"), crossbar)
