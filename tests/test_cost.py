@@ -470,3 +470,13 @@ def test_network_cost_sampled_read_energy(rng):
     assert est.read_stderr_pJ == pytest.approx(conv_s.read_stderr_pJ)
     with pytest.raises(ValueError, match="max_vectors"):
         network_cost(net, x, max_vectors=1)
+
+
+def test_read_power_refuses_schemes_b_and_c(rng):
+    """The power terms are read from the topology's branch families, but the source power
+    is the scheme-A sum ``V_i * I_cell``: schemes B and C are refused, not mis-counted."""
+    G = rng.uniform(1 / 300e3, 1 / 15e3, (4, 3))
+    for xbar, V in ((xs.Crossbar(G, scheme="B"), np.ones((1, 4))), (xs.Crossbar(G, scheme="C"), np.full((4, 2), 0.1))):
+        for method in ("forms", "solve"):
+            with pytest.raises(ValueError, match="takes scheme 'A' only"):
+                read_power(xbar, V, method=method)

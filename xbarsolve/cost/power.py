@@ -25,6 +25,7 @@ import numpy as np
 
 from ..crossbar import Crossbar
 from ..results import SolveResult
+from ..topology import topology
 
 __all__ = ["ReadPower", "read_power", "power_matrices", "solution_power", "TERMS"]
 
@@ -95,23 +96,27 @@ def _conductances(r: np.ndarray) -> np.ndarray:
     return np.divide(1.0, r, out=np.zeros_like(r), where=r > 0)
 
 
-def _terminal_drops(xbar: Crossbar, V: np.ndarray, v_top: np.ndarray, v_bottom: np.ndarray):
-    """Voltage drops (batch, k) and conductances (k,) of the driver and sense resistances."""
-    left, right = xbar.drive_ends
-    top, bottom = xbar.sense_ends
-    g_in, g_out = _conductances(xbar.r_in_rows), _conductances(xbar.r_out_columns)
-    drv = [(V - v_top[:, :, end]) for end, on in ((0, left), (-1, right)) if on]
-    sns = [v_bottom[:, end, :] for end, on in ((0, top), (-1, bottom)) if on]
-    return ((np.concatenate(drv, axis=1), np.tile(g_in, len(drv))),
-            (np.concatenate(sns, axis=1), np.tile(g_out, len(sns))))
+#: Which read-power term each resistive branch family of the topology dissipates into.
+_FAMILY_TERM = {"r_row": "row_wires", "r_col": "column_wires", "r_in": "drivers", "r_out": "sense"}
 
 
-def _wire_drops(xbar: Crossbar, v_top: np.ndarray, v_bottom: np.ndarray):
-    """Voltage drops and conductances of the row and column wire segments, flattened."""
+def _branch_drops(xbar: Crossbar, V: np.ndarray, v_top: np.ndarray, v_bottom: np.ndarray) -> dict:
+    """Voltage drops (batch, k) and conductances (k,) of the row wires, column wires,
+    drivers and senses, keyed by term: the branches of the crossbar's topology
+    (:meth:`xbarsolve.topology.Topology.families`) between the solved node voltages."""
+    topo = topology(xbar)
+    nodes = topo.nodes()
     k = v_top.shape[0]
-    row = (v_top[:, :, :-1] - v_top[:, :, 1:]).reshape(k, -1), _conductances(xbar.r_row_segments).ravel()
-    col = (v_bottom[:, :-1, :] - v_bottom[:, 1:, :]).reshape(k, -1), _conductances(xbar.r_col_segments).ravel()
-    return row, col
+    phi = np.zeros((k, nodes.n_nodes))
+    phi[:, nodes.T.ravel()] = v_top.reshape(k, -1)
+    phi[:, nodes.B.ravel()] = v_bottom.reshape(k, -1)
+    phi[:, nodes.src] = topo.source_values(V)
+    out = {term: ([], []) for term in _FAMILY_TERM.values()}
+    for fam in topo.families(nodes):
+        drops, gs = out[_FAMILY_TERM[fam.name]]
+        drops.append(phi[:, fam.a] - phi[:, fam.b])
+        gs.append(_conductances(fam.r))
+    return {term: (np.concatenate(d, axis=1), np.concatenate(g)) for term, (d, g) in out.items()}
 
 
 def solution_power(xbar: Crossbar, res: SolveResult) -> ReadPower:
@@ -133,9 +138,9 @@ def solution_power(xbar: Crossbar, res: SolveResult) -> ReadPower:
     """
     if res.v_top is None or res.cell_currents is None:
         raise ValueError("solution_power needs node voltages and cell currents: solve with full=True")
+    topology(xbar).require_ladder("read_power")
     V, vt, vb, ic = res.inputs, res.v_top, res.v_bottom, res.cell_currents
-    (row, g_row), (col, g_col) = _wire_drops(xbar, vt, vb)
-    (drv, g_drv), (sns, g_sns) = _terminal_drops(xbar, V, vt, vb)
+    d = _branch_drops(xbar, V, vt, vb)
     cells = np.einsum("kij,kij->k", ic, vt - vb)
     tr = xbar.transistor
     if tr is not None and res.v_mid is not None and not tr.is_linear:
@@ -147,10 +152,7 @@ def solution_power(xbar: Crossbar, res: SolveResult) -> ReadPower:
     return ReadPower(
         total=np.einsum("ki,kij->k", V, ic),
         cells=cells,
-        row_wires=row**2 @ g_row,
-        column_wires=col**2 @ g_col,
-        drivers=drv**2 @ g_drv,
-        sense=sns**2 @ g_sns,
+        **{term: drops**2 @ g for term, (drops, g) in d.items()},
     )
 
 
@@ -186,20 +188,17 @@ def power_matrices(xbar: Crossbar) -> dict[str, np.ndarray]:
                         "(read_power solves it per vector)")
     from ..solve import solve
 
+    topology(xbar).require_ladder("power_matrices")
     m = xbar.m
     res = solve(xbar, np.eye(m), full=True)
     vt, vb = res.v_top, res.v_bottom
     g_cell = xbar.cell_conductance()
-    (row, g_row), (col, g_col) = _wire_drops(xbar, vt, vb)
-    (drv, g_drv), (sns, g_sns) = _terminal_drops(xbar, np.eye(m), vt, vb)
+    d = _branch_drops(xbar, np.eye(m), vt, vb)
     J = np.einsum("kij,ij->ki", vt - vb, g_cell)  # row currents of the unit inputs
     P = {
         "total": 0.5 * (J + J.T),
         "cells": _gram((vt - vb).reshape(m, -1), g_cell.ravel()),
-        "row_wires": _gram(row, g_row),
-        "column_wires": _gram(col, g_col),
-        "drivers": _gram(drv, g_drv),
-        "sense": _gram(sns, g_sns),
+        **{term: _gram(drops, g) for term, (drops, g) in d.items()},
     }
     for a in P.values():
         a.setflags(write=False)
