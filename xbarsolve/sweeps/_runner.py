@@ -71,7 +71,7 @@ import numpy as np
 from .._atomic import atomic_hdf5, create_dataset, read_dataset
 from ..errors import FormatError, LockError
 
-__all__ = ["task_key", "run_tasks", "run_job", "read_records", "records_table", "RunSummary", "merge_parts"]
+__all__ = ["task_key", "run_tasks", "run_job", "report_job", "read_records", "records_table", "RunSummary", "merge_parts"]
 
 FORMAT = "xbarsolve-records"
 VERSION = 1
@@ -408,6 +408,18 @@ def run_job(tasks: list[dict], fn, path, *, job: str, preset: dict, scheduler=No
     wanted = {json.dumps(t, sort_keys=True) for t in tasks}
     records = [(t, r) for t, r in read_records(path) if json.dumps(t, sort_keys=True) in wanted]
     return summary, records
+
+
+def report_job(out: Path, path, summary: RunSummary, table_name: str, table: str, figures=None) -> int:
+    """Write a job's markdown table to ``out / table_name`` and print it, then the files of
+    ``figures`` (an iterable of paths written, or None for no plots) and the run summary.
+    Returns 0 (the job's exit status)."""
+    (Path(out) / table_name).write_text(table + "\n")
+    print(table)
+    for f in figures or ():
+        print(f"wrote {f}")
+    print(f"{summary.run} task(s) run, {summary.skipped} already stored, {summary.seconds:.0f} s; results in {path}")
+    return 0
 
 
 def _run_dask(pending, fn, parts: Path, scheduler, bar) -> None:

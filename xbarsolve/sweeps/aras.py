@@ -200,7 +200,7 @@ def summary_markdown(records, endurance: float = 1e6) -> str:
 def aras_main(args: argparse.Namespace) -> int:
     """Entry point of ``xbarsolve reproduce aras``; returns the exit status."""
     from ..cnn.datasets import data_dir
-    from ._runner import run_job
+    from ._runner import report_job, run_job
 
     preset = dict(PRESETS["quick" if args.quick else "full"])
     for key in ("networks", "crossbars", "batches", "write_models", "n_mnist", "n_cifar", "analog_networks",
@@ -222,13 +222,9 @@ def aras_main(args: argparse.Namespace) -> int:
     fn = functools.partial(run_task, data=data)
     summary, records = run_job(tasks, fn, path, job="reproduce aras", preset=preset, scheduler=args.scheduler,
                                progress=not args.no_progress)
-    text = summary_markdown(records)
-    (out / "aras_summary.md").write_text(text + "\n")
-    print(text)
+    figures = None
     if not args.no_plots:
         from ..program.plotting import aras_figures
 
-        for f in aras_figures(records, out):
-            print(f"wrote {f}")
-    print(f"{summary.run} task(s) run, {summary.skipped} already stored, {summary.seconds:.0f} s; results in {path}")
-    return 0
+        figures = aras_figures(records, out)
+    return report_job(out, path, summary, "aras_summary.md", summary_markdown(records), figures)

@@ -174,7 +174,7 @@ def run_task(task: dict, data: str, cache: str | None) -> dict:
 def cnn_main(args: argparse.Namespace) -> int:
     """Entry point of ``xbarsolve reproduce cnn``; returns the exit status."""
     from ..cnn.datasets import data_dir
-    from ._runner import run_job
+    from ._runner import report_job, run_job
 
     preset = dict(PRESETS["quick" if args.quick else "full"])
     for key in ("networks", "tiles", "sigmas", "bits", "n_mnist", "n_cifar", "n_cal"):
@@ -195,15 +195,7 @@ def cnn_main(args: argparse.Namespace) -> int:
     fn = functools.partial(run_task, data=data, cache=args.cache or None)
     summary, records = run_job(tasks, fn, path, job="reproduce cnn", preset=preset, scheduler=args.scheduler,
                                progress=not args.no_progress)
-    from ..cnn.plotting import table6_markdown
+    from ..cnn.plotting import save_figures, table6_markdown
 
-    table = table6_markdown(records)
-    (out / "table6.md").write_text(table + "\n")
-    print(table)
-    if not args.no_plots:
-        from ..cnn.plotting import save_figures
-
-        for f in save_figures(records, out):
-            print(f"wrote {f}")
-    print(f"{summary.run} task(s) run, {summary.skipped} already stored, {summary.seconds:.0f} s; results in {path}")
-    return 0
+    figures = save_figures(records, out) if not args.no_plots else None
+    return report_job(out, path, summary, "table6.md", table6_markdown(records), figures)

@@ -320,7 +320,7 @@ def _save(fig, path: Path) -> Path:
 def dse_main(args: argparse.Namespace) -> int:
     """Entry point of ``xbarsolve reproduce dse``; returns the exit status."""
     from ..cnn.datasets import data_dir
-    from ._runner import run_job
+    from ._runner import report_job, run_job
 
     preset = dict(PRESETS["quick" if args.quick else "full"])
     for key in ("networks", "mappings", "tiles", "sparse_tiles", "wires", "sigmas", "read_noises", "bits", "n_mnist", "n_cifar", "n_cost"):
@@ -362,11 +362,5 @@ def dse_main(args: argparse.Namespace) -> int:
     fn = functools.partial(run_task, data=data, cache=cache or None, allow_large=args.allow_large)
     summary, records = run_job(tasks, fn, path, job="reproduce dse", preset=preset, scheduler=args.scheduler,
                                progress=not args.no_progress)
-    table = table_markdown(records)
-    (out / "dse_table.md").write_text(table + "\n")
-    print(table)
-    if records and not args.no_plots:
-        for f in save_figures(records, out):
-            print(f"wrote {f}")
-    print(f"{summary.run} task(s) run, {summary.skipped} already stored, {summary.seconds:.0f} s; results in {path}")
-    return 0
+    figures = save_figures(records, out) if records and not args.no_plots else None
+    return report_job(out, path, summary, "dse_table.md", table_markdown(records), figures)
