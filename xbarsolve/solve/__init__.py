@@ -26,8 +26,6 @@ TransferMethod = Literal["auto", "block", "dissection"]
 
 def as_batch(xbar: Crossbar, V, name: str = "V") -> np.ndarray:
     """Validate inputs (V; bits in scheme B) and return them as a float64 (batch, n_inputs) array."""
-    from ..topology import topology
-
     arr = np.asarray(V, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[None, :]
