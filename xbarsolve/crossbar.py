@@ -23,12 +23,10 @@ import numpy as np
 
 from .devices import Device, Linear
 from .reference import V_READ
+from .topology import Scheme, scheme_spec, topology
 from .transistors import Transistor, series_conductance
 
 __all__ = ["Crossbar", "Drive", "Sense", "Scheme"]
-
-Scheme = Literal["A", "B", "C"]
-_SCHEMES = ("A", "B", "C")
 
 Drive = Literal["left", "right", "both"]
 Sense = Literal["bottom", "top", "both"]
@@ -155,13 +153,7 @@ class Crossbar:
                 f"G must be finite and >= 0 S; G[{i}, {j}] = {float(G[i, j])!r} ({int(bad.sum())} bad cell(s))"
             )
         m, n = G.shape
-        if self.scheme not in _SCHEMES:
-            raise ValueError(f"scheme must be one of {_SCHEMES}; got {self.scheme!r}")
-        if self.scheme == "C" and m % 2:
-            raise ValueError(f"scheme 'C' pairs rows 2i (+V) and 2i+1 (-V): G needs an even number of rows; got shape {G.shape}")
-        if self.scheme == "B" and self.drive != "left":
-            raise ValueError(f"scheme 'B' drives the supply lines at their top ends and has no row drivers: "
-                             f"leave drive='left'; got {self.drive!r}")
+        scheme_spec(self.scheme).check(G.shape, self.drive)  # the scheme's own conditions (topology.SCHEME_SPECS)
         object.__setattr__(self, "G", _frozen(G))
         object.__setattr__(self, "r_row", _resistance(self.r_row, "r_row", (m, n - 1)))
         object.__setattr__(self, "r_col", _resistance(self.r_col, "r_col", (self.m_lines - 1, n)))
@@ -201,12 +193,12 @@ class Crossbar:
     @property
     def m_lines(self) -> int:
         """Nodes along each column wire: m, or m/2 in scheme C (two rows share one)."""
-        return self.m // 2 if self.scheme == "C" else self.m
+        return self.m // scheme_spec(self.scheme).rows_per_line
 
     @property
     def n_inputs(self) -> int:
         """Entries of one input vector: m row voltages (A), m bits (B), m/2 pair voltages (C)."""
-        return self.m // 2 if self.scheme == "C" else self.m
+        return self.m // scheme_spec(self.scheme).rows_per_input
 
     @property
     def is_linear(self) -> bool:
@@ -257,8 +249,6 @@ class Crossbar:
     @property
     def has_zero_resistance(self) -> bool:
         """True when any wire, driver or sense resistance in use is exactly 0 ohm."""
-        from .topology import topology
-
         return topology(self).has_zero_resistance
 
     def cell_conductance(self) -> np.ndarray:
@@ -278,8 +268,6 @@ class Crossbar:
         ideal (short) transistor, for inputs ``V`` of shape (n_inputs,) or (batch,
         n_inputs): ``V @ G`` (A, volts), ``v_read x @ G`` (B, bits), ``V @ (G[0::2] -
         G[1::2])`` (C, volts)."""
-        from .topology import topology
-
         return topology(self).ideal_currents(V, self.G)
 
     def with_conductances(self, G: np.ndarray) -> "Crossbar":

@@ -32,16 +32,21 @@ from .crossbar import Crossbar
 from .errors import FormatError
 from .registry import model_from_json, model_to_json
 from .results import SolveResult
+from .topology import SCHEME_SPECS, scheme_spec
 
 __all__ = ["FORMAT_VERSION", "save", "load", "write_crossbar", "read_crossbar", "write_result", "read_result"]
 
-#: Newest format this version reads and writes.  Version 2 adds the array scheme (B, C) and
-#: scheme B's supply lines; a file whose crossbar is of scheme A is still written as version 1,
-#: so earlier xbarsolve versions keep reading it.
+#: Newest format this version reads and writes.  Version 2 adds the array scheme (an attribute)
+#: and the crossbar fields a scheme reads beyond the common ones (``SchemeSpec.params``: B's
+#: supply lines and read voltage); a file whose crossbar needs neither (scheme A) is still
+#: written as version 1 (``SchemeSpec.format_version``), so earlier xbarsolve versions keep
+#: reading it.
 FORMAT_VERSION = 2
-_SCHEME_VERSION = {"A": 1, "B": 2, "C": 2}
+#: The crossbar datasets every file holds; a scheme's ``r_*`` parameters are datasets too.
+_CROSSBAR = ("G", "r_row", "r_col", "r_in", "r_out")
 _UNITS = {
-    "G": "S", "r_row": "ohm", "r_col": "ohm", "r_in": "ohm", "r_out": "ohm", "r_supply": "ohm", "r_supply_in": "ohm",
+    "G": "S", "r_row": "ohm", "r_col": "ohm", "r_in": "ohm", "r_out": "ohm",
+    **{name: "ohm" for spec in SCHEME_SPECS.values() for name in spec.params if name.startswith("r_")},
     "inputs": "V", "currents": "A", "v_top": "V", "v_bottom": "V", "v_mid": "V",
     "cell_currents": "A", "converged": "1", "iterations": "1", "residual": "A",
 }
@@ -70,16 +75,18 @@ def _read(group, name: str, path, expect_units: bool = True):
 
 def write_crossbar(group, xbar: Crossbar) -> None:
     """Write ``xbar`` into an open h5py group (datasets with units, models as JSON)."""
-    for name in ("G", "r_row", "r_col", "r_in", "r_out"):
+    for name in _CROSSBAR:
         _write(group, name, getattr(xbar, name))
     group.attrs["drive"] = xbar.drive
     group.attrs["sense"] = xbar.sense
-    if xbar.scheme != "A":  # format version 2; absent means scheme A
+    spec = scheme_spec(xbar.scheme)
+    if spec.format_version > 1:  # format version 2; absent means scheme A
         group.attrs["scheme"] = xbar.scheme
-    if xbar.scheme == "B":
-        _write(group, "r_supply", xbar.r_supply)
-        _write(group, "r_supply_in", xbar.r_supply_in)
-        group.attrs["v_read"] = xbar.v_read
+    for name in spec.params:
+        if name in _UNITS:
+            _write(group, name, getattr(xbar, name))
+        else:
+            group.attrs[name] = getattr(xbar, name)
     group.attrs["device"] = model_to_json(xbar.device)
     group.attrs["transistor"] = model_to_json(xbar.transistor)
 
@@ -90,18 +97,21 @@ def read_crossbar(group, path="") -> Crossbar:
     ``path`` names the file in error messages.
     """
     where = f"{path}: {group.name}" if path else group.name
-    kw = {name: _read(group, name, path or group.file.filename) for name in ("G", "r_row", "r_col", "r_in", "r_out")}
+    kw = {name: _read(group, name, path or group.file.filename) for name in _CROSSBAR}
     for name in ("drive", "sense", "device", "transistor"):
         if name not in group.attrs:
             raise FormatError(f"{where} lacks attribute {name!r}")
     models = {name: model_from_json(group.attrs[name], where=f"{where} attribute {name!r}") for name in ("device", "transistor")}
     if "scheme" in group.attrs:
         kw["scheme"] = _text(group.attrs["scheme"])
-        if kw["scheme"] == "B":
-            kw.update({name: _read(group, name, path or group.file.filename) for name in ("r_supply", "r_supply_in")})
-            if "v_read" not in group.attrs:
-                raise FormatError(f"{where} lacks attribute 'v_read' (scheme B)")
-            kw["v_read"] = group.attrs["v_read"]
+        spec = SCHEME_SPECS.get(kw["scheme"])  # an unknown scheme: Crossbar names the valid ones
+        for name in spec.params if spec is not None else ():
+            if name in _UNITS:
+                kw[name] = _read(group, name, path or group.file.filename)
+            elif name not in group.attrs:
+                raise FormatError(f"{where} lacks attribute {name!r} (scheme {spec.name})")
+            else:
+                kw[name] = group.attrs[name]
     try:
         return Crossbar(**kw, drive=_text(group.attrs["drive"]), sense=_text(group.attrs["sense"]), **models)
     except (TypeError, ValueError) as exc:
@@ -151,7 +161,7 @@ def save(path, *, crossbar: Crossbar | None = None, result: SolveResult | None =
     path = Path(path)
     with atomic_hdf5(path) as f:
         f.attrs["format"] = "xbarsolve"
-        f.attrs["format_version"] = _SCHEME_VERSION[crossbar.scheme] if crossbar is not None else 1
+        f.attrs["format_version"] = scheme_spec(crossbar.scheme).format_version if crossbar is not None else 1
         f.attrs["xbarsolve_version"] = __version__
         if crossbar is not None:
             write_crossbar(f.create_group("crossbar"), crossbar)

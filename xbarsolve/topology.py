@@ -37,9 +37,12 @@ Three schemes (``Crossbar.scheme``, the array topologies of CrossSim's manual; s
   ``+V_i`` and ``-V_i``; their cells in column ``j`` share the column node
   ``B(2 i, j) = B(2 i + 1, j)``, so the two signs cancel along the column.
 
-A scheme is the node numbering, the branch families, how the inputs set the source nodes
-(:meth:`Topology.source_map`) and the rows the inputs switch on (:meth:`Topology.rows_on`);
-the nodal solvers and the netlist writer read only those.
+A scheme is its :class:`SchemeSpec` (:data:`SCHEME_SPECS`: input count, column-wire
+nodes, whether its inputs switch cells, the crossbar fields it reads and stores, its
+validation), the node numbering, the branch families, how the inputs set the source nodes
+(:meth:`Topology.source_map`) and the cells the inputs switch (:meth:`Topology.rows_on`,
+:meth:`Topology.switching`); the crossbar, the file format, the nodal solvers and the
+netlist writer read only those.
 
 All quantities are SI: ohms, siemens, volts.  A 0-ohm resistance has an infinite
 conductance here; the solvers that cannot take it check
@@ -49,18 +52,109 @@ conductance here; the solvers that cannot take it check
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     from .crossbar import Crossbar, Drive, Sense
+    from .transistors import Transistor
 
-__all__ = ["Scheme", "SCHEMES", "Topology", "Terminal", "Ladder", "Nodes", "Family", "topology", "nodal_matrices", "merge_zero_branches"]
+__all__ = ["Scheme", "SCHEMES", "SCHEME_SPECS", "SchemeSpec", "scheme_spec", "Topology", "Terminal", "Ladder", "Nodes",
+           "Family", "topology", "nodal_matrices", "merge_zero_branches"]
 
 
 Scheme = Literal["A", "B", "C"]
-SCHEMES: tuple[str, ...] = ("A", "B", "C")
+
+
+def _any_shape(shape: tuple[int, int], drive: str) -> None:
+    """Every crossbar shape and drive option is valid."""
+
+
+def _paired_rows(shape: tuple[int, int], drive: str) -> None:
+    if shape[0] % 2:
+        raise ValueError(f"scheme 'C' pairs rows 2i (+V) and 2i+1 (-V): G needs an even number of rows; got shape {shape}")
+
+
+def _no_row_drivers(shape: tuple[int, int], drive: str) -> None:
+    if drive != "left":
+        raise ValueError(f"scheme 'B' drives the supply lines at their top ends and has no row drivers: "
+                         f"leave drive='left'; got {drive!r}")
+
+
+@dataclass(frozen=True)
+class SchemeSpec:
+    """What an array scheme declares beyond its nodes and branches (which
+    :meth:`Topology.nodes`, :meth:`Topology.families` and :meth:`Topology.source_map`
+    give): read by :class:`~xbarsolve.Crossbar`, :mod:`xbarsolve.io` and the solvers.
+
+    Attributes
+    ----------
+    name : str
+        ``Crossbar.scheme``.
+    rows_per_input : int
+        Rows one input drives (C: 2, a differential pair): ``n_inputs = m // rows_per_input``.
+    rows_per_line : int
+        Rows whose cells meet at one column-wire node (C: 2): ``m_lines = m // rows_per_line``.
+    ladder : bool
+        The circuit is the ladder of row and column chains that the block solver, the
+        transfer-matrix factorization and the ladder-form Newton take.
+    switches : bool
+        The inputs are bits that switch cells: input ``i`` switches the cells of row
+        ``i`` on (1) or off (0) (:meth:`Topology.rows_on`).
+    params : tuple of str
+        Crossbar fields the scheme reads beyond ``G``, the wires, drivers, senses and
+        models; files store them (``r_*`` as datasets in ohm, the rest as attributes).
+    format_version : int
+        HDF5 format version of a file that holds such a crossbar (version 1 files have
+        no ``scheme`` attribute: they are scheme A).
+    input_unit : str
+        What one input is, for error messages.
+    description : str
+        One line on what the inputs drive (netlists print it).
+    not_ladder : str
+        Why the ladder-form solvers refuse the scheme (``""`` for a ladder).
+    check : callable
+        ``check(shape, drive)`` raises ValueError for a crossbar the scheme cannot take.
+    """
+
+    name: str
+    rows_per_input: int
+    rows_per_line: int
+    ladder: bool
+    switches: bool
+    params: tuple[str, ...]
+    format_version: int
+    input_unit: str
+    description: str
+    not_ladder: str = ""
+    check: Callable[[tuple[int, int], str], None] = _any_shape
+
+
+#: Every scheme, by name (``docs/topologies.md``).
+SCHEME_SPECS: dict[str, SchemeSpec] = {s.name: s for s in (
+    SchemeSpec("A", 1, 1, ladder=True, switches=False, params=(), format_version=1, input_unit="volts",
+               description="A: the inputs are the row voltages"),
+    SchemeSpec("B", 1, 1, ladder=False, switches=True, params=("r_supply", "r_supply_in", "v_read"), format_version=2,
+               input_unit="bits (scheme B)",
+               description="B: the inputs are bits on the access transistors' gates; supply lines at v_read run along "
+                           "the columns, driven at their top ends",
+               not_ladder="its cells hang between the supply and the summation lines, both parallel to the columns",
+               check=_no_row_drivers),
+    SchemeSpec("C", 2, 2, ladder=False, switches=False, params=(), format_version=2,
+               input_unit="volts, one per row pair (scheme C)",
+               description="C: interleaved pairs, row 2p at +V_p and row 2p+1 at -V_p, sharing their column nodes",
+               not_ladder="two rows share each column node", check=_paired_rows),
+)}
+SCHEMES: tuple[str, ...] = tuple(SCHEME_SPECS)
+
+
+def scheme_spec(name: str) -> SchemeSpec:
+    """The :class:`SchemeSpec` of ``name``; ValueError for an unknown scheme."""
+    spec = SCHEME_SPECS.get(name) if isinstance(name, str) else None
+    if spec is None:
+        raise ValueError(f"scheme must be one of {SCHEMES}; got {name!r}")
+    return spec
 
 
 def _conductance(r: np.ndarray) -> np.ndarray:
@@ -222,32 +316,37 @@ class Topology:
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
+    def spec(self) -> SchemeSpec:
+        """The scheme's :class:`SchemeSpec`."""
+        return SCHEME_SPECS[self.scheme]
+
+    @property
     def n_inputs(self) -> int:
         """Entries of one input vector: m (A: row voltages; B: bits), m/2 (C: one
         voltage per differential pair of rows)."""
-        return self.m // 2 if self.scheme == "C" else self.m
+        return self.m // self.spec.rows_per_input
 
     @property
     def m_lines(self) -> int:
         """Nodes along each column wire: m, or m/2 in scheme C (two rows share one)."""
-        return self.m // 2 if self.scheme == "C" else self.m
+        return self.m // self.spec.rows_per_line
 
     @property
     def is_ladder(self) -> bool:
         """True when the circuit is the ladder of row and column chains the block solver,
         the transfer-matrix factorization and the ladder-form Newton take (scheme A)."""
-        return self.scheme == "A"
+        return self.spec.ladder
 
     @property
     def inputs_switch_cells(self) -> bool:
         """True when the inputs switch cells on and off (:meth:`rows_on`; scheme B): the
         column currents are then no linear map of the inputs."""
-        return self.scheme == "B"
+        return self.spec.switches
 
     @property
     def input_unit(self) -> str:
         """What one input is, for error messages."""
-        return {"A": "volts", "B": "bits (scheme B)", "C": "volts, one per row pair (scheme C)"}[self.scheme]
+        return self.spec.input_unit
 
     def source_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """How the inputs set the source nodes (:attr:`Nodes.src`): source ``s`` sits at
@@ -280,23 +379,48 @@ class Topology:
     @property
     def description(self) -> str:
         """One line on what the scheme's inputs drive (netlists print it)."""
-        return {"A": "A: the inputs are the row voltages",
-                "B": "B: the inputs are bits on the access transistors' gates; supply lines at v_read run along the "
-                     "columns, driven at their top ends",
-                "C": "C: interleaved pairs, row 2p at +V_p and row 2p+1 at -V_p, sharing their column nodes"}[self.scheme]
+        return self.spec.description
 
     def rows_on(self, V: np.ndarray) -> np.ndarray | None:
-        """Scheme B: which rows' cells the input bits ``V`` (k, m) switch on (bool);
-        None for the schemes whose cells are always on."""
+        """Which rows' cells the input bits ``V`` (k, m) switch on (bool, row ``i`` by bit
+        ``i``; scheme B); None for the schemes whose cells are always on."""
         return np.atleast_2d(V) != 0 if self.inputs_switch_cells else None
+
+    def switching(self, V: np.ndarray, transistor: "Transistor | None") -> tuple[np.ndarray | None, np.ndarray | None]:
+        """How the inputs ``V`` (k, n_inputs) set every row's cells: ``(gates, open)``.
+
+        ``gates`` (k, m): the gate voltage (V) of the row's access transistors, None for a
+        model without a gate or a 1R array; ``open`` (k, m) bool: the rows whose cells are
+        open (the transistors' channels; 1R: the cells), None when no cell is.  The rows
+        :meth:`rows_on` switches off are realised by the transistor model
+        (:meth:`~xbarsolve.transistors.Transistor.switched`: a gate at 0 V, or an open
+        channel); a 1R cell opens.  Without switching: the model's own gate voltages
+        (:meth:`~xbarsolve.transistors.Transistor.gate_voltages`) and nothing open.
+        """
+        V = np.atleast_2d(V)
+        vg = None if transistor is None else transistor.gate_voltages(self.m)
+        vg = None if vg is None else np.asarray(vg, dtype=np.float64)
+        on = self.rows_on(V)
+        if on is None:
+            return (None if vg is None else np.broadcast_to(vg, (V.shape[0], self.m))), None
+        if transistor is None:
+            return None, ~on
+        return transistor.switched(vg, on)
+
+    def gate_voltages(self, transistor: "Transistor | None") -> np.ndarray:
+        """Gate voltage (V) of each row's access transistors with every cell switched on,
+        (m,) float64: the model's :meth:`~xbarsolve.transistors.Transistor.gate_voltages`,
+        0 V for a model without a gate (the compiled kernels take one whatever the model)."""
+        vg = None if transistor is None else transistor.gate_voltages(self.m)
+        return np.zeros(self.m) if vg is None else np.asarray(vg, dtype=np.float64)
 
     def check_inputs(self, V: np.ndarray, name: str = "V") -> None:
         """Raise ValueError unless ``V`` (k, n_inputs) is valid for the scheme (B: bits 0 or 1)."""
-        if self.scheme == "B":
+        if self.inputs_switch_cells:
             bad = (V != 0) & (V != 1)
             if bad.any():
                 idx = tuple(int(k) for k in np.argwhere(bad)[0])
-                raise ValueError(f"{name} must hold input bits 0 or 1 in scheme B (bit-serial inputs on the gates); "
+                raise ValueError(f"{name} must hold input bits 0 or 1 in scheme {self.scheme} (bit-serial inputs on the gates); "
                                  f"{name}{list(idx)} = {float(V[idx])!r}")
 
     def ideal_currents(self, V: np.ndarray, G: np.ndarray) -> np.ndarray:
@@ -313,8 +437,7 @@ class Topology:
         if not self.is_ladder:
             raise ValueError(
                 f"{what} takes scheme 'A' only; scheme {self.scheme!r} is not a ladder of row and column chains ("
-                + ("its cells hang between the supply and the summation lines, both parallel to the columns"
-                   if self.scheme == "B" else "two rows share each column node")
+                + self.spec.not_ladder
                 + "): xs.solve takes it through the sparse nodal path (linear cells) or exact Newton on the nodal system")
 
     @property

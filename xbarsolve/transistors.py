@@ -11,6 +11,9 @@ Protocol (for the solver, conversion and SPICE export)
 * ``kernel``: a Numba ``@njit`` function ``ids(vd, vs, vg, p) -> (i, di_dvd, di_dvs)``
   giving the drain-to-source current (A) and its derivatives (S);
 * ``gate_voltages(m)``: gate voltage of each row (V), or ``None`` without a gate;
+* ``switched(vg, on)``: how the model realises cells that the inputs switch off (scheme
+  B's bits): a gate at 0 V (a model with a gate) or an open channel (the default for a
+  model without one);
 * ``spice_element(name, drain, gate, source)`` and ``spice_preamble()`` for netlists;
 * optionally ``junction_kernel``: a Numba ``@njit`` function ``junction(v, p) -> (i, g)``
   giving the current (A) that flows from a drain or source terminal at potential ``v``
@@ -107,6 +110,33 @@ class Transistor:
     def gate_voltages(self, m: int) -> np.ndarray | None:
         """Gate voltage (V) of each of ``m`` rows, or ``None`` for a model without a gate."""
         return None
+
+    def switched(self, vg: np.ndarray | None, on: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """How the model realises cells that the inputs switch on and off
+        (:meth:`xbarsolve.topology.Topology.switching`; scheme B's bits).
+
+        Parameters
+        ----------
+        vg : ndarray, shape (m,), or None
+            Gate voltage (V) of each row (:meth:`gate_voltages`); None without a gate.
+        on : ndarray of bool, shape (k, m)
+            Rows whose cells the inputs switch on, per input vector.
+
+        Returns
+        -------
+        gates : ndarray, shape (k, m), or None
+            Gate voltage (V) of each row per vector: ``vg * on`` for a model with a gate,
+            which then computes the off state itself (0 V gate, junction leakage included;
+            a netlist writes the gate as an ideal VCVS of gain ``vg`` on the bit's source).
+            None for a model without a gate or an ideal short.
+        open : ndarray of bool, shape (k, m), or None
+            Rows whose transistors' channels are open (``~on``) for a model without a gate
+            or an ideal short: the memristor then hangs from its top node alone.  None
+            when the gate does the switching.
+        """
+        if vg is None or self.is_short:
+            return None, ~on
+        return vg * on, None
 
     def ids(self, vd, vs, vg) -> np.ndarray:
         """The kernel over arrays (1-D, or broadcast and flattened): rows (drain-to-source

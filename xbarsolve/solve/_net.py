@@ -67,8 +67,7 @@ def _net(xbar: Crossbar) -> _Net:
     tr = xbar.transistor
     has_mid = tr is not None and not tr.is_short
     if has_mid:
-        vg = tr.gate_voltages(m)
-        vg = np.zeros(m) if vg is None else np.asarray(vg, dtype=np.float64)
+        vg = topo.gate_voltages(tr)
         ids, junction, pt = tr.kernel, tr.junction_kernel, np.asarray(tr.parameters(), dtype=np.float64)
     else:
         vg = np.zeros(m)
@@ -288,8 +287,7 @@ def floating_cells(xbar: Crossbar) -> np.ndarray:
     m, n = xbar.shape
     # The scalar kernels called from Python (an error path; compiling array loops for the
     # models would cost seconds): at 0 V the transistor term depends on the row's gate only.
-    vg = tr.gate_voltages(m)
-    vg = np.zeros(m) if vg is None else np.asarray(vg, dtype=np.float64)
+    vg = topology(xbar).gate_voltages(tr)
     pt, pd = np.asarray(tr.parameters(), np.float64), np.asarray(xbar.device.parameters(), np.float64)
     didv = xbar.device.kernels[1]
     g_row = np.array([tr.kernel(0.0, 0.0, float(v), pt)[1] for v in vg]) + tr.junction_kernel(0.0, pt)[1]

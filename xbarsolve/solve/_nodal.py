@@ -40,10 +40,6 @@ class Nodal:
                                                   np.concatenate([f.r for f in fams]), nodes)
         # the 0-ohm branches merge nodes instead of carrying a conductance
         self.families = [dataclasses.replace(f, a=f.a[f.r > 0], b=f.b[f.r > 0], r=f.r[f.r > 0]) for f in fams]
-        m = xbar.m
-        vg = tr.gate_voltages(m) if tr is not None else None
-        self.gated = vg is not None  # scheme B: the bits switch the gates, else the cells
-        self.vg = np.zeros(m) if vg is None else np.asarray(vg, dtype=np.float64)
 
     def potentials(self, x: np.ndarray, V: np.ndarray) -> np.ndarray:
         """Potential (V) of every node of :attr:`nodes`, fixed ones included, for the
@@ -86,25 +82,23 @@ class Nodal:
         G = xbar.G.ravel()
         v = xa[T] - xa[Mid]
         i_mem, g_mem = xbar.device.current(v, G), xbar.device.didv(v, G)
-        # scheme B: a 0 bit opens its row's cells; a cell with a middle node keeps its
-        # memristor (M then sits at T) and opens its transistor, a Level1 by its 0 V gate
-        on = self.topo.rows_on(V)
-        on = None if on is None else np.repeat(on[0], xbar.n)
-        if on is not None and not self.has_mid:
-            i_mem, g_mem = i_mem * on, g_mem * on
+        # the cells the inputs switch off (Topology.switching): a gate at 0 V, which the
+        # transistor model computes, or an open channel (1R, no middle node: an open cell)
+        gates, opened = self.topo.switching(V, xbar.transistor)
+        closed = None if opened is None else np.repeat(~opened[0], xbar.n)
+        if closed is not None and not self.has_mid:
+            i_mem, g_mem = i_mem * closed, g_mem * closed
         stamp(T, Mid, i_mem, g_mem, -g_mem)
         cells = {"v_mem": v, "G": G, "i_col": i_mem}
         if self.has_mid:
             tr = xbar.transistor
-            vg = np.repeat(self.vg, xbar.n)
-            if on is not None and self.gated:
-                vg = vg * on
+            vg = np.zeros(T.size) if gates is None else np.repeat(gates[0], xbar.n)
             i, gd, gs = tr.ids(xa[Mid], xa[B], vg)
-            if on is not None and not self.gated:  # no gate: an open switch
-                i, gd, gs = i * on, gd * on, gs * on
+            if closed is not None:  # an open channel
+                i, gd, gs = i * closed, gd * closed, gs * closed
                 # its middle node then hangs on the memristor alone and sits at T; a 1 S tie to T
                 # carries no current at the solution and keeps an open memristor (G = 0) from floating
-                off = on == 0
+                off = ~closed
                 g1 = np.ones(int(off.sum()))
                 stamp(T[off], Mid[off], xa[T[off]] - xa[Mid[off]], g1, -g1)
             stamp(Mid, B, i, gd, gs)
@@ -118,6 +112,27 @@ class Nodal:
             cells.update(vd=xa[Mid], vs=xa[B], vg=vg, i_col=i - j)
         A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nu, nu))
         return F, A, cells
+
+    def cell_results(self, X: np.ndarray, V: np.ndarray):
+        """Node potentials (V) and cell currents (A) of the solutions ``X`` (k, nu) for the
+        inputs ``V`` (k, n_inputs): ``v_top``, ``v_mid`` (None for a 1R array),
+        ``v_bottom`` and the cell currents, (k, m, n) each."""
+        xbar = self.xbar
+        phi = np.stack([self.potentials(x, v) for x, v in zip(X, V)])  # (k, nodes)
+        m, n = xbar.shape
+        v_top, v_bottom = (phi[:, nodes.ravel()].reshape(-1, m, n) for nodes in (self.T, self.B))
+        if self.has_mid:
+            v_mid = phi[:, self.M.ravel()].reshape(-1, m, n)
+        else:
+            v_mid = None if xbar.transistor is None else v_bottom.copy()
+        _, opened = self.topo.switching(V, xbar.transistor)
+        if opened is not None and v_mid is not None and not self.has_mid:
+            v_mid = np.where(~opened[:, :, None], v_mid, v_top)  # an open switch's memristor carries nothing
+        lower = v_bottom if v_mid is None else v_mid
+        cell = xbar.device.current(v_top - lower, np.broadcast_to(xbar.G, v_top.shape))
+        if opened is not None and v_mid is None:  # 1R: an open cell
+            cell = cell * ~opened[:, :, None]
+        return v_top, v_mid, v_bottom, cell
 
 
 def solve_merged(xbar: Crossbar, V: np.ndarray, vtol: np.ndarray, itol: np.ndarray, max_iter: int, callback):

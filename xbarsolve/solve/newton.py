@@ -257,17 +257,7 @@ def _solve_merged(xbar: Crossbar, V: np.ndarray, full: bool, opts: NewtonOptions
     common = dict(method="newton", converged=converged, iterations=iterations, residual=residual)
     if not full:
         return SolveResult(inputs=V, currents=currents, **common)
-    phi = np.stack([net.potentials(x, v) for x, v in zip(X, V)])  # (k, nodes)
-    m, n = xbar.shape
-    v_top, v_bottom = (phi[:, nodes.ravel()].reshape(-1, m, n) for nodes in (net.T, net.B))
-    v_mid = phi[:, net.M.ravel()].reshape(-1, m, n) if net.has_mid else (None if xbar.transistor is None else v_bottom.copy())
-    on = net.topo.rows_on(V)
-    if on is not None and v_mid is not None and not net.has_mid:
-        v_mid = np.where(on[:, :, None], v_mid, v_top)  # scheme B: an open switch's memristor carries nothing
-    lower = v_bottom if v_mid is None else v_mid
-    cell = xbar.device.current(v_top - lower, np.broadcast_to(xbar.G, v_top.shape))
-    if on is not None and v_mid is None:  # scheme B, 1R: a 0 bit opens the cell
-        cell = cell * on[:, :, None]
+    v_top, v_mid, v_bottom, cell = net.cell_results(X, V)
     return SolveResult(inputs=V, currents=currents, v_top=v_top, v_bottom=v_bottom, v_mid=v_mid,
                        cell_currents=cell, **common)
 

@@ -23,7 +23,7 @@ __all__ = ["solve_sparse", "branches"]
 
 def branches(xbar: Crossbar) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Two-terminal branches of a linear crossbar (:meth:`xbarsolve.topology.Topology.branches`),
-    every cell on (scheme B: every input bit 1).
+    every cell on (no input switching a cell off).
 
     Node numbering (:meth:`~xbarsolve.topology.Topology.nodes`): ``T(i, j) = i n + j``,
     ``B(i, j) = m n + i n + j``, source ``i`` at ``2 m n + i`` and ground at ``2 m n + m``.
@@ -64,7 +64,10 @@ def solve_sparse(xbar: Crossbar, V: np.ndarray, full: bool = False) -> SolveResu
     topo = topology(xbar)
     nodes = topo.nodes()
     g_cell = xbar.cell_conductance()
-    on = topo.rows_on(V)  # scheme B: the input bits switch their rows' cells; else all on
+    # the rows whose cells the inputs open (Topology.switching; linear transistors open
+    # their channels, 1R cells open); one factorization per pattern
+    _, opened = topo.switching(V, xbar.transistor)
+    on = None if opened is None else ~opened
     groups = [(np.arange(V.shape[0]), None)] if on is None else [
         (np.flatnonzero((on == row).all(axis=1)), row) for row in np.unique(on, axis=0)]
     u = np.concatenate([topo.source_values(V), np.zeros((V.shape[0], 1))], axis=1)  # fixed potentials (k, n_fixed)

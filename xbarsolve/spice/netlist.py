@@ -306,14 +306,17 @@ def build_deck(
         preamble += list(transistor.spice_preamble())
         gates = transistor.gate_voltages(m)
     gate_node = ["0"] * m
-    on = topo.rows_on(V)
-    if on is not None and gates is None and (on != on[0]).any():
-        raise ValueError("scheme 'B' with a gate-less transistor model (None, Switch, Resistor): a 0 bit leaves its "
-                         "row's cells open in the deck, so one deck holds one bit pattern; V has "
-                         f"{len(np.unique(on, axis=0))} different ones (write one deck per pattern)")
+    # The cells the inputs switch off (Topology.switching): by the gate (the transistor
+    # model's off state) or by an open channel (1R: an open cell), left out of the deck.
+    _, opened = topo.switching(V, transistor)
+    if opened is not None and (opened != opened[0]).any():
+        raise ValueError(f"scheme {topo.scheme!r} with a gate-less transistor model (None, Switch, Resistor): a 0 bit "
+                         "leaves its row's cells open in the deck, so one deck holds one bit pattern; V has "
+                         f"{len(np.unique(opened, axis=0))} different ones (write one deck per pattern)")
     if gates is not None:
         gates = np.broadcast_to(np.asarray(gates, dtype=np.float64), (m,))
-        if on is not None:  # scheme B: gate i at v_gate times bit i, an ideal VCVS of the bit's source
+        if topo.inputs_switch_cells and opened is None:
+            # the gates do the switching: gate i at v_gate times bit i, an ideal VCVS of the bit's source
             source_lines += [f"egate_{i} g_{i} 0 {inputs[i]} 0 {_num(gates[i])}" for i in range(m)]
             gate_node = [f"g_{i}" for i in range(m)]
         elif np.all(gates == gates[0]):
@@ -332,9 +335,9 @@ def build_deck(
     n_open = int((G == 0).sum())
     if n_open:
         cells.append(f"* {n_open} open cell(s) with G = 0 S are left out")
-    off = np.zeros(m, bool) if on is None or gates is not None else ~on[0]
+    off = np.zeros(m, bool) if opened is None else opened[0]
     if off.any():
-        cells.append(f"* scheme B: the bits open rows {np.flatnonzero(off).tolist()}: their cells' transistors "
+        cells.append(f"* scheme {topo.scheme}: the bits open rows {np.flatnonzero(off).tolist()}: their cells' transistors "
                      "(1R: the cells) are left out")
     for i in range(m):
         for j in range(n):

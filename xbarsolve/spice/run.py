@@ -190,11 +190,11 @@ def _assemble(xbar: Crossbar, V: np.ndarray, deck: Deck, values: dict[str, np.nd
     G = np.broadcast_to(xbar.G, v_top.shape)
     drop = v_top - (v_bottom if v_mid is None else v_mid)
     cell = np.where(G > 0, xbar.device.current(drop, G), 0.0)
-    on = topology(xbar).rows_on(V)
-    if on is not None and getattr(xbar.transistor, "v_gate", None) is None:
-        # scheme B without a gate: a 0 bit leaves its row's cells out of the deck, so they
-        # carry nothing whatever the node voltages around them
-        cell = np.where(on[:, :, None], cell, 0.0)
+    _, opened = topology(xbar).switching(V, xbar.transistor)
+    if opened is not None:
+        # cells switched off by an open channel are left out of the deck (build_deck), so
+        # they carry nothing whatever the node voltages around them
+        cell = np.where(~opened[:, :, None], cell, 0.0)
     return SolveResult(
         inputs=V, currents=currents, v_top=v_top, v_bottom=v_bottom, v_mid=v_mid,
         cell_currents=cell, method="ngspice",
