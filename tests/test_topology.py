@@ -416,3 +416,119 @@ def test_schemes_round_trip_through_hdf5(tmp_path, rng):
             xs.load(tmp_path / "B.h5")
     finally:
         io.FORMAT_VERSION = old
+
+
+# -------------------------------------------------- a scheme is declared in topology.py
+
+def test_only_the_topology_module_names_schemes():
+    """No module but xbarsolve/topology.py compares a scheme with a scheme's name or keys a
+    table by scheme names: the crossbar, the file format, the solvers and the netlist writer
+    read a scheme's facts from its SchemeSpec and the Topology (docs/topologies.md,
+    "Adding a scheme").  Fails on a `scheme == "B"` (or a {"A": ..., "B": ...} table)
+    anywhere else."""
+    import ast
+    from pathlib import Path
+
+    from xbarsolve.topology import SCHEMES
+
+    def names_scheme(node):
+        return (isinstance(node, ast.Name) and "scheme" in node.id.lower()) or (
+            isinstance(node, ast.Attribute) and "scheme" in node.attr.lower())
+
+    def is_name(node):
+        return isinstance(node, ast.Constant) and node.value in SCHEMES or (
+            isinstance(node, (ast.Tuple, ast.List, ast.Set)) and node.elts and all(is_name(e) for e in node.elts))
+
+    root = Path(xs.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "topology.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                if any(names_scheme(s) for s in sides) and any(is_name(s) for s in sides):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}")
+            elif isinstance(node, ast.Dict) and len(node.keys) > 1 and all(k is not None and is_name(k) for k in node.keys):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not found, found
+
+
+def test_switching_realises_off_cells_by_the_transistor_model(rng):
+    """Topology.switching: scheme B's 0 bits open a 1R cell, open the channel of a gate-less
+    model (Switch, Resistor), put a Level1's gate at 0 V; schemes A and C switch nothing and
+    give the model's own gate voltages."""
+    G = rng.uniform(1 / 300e3, 1 / 15e3, (4, 3))
+    bits = np.array([[1, 0, 1, 1], [0, 0, 0, 1.0]])
+    vg = np.array([2.0, 2.5, 3.0, 3.3])
+    for tr in (None, xs.transistors.Switch(), xs.transistors.Resistor(r_on=1e3)):
+        gates, opened = topology(xs.Crossbar(G, scheme="B", transistor=tr)).switching(bits, tr)
+        assert gates is None
+        np.testing.assert_array_equal(opened, bits == 0)
+    l1 = xs.transistors.Level1(v_gate=vg)
+    gates, opened = topology(xs.Crossbar(G, scheme="B", transistor=l1)).switching(bits, l1)
+    assert opened is None
+    np.testing.assert_array_equal(gates, vg * bits)
+    for scheme, V in (("A", rng.uniform(0, 0.3, (2, 4))), ("C", rng.uniform(-0.3, 0.3, (2, 2)))):
+        topo = topology(xs.Crossbar(G, scheme=scheme, transistor=l1))
+        gates, opened = topo.switching(V, l1)
+        assert opened is None
+        np.testing.assert_array_equal(gates, np.tile(vg, (2, 1)))
+        np.testing.assert_array_equal(topo.gate_voltages(l1), vg)
+        assert topo.switching(V, None) == (None, None)
+        np.testing.assert_array_equal(topo.gate_voltages(None), np.zeros(4))
+
+
+def test_a_scheme_declared_in_topology_alone_reaches_crossbar_io_and_solvers(rng, tmp_path, monkeypatch):
+    """A scheme added to topology.SCHEME_SPECS (here scheme A's circuit under a new name,
+    stored as format version 2 with its read voltage, and refusing drive='both') is taken
+    by Crossbar, xs.save/xs.load, the solvers and the netlist writer with no edit
+    elsewhere."""
+    import h5py
+
+    from xbarsolve import topology as tp
+    from xbarsolve.spice.netlist import write_netlist
+
+    def no_both(shape, drive):
+        if drive == "both":
+            raise ValueError("scheme 'A2' drives one end of each row")
+
+    spec = dataclasses.replace(tp.SCHEME_SPECS["A"], name="A2", params=("v_read",), format_version=2,
+                               description="A2: scheme A stored with its read voltage", check=no_both)
+    monkeypatch.setitem(tp.SCHEME_SPECS, "A2", spec)
+    G = rng.uniform(1 / 300e3, 1 / 15e3, (6, 4))
+    wires = dict(r_row=rng.uniform(0.5, 3.0, (6, 3)), r_col=rng.uniform(0.5, 3.0, (5, 4)), r_in=2.0, r_out=3.0)
+    a2 = xs.Crossbar(G, scheme="A2", v_read=0.15, **wires)
+    a = xs.Crossbar(G, **wires)
+    V = rng.uniform(0, 0.3, (3, 6))
+    assert a2.n_inputs == 6 and a2.m_lines == 6
+    for method in ("block", "sparse"):
+        np.testing.assert_array_equal(xs.solve(a2, V, method=method).currents, xs.solve(a, V, method=method).currents)
+    assert "A2: scheme A stored with its read voltage" in write_netlist(a2, V)
+    with pytest.raises(ValueError, match="scheme 'A2' drives one end of each row"):
+        xs.Crossbar(G, scheme="A2", drive="both")
+    path = xs.save(tmp_path / "a2.h5", crossbar=a2)
+    with h5py.File(path) as f:
+        assert int(f.attrs["format_version"]) == 2
+        assert f["crossbar"].attrs["scheme"] == "A2" and float(f["crossbar"].attrs["v_read"]) == 0.15
+    back = xs.load(path)["crossbar"]
+    assert back.scheme == "A2" and back.v_read == 0.15
+    np.testing.assert_array_equal(back.r_row_segments, a2.r_row_segments)
+    with h5py.File(path, "r+") as f:
+        del f["crossbar"].attrs["v_read"]
+    with pytest.raises(xs.FormatError, match="lacks attribute 'v_read' \\(scheme A2\\)"):
+        xs.load(path)
+    monkeypatch.delitem(tp.SCHEME_SPECS, "A2")
+    with pytest.raises(ValueError, match=r"scheme must be one of \('A', 'B', 'C'\); got 'A2'"):
+        xs.Crossbar(G, scheme="A2")
+
+
+def test_scheme_specs_are_consistent():
+    """A scheme whose inputs switch cells cannot be a ladder (the block solver and the
+    transfer matrix take fixed cells), and only a non-ladder scheme says why it is none."""
+    from xbarsolve.topology import SCHEME_SPECS
+
+    with pytest.raises(ValueError, match="no fixed ladder"):
+        dataclasses.replace(SCHEME_SPECS["A"], name="X", switches=True)
+    with pytest.raises(ValueError, match="not_ladder must say why"):
+        dataclasses.replace(SCHEME_SPECS["B"], name="X", not_ladder="")

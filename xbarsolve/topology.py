@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .transistors import Transistor
 
 __all__ = ["Scheme", "SCHEMES", "SCHEME_SPECS", "SchemeSpec", "scheme_spec", "Topology", "Terminal", "Ladder", "Nodes",
-           "Family", "topology", "nodal_matrices", "merge_zero_branches"]
+           "Family", "BranchKind", "BRANCH_KINDS", "topology", "nodal_matrices", "merge_zero_branches"]
 
 
 Scheme = Literal["A", "B", "C"]
@@ -130,6 +130,12 @@ class SchemeSpec:
     not_ladder: str = ""
     check: Callable[[tuple[int, int], str], None] = _any_shape
 
+    def __post_init__(self) -> None:
+        if self.ladder and self.switches:  # the block solver and the transfer matrix take fixed cells
+            raise ValueError(f"scheme {self.name!r}: a scheme whose inputs switch cells is no fixed ladder (ladder=False)")
+        if self.ladder == bool(self.not_ladder):
+            raise ValueError(f"scheme {self.name!r}: not_ladder must say why the scheme is no ladder, and be \"\" for a ladder")
+
 
 #: Every scheme, by name (``docs/topologies.md``).
 SCHEME_SPECS: dict[str, SchemeSpec] = {s.name: s for s in (
@@ -146,6 +152,7 @@ SCHEME_SPECS: dict[str, SchemeSpec] = {s.name: s for s in (
                description="C: interleaved pairs, row 2p at +V_p and row 2p+1 at -V_p, sharing their column nodes",
                not_ladder="two rows share each column node", check=_paired_rows),
 )}
+#: The built-in schemes' names.
 SCHEMES: tuple[str, ...] = tuple(SCHEME_SPECS)
 
 
@@ -153,7 +160,7 @@ def scheme_spec(name: str) -> SchemeSpec:
     """The :class:`SchemeSpec` of ``name``; ValueError for an unknown scheme."""
     spec = SCHEME_SPECS.get(name) if isinstance(name, str) else None
     if spec is None:
-        raise ValueError(f"scheme must be one of {SCHEMES}; got {name!r}")
+        raise ValueError(f"scheme must be one of {tuple(SCHEME_SPECS)}; got {name!r}")
     return spec
 
 
@@ -268,6 +275,34 @@ class Family:
     b: np.ndarray
     r: np.ndarray
     terminal: Terminal | None = None
+
+    @property
+    def kind(self) -> "BranchKind":
+        """How netlists name and order these branches (:data:`BRANCH_KINDS`)."""
+        return BRANCH_KINDS[self.name]
+
+
+@dataclass(frozen=True)
+class BranchKind:
+    """How a netlist writes the branches of one :class:`Family` name: into ``section`` of
+    the deck, named ``{prefix}_{i}_{j}`` (a wire; ``(i, j)`` its first node's row and
+    column) or ``{prefix}_{tag}_{line}`` (a terminal), ordered line by line, the lines
+    running ``along`` the rows or the columns."""
+
+    section: Literal["drivers", "rows", "columns", "sense"]
+    prefix: str
+    along: Literal["row", "column"]
+
+
+#: Every branch family name (:meth:`Topology.families`) and how netlists write it.
+BRANCH_KINDS: dict[str, BranchKind] = {
+    "r_in": BranchKind("drivers", "rin", "row"),
+    "r_supply_in": BranchKind("drivers", "rsupin", "column"),
+    "r_row": BranchKind("rows", "rrow", "row"),
+    "r_supply": BranchKind("rows", "rsup", "column"),
+    "r_col": BranchKind("columns", "rcol", "column"),
+    "r_out": BranchKind("sense", "rout", "column"),
+}
 
 
 _TRANSPOSED_DRIVE = {"left": "top", "right": "bottom", "both": "both"}

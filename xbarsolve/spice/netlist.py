@@ -165,16 +165,8 @@ def model_options(xbar: Crossbar) -> dict[str, float]:
     return out
 
 
-#: Netlist section of each branch family and the name of its branch from the (line,
-#: position) of its first node and the terminal's one-letter tag.
-_SECTIONS = {
-    "r_in": ("drivers", lambda i, j, e: f"rin_{e}_{i}"),
-    "r_supply_in": ("drivers", lambda i, j, e: f"rsupin_{e}_{j}"),
-    "r_row": ("rows", lambda i, j, e: f"rrow_{i}_{j}"),
-    "r_supply": ("rows", lambda i, j, e: f"rsup_{i}_{j}"),
-    "r_col": ("columns", lambda i, j, e: f"rcol_{i}_{j}"),
-    "r_out": ("sense", lambda i, j, e: f"rout_{e}_{j}"),
-}
+#: The deck's sections of resistive branches, in order (``Family.kind.section``).
+_SECTIONS = ("drivers", "rows", "columns", "sense")
 
 
 #: Name prefixes of the source nodes (:func:`_source_name`).
@@ -214,15 +206,18 @@ def _resistive_branches(topo) -> list[tuple[str, str, str, float, str]]:
     base = nodes.lines[0, 0]
     keyed = []
     for order, fam in enumerate(topo.families(nodes)):
-        section, name = _SECTIONS[fam.name]
-        tag = fam.terminal.tag if fam.terminal is not None else ""
+        kind, term = fam.kind, fam.terminal
+        section = _SECTIONS.index(kind.section)
         for a, b, r in zip(fam.a.tolist(), fam.b.tolist(), fam.r.tolist()):
             i, j = divmod(a if a < base else a - base, n)  # the first node is T(i, j) or a column node
-            nb = f"s_{tag}_{j}" if fam.name == "r_out" else names[b]
-            key = {"r_in": (0, i, order), "r_supply_in": (0, j, order), "r_row": (1, i, j), "r_supply": (1, j, i),
-                   "r_col": (2, j, i), "r_out": (3, j, order)}[fam.name]
-            ends = (names[b], names[a]) if fam.name in ("r_in", "r_supply_in") else (names[a], nb)  # source first
-            keyed.append((key, (name(i, j, tag), *ends, r, section)))
+            line, pos = (i, j) if kind.along == "row" else (j, i)
+            if term is None:
+                name, key, ends = f"{kind.prefix}_{i}_{j}", (section, line, pos), (names[a], names[b])
+            else:
+                name, key = f"{kind.prefix}_{term.tag}_{line}", (section, line, order)
+                # a driver from its source node; a sense resistor to its ammeter's node
+                ends = (names[a], f"s_{term.tag}_{j}") if term.kind == "sense" else (names[b], names[a])
+            keyed.append((key, (name, *ends, r, kind.section)))
     return [entry for _, entry in sorted(keyed, key=lambda kv: kv[0])]
 
 
