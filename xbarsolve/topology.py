@@ -134,7 +134,8 @@ class SchemeSpec:
         if self.ladder and self.switches:  # the block solver and the transfer matrix take fixed cells
             raise ValueError(f"scheme {self.name!r}: a scheme whose inputs switch cells is no fixed ladder (ladder=False)")
         if self.ladder == bool(self.not_ladder):
-            raise ValueError(f"scheme {self.name!r}: not_ladder must say why the scheme is no ladder, and be \"\" for a ladder")
+            raise ValueError(f"scheme {self.name!r}: not_ladder must say why the scheme is no ladder, "
+                             "and be empty for a ladder")
 
 
 #: Every scheme, by name (``docs/topologies.md``).
@@ -455,7 +456,8 @@ class Topology:
             bad = (V != 0) & (V != 1)
             if bad.any():
                 idx = tuple(int(k) for k in np.argwhere(bad)[0])
-                raise ValueError(f"{name} must hold input bits 0 or 1 in scheme {self.scheme} (bit-serial inputs on the gates); "
+                raise ValueError(f"{name} must hold input bits 0 or 1 in scheme {self.scheme} "
+                                 "(bit-serial inputs on the gates); "
                                  f"{name}{list(idx)} = {float(V[idx])!r}")
 
     def ideal_currents(self, V: np.ndarray, G: np.ndarray) -> np.ndarray:
