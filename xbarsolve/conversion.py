@@ -233,8 +233,7 @@ def _converted_state(xbar: Crossbar, I: np.ndarray, v: np.ndarray, tol: float, m
         v_mid = v_bottom + I * tr.r_on
     else:
         p = np.asarray(tr.parameters(), np.float64)
-        vg = tr.gate_voltages(xbar.m)
-        vg = np.zeros(xbar.m) if vg is None else np.ascontiguousarray(np.broadcast_to(np.asarray(vg, np.float64), (xbar.m,)))
+        vg = np.ascontiguousarray(np.broadcast_to(topo.gate_voltages(tr), (xbar.m,)))
         junction = getattr(tr, "junction_kernel", None)
         # Leakage of the source junction leaves the column node: the channel supplies it too.
         i_channel = I + _k.junction_currents(junction, v_bottom, p) if junction is not None else I
