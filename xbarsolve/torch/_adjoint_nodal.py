@@ -104,14 +104,17 @@ class _Lift:
         current at 1 S less that at 0 S (the current is affine in ``G``)."""
         return self.cells_g1.assemble(y, V)[0][self.top] - self.cells_g0.assemble(y, V)[0][self.top]
 
+    def factor(self, Jf):
+        """Sparse LU of the merged Jacobian ``A = P^T dF/dy P``."""
+        return splu((self.P.T @ Jf @ self.P).tocsc())
+
     def adjoint(self, Jf, Jc, gI_t: np.ndarray, lu=None):
         """For upstream gradients ``gI_t`` (n, k): the adjoint potential ``w`` of every
         node (raw nodes, k) and the gradient of the fixed potentials (n_fixed, k)."""
         LgI = np.asarray(self.L.T @ gI_t)  # d(gI . c)/dF_cells
         k = gI_t.shape[1]
         if self.net.nu:
-            A = (self.P.T @ Jf @ self.P).tocsc()
-            lu = splu(A) if lu is None else lu
+            lu = self.factor(Jf) if lu is None else lu
             lam = lu.solve(np.ascontiguousarray(-(self.P.T @ (Jc.T @ LgI))), trans="T")
         else:  # every node merged into a source or the ground
             lam = np.zeros((0, k))
@@ -174,7 +177,7 @@ def nodal_vjp(xbar: Crossbar, V: np.ndarray, gI: np.ndarray, *, need_g: bool = T
         for sel in groups:
             Vg = V[sel[0]]
             Jf, Jc = lift.jacobians(y0, Vg)
-            lu = splu((lift.P.T @ Jf @ lift.P).tocsc()) if net.nu else None
+            lu = lift.factor(Jf) if net.nu else None
             # F is linear and 0 at y = 0: F(x) = P^T Jf (P x + Q u)
             Qu = lift.Q @ U[sel].T
             x = -lu.solve(np.ascontiguousarray(lift.P.T @ (Jf @ Qu))) if net.nu else np.zeros((0, sel.size))
