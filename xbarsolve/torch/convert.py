@@ -123,9 +123,6 @@ def convert(module: nn.Module, config: AnalogConfig | None = None, *, calibratio
     cfg = AnalogConfig() if config is None else config
     if not isinstance(cfg, AnalogConfig):
         raise TypeError(f"config must be an xbarsolve.cnn.AnalogConfig; got {type(cfg).__name__}")
-    if getattr(cfg.mapping, "sliced", False) or getattr(cfg.converter, "input_bits", None) is not None:
-        raise NotImplementedError("xbarsolve.torch does not run bit-sliced weights or bit-serial inputs yet; "
-                                  "use AnalogNetwork for those configs")
     if isinstance(skip, str):
         skip = (skip,)
     targets = _targets(module, set(skip))
