@@ -43,7 +43,7 @@ def _numpy_mlp(model):
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_sliced_mlp_equals_the_numpy_engine(torch, name):
     """Converted MLP (inputs of both signs: two DAC passes) = AnalogNetwork on the same
-    config and calibration data (logits to 1e-9 relative)."""
+    config and calibration data (logits to 1e-9 relative), on CPU and on CUDA when present."""
     from xbarsolve.cnn import AnalogNetwork
     from xbarsolve.torch import convert
 
@@ -55,9 +55,11 @@ def test_sliced_mlp_equals_the_numpy_engine(torch, name):
     analog = convert(model, cfg, calibration_data=torch.as_tensor(x[:6]))
     assert analog[0].n_crossbars == net.layers["fc1"].n_crossbars
     ref = net.logits(x[4:])
-    with torch.no_grad():
-        got = analog(torch.as_tensor(x[4:])).numpy()
-    assert _rel(got, ref) < 1e-9
+    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        with torch.no_grad():
+            got = analog.to(device)(torch.as_tensor(x[4:], device=device))
+        assert got.device.type == device
+        assert _rel(got.cpu().numpy(), ref) < 1e-9
 
 
 def test_sliced_conv2d_equals_the_numpy_engine(torch):
