@@ -195,16 +195,18 @@ def nodal_vjp(xbar: Crossbar, V: np.ndarray, gI: np.ndarray, *, need_g: bool = T
     res = solve(xbar, V, full=True)
     for k in range(V.shape[0]):
         x = net.unknowns(res.v_top[k], res.v_mid[k] if net.has_mid else None, res.v_bottom[k])
-        for _ in range(_POLISH_STEPS):
+        lu = None
+        for _ in range(_POLISH_STEPS if net.nu else 0):
             F, A, _ = net.assemble(x, V[k])
-            if not net.nu:
-                break
-            dx = splu(A).solve(F)
+            lu = splu(A)
+            dx = lu.solve(F)
             x = x - dx
             if np.max(np.abs(dx)) <= 1e-15 * max(1.0, float(np.max(np.abs(x)))):
-                break
+                break  # a step at round-off: the Jacobian it was solved with is that at x
+        else:
+            lu = None
         y = net.potentials(x, V[k])
         Jf, Jc = lift.jacobians(y, V[k])
-        w, g_fixed = lift.adjoint(Jf, Jc, gI[k:k + 1].T)
+        w, g_fixed = lift.adjoint(Jf, Jc, gI[k:k + 1].T, lu)
         accumulate(np.array([k]), w, g_fixed, lift.didg(y, V[k])[None] if need_g else None)
     return gV, gG
