@@ -157,3 +157,12 @@ def test_docs_sliced_example_runs(torch):
     exec(compile(block, "docs/torch.md", "exec"), ns)
     assert ns["sliced"][0].config.mapping.n_slices == 4 and ns["sliced"][0].config.converter.input_bits == 6
     assert ns["sliced_agreement"] > 0.8
+
+
+def test_bit_serial_inputs_need_calibration_data(torch):
+    from xbarsolve.torch import convert, needs_calibration_data
+
+    cfg = AnalogConfig(input_bits=4, calibration=False)
+    assert any("input_bits" in why for why in needs_calibration_data(cfg))
+    with pytest.raises(ValueError, match="input_bits"):
+        convert(torch.nn.Linear(3, 2), cfg)

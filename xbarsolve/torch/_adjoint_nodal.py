@@ -111,7 +111,7 @@ class _Lift:
     def adjoint(self, Jf, Jc, gI_t: np.ndarray, lu=None):
         """For upstream gradients ``gI_t`` (n, k): the adjoint potential ``w`` of every
         node (raw nodes, k) and the gradient of the fixed potentials (n_fixed, k)."""
-        LgI = np.asarray(self.L.T @ gI_t)  # d(gI . c)/dF_cells
+        LgI = np.asarray(self.L.T @ gI_t)  # c = -L F_cells: d(gI . c)/dF_cells = -LgI
         k = gI_t.shape[1]
         if self.net.nu:
             lu = self.factor(Jf) if lu is None else lu

@@ -28,6 +28,8 @@ def needs_calibration_data(config: AnalogConfig) -> list[str]:
         why.append("calibration=True fits each column's slope and offset on sample inputs")
     if config.converter.dac_bits is not None:
         why.append("a quantizing DAC (dac_bits) needs the input full scale")
+    if config.converter.input_bits is not None:
+        why.append("a bit-serial DAC (input_bits) quantizes the inputs to bits of their full scale")
     if config.converter.adc_bits is not None:
         why.append("a quantizing ADC (adc_bits) needs its ranges")
     if not config.is_linear:
