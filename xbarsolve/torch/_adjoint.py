@@ -48,11 +48,9 @@ def crossbar_vjp(xbar: Crossbar, V: np.ndarray, gI: np.ndarray, *, need_g: bool 
     arrays), reused for the forward node voltages."""
     from ..solve import solve
 
-    if getattr(xbar, "scheme", "A") != "A":  # schemes with supply lines or paired rows have another adjoint
-        raise NotImplementedError(f"gradients through crossbar scheme {xbar.scheme!r} are not implemented (scheme 'A' only)")
-    if xbar.transistor is not None:
-        raise NotImplementedError("gradients through arrays with access transistors are not implemented "
-                                  "(xbarsolve.torch supports 1R arrays for training)")
+    if xbar.scheme != "A" or xbar.transistor is not None:  # supply lines, paired rows, access transistors
+        from ._adjoint_nodal import nodal_vjp  # the generic adjoint of the full nodal system
+        return nodal_vjp(xbar, V, gI, need_g=need_g)
     V = np.ascontiguousarray(V, dtype=np.float64)
     gI = np.ascontiguousarray(gI, dtype=np.float64)
     G = np.asarray(xbar.G)

@@ -12,7 +12,10 @@ or these operations.  Here:
 * quantizers (DAC, ADC) round with the engine's one rule
   (:func:`xbarsolve.cnn.quantization.quantize`) and pass the gradient straight through;
 * decoding is affine in the analog output and ``sum(V)``; its two coefficients are read
-  off :meth:`xbarsolve.mapping.MappedMatrix.decode` itself.
+  off :meth:`xbarsolve.mapping.MappedMatrix.decode` itself;
+* bit slicing (:mod:`xbarsolve.cnn.slicing`) is the engine's: :class:`TorchMatrix` adds
+  the straight-through gradients of the bit-serial inputs and re-programs sliced
+  weights, :func:`conductance_surrogate` passes the weight slicing straight through.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..cnn.network import AnalogMatrix, NumpyOps
 from ..cnn.quantization import quantize as _quantize
 from ._adjoint import crossbar_vjp
 
@@ -113,21 +117,84 @@ class TorchOps:
         return torch.zeros(n_rows, n_cols, dtype=like.dtype, device=like.device)
 
 
-def conductance_surrogate(mapped, W: torch.Tensor) -> torch.Tensor:
+def conductance_surrogate(mapped, W: torch.Tensor, w_range: tuple[float, float] | None = None,
+                          factor_sum: float | None = None) -> torch.Tensor:
     """A tensor of value 0 whose gradient with respect to the tile weights ``W`` (m, n) is
     that of the mapping ``W -> G`` (:mod:`xbarsolve.mapping`) at fixed scale and shift:
     ``scale`` where a cell is not clipped (shift: ``G = scale (W + shift)``; differential:
     ``G+ = g_min + scale max(W, 0)``, ``G- = g_min + scale max(-W, 0)``), 0 where it is
-    and for a reference column.  Weight quantization passes straight through."""
-    s = mapped.scale
+    and for a reference column.  Weight quantization passes straight through.
+
+    A weight slice (:class:`~xbarsolve.cnn.slicing.SliceMapping`; ``w_range`` the layer's
+    weight range, ``factor_sum`` the sum of the digital factors of the tile's slices)
+    passes the slicing straight through: each slice's conductances move with the weight
+    as those of an unsliced mapping of ``w_range`` onto ``[g_min, g_max]`` would,
+    ``inner.scale / factor_sum`` per weight unit, 0 outside ``w_range`` (where the weights
+    saturate).  The slices' decoded outputs, weighted by their factors, then pass the
+    recombined weight's gradient: on ideal crossbars ``dL/dW = V^T dL/dY``.
+    """
+    from ..cnn.slicing import SliceMapping
+
     m = W.shape[0]
+    Wd = W.detach()
+    if isinstance(mapped, SliceMapping):
+        mapped = mapped.inner
+        s = mapped.scale / factor_sum
+        ok = (Wd >= w_range[0]) & (Wd <= w_range[1])
+    else:
+        s = mapped.scale
+        if mapped.scheme == "shift":
+            raw = s * (Wd + mapped.shift)
+            ok = (raw >= mapped.g_min) & (raw <= mapped.g_max)
+        else:
+            ok = mapped.g_min + s * Wd.abs() <= mapped.g_max
     if mapped.scheme == "shift":
-        raw = s * (W.detach() + mapped.shift)
-        lin = s * W * ((raw >= mapped.g_min) & (raw <= mapped.g_max))
+        lin = s * W * ok
         if mapped.reference:
             lin = torch.cat([lin, torch.zeros(m, 1, dtype=W.dtype, device=W.device)], dim=1)
     else:
-        raw = mapped.g_min + s * W.detach().abs()
-        ok = raw <= mapped.g_max
-        lin = torch.stack([s * W * ((W.detach() > 0) & ok), -s * W * ((W.detach() < 0) & ok)], dim=2).reshape(m, -1)
+        lin = torch.stack([s * W * ((Wd > 0) & ok), -s * W * ((Wd < 0) & ok)], dim=2).reshape(m, -1)
     return lin - lin.detach()
+
+
+class TorchMatrix(AnalogMatrix):
+    """The engine's :class:`~xbarsolve.cnn.network.AnalogMatrix` with what the tensor
+    pipeline adds to bit slicing (:mod:`xbarsolve.cnn.slicing`), the slicing itself left
+    to the engine:
+
+    * bit-serial inputs (``input_bits``): the engine's bit planes of the detached inputs,
+      each passing the gradient of its (unsliced, ideal-DAC) voltage straight through:
+      plane ``(w_j, b_j v_max)`` of the part of sign ``s`` is differentiated as
+      ``relu(s P) v_max / x_scale``; the planes' weights ``2**j / (2**B - 1)`` sum to 1,
+      so the recombined input passes its gradient unchanged;
+    * :meth:`remap` of bit-sliced weights: the slices of every tile
+      (:func:`~xbarsolve.cnn.slicing.slice_mappings`) at the weight range fixed when the
+      matrix was programmed.
+    """
+
+    def _voltages(self, P, dac_bits, ops=NumpyOps):
+        if ops is not TorchOps or self.cfg.converter.input_bits is None:
+            return super()._voltages(P, dac_bits, ops)
+        v = self.cfg.converter.v_max / self.x_scale
+        return [(w, _straight_through(torch.relu(float(np.sign(w)) * P) * v, V))
+                for w, V in super()._voltages(_np(P), dac_bits)]
+
+    def remap(self, W: np.ndarray) -> list:
+        if not self.cfg.mapping.sliced:
+            return super().remap(W)
+        from ..cnn.slicing import slice_mappings
+
+        W = np.asarray(W, dtype=np.float64)
+        if W.shape != self.matrix.shape or self.w_range is None:
+            raise ValueError(f"remap needs a programmed matrix and W of shape {self.matrix.shape}; got {W.shape}")
+        W = np.clip(W, *self.w_range)
+        n = self.cfg.mapping.n_slices  # the tiles hold the n slices of each (rows, cols) in a row
+        return [sm for t in self.tiles[::n] for sm in slice_mappings(W[t.rows, t.cols], self.cfg, self.w_range)]
+
+    def factor_sums(self) -> list[float | None]:
+        """Per tile, the sum of the digital factors of its tile's weight slices (None
+        unsliced): what :func:`conductance_surrogate` divides a slice's scale by."""
+        if not self.cfg.mapping.sliced:
+            return [None] * len(self.tiles)
+        n = self.cfg.mapping.n_slices
+        return [sum(u.mapped.factor for u in self.tiles[k - k % n:k - k % n + n]) for k in range(len(self.tiles))]

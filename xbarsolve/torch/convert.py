@@ -28,6 +28,8 @@ def needs_calibration_data(config: AnalogConfig) -> list[str]:
         why.append("calibration=True fits each column's slope and offset on sample inputs")
     if config.converter.dac_bits is not None:
         why.append("a quantizing DAC (dac_bits) needs the input full scale")
+    if config.converter.input_bits is not None:
+        why.append("a bit-serial DAC (input_bits) quantizes the inputs to bits of their full scale")
     if config.converter.adc_bits is not None:
         why.append("a quantizing ADC (adc_bits) needs its ranges")
     if not config.is_linear:
@@ -123,9 +125,6 @@ def convert(module: nn.Module, config: AnalogConfig | None = None, *, calibratio
     cfg = AnalogConfig() if config is None else config
     if not isinstance(cfg, AnalogConfig):
         raise TypeError(f"config must be an xbarsolve.cnn.AnalogConfig; got {type(cfg).__name__}")
-    if getattr(cfg.mapping, "sliced", False) or getattr(cfg.converter, "input_bits", None) is not None:
-        raise NotImplementedError("xbarsolve.torch does not run bit-sliced weights or bit-serial inputs yet; "
-                                  "use AnalogNetwork for those configs")
     if isinstance(skip, str):
         skip = (skip,)
     targets = _targets(module, set(skip))

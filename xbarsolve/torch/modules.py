@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..cnn.config import AnalogConfig
-from ..cnn.network import AnalogMatrix, default_crossbar_factory
+from ..cnn.network import default_crossbar_factory
 from ..solve import factorize
-from ._ops import TensorTile, TorchOps, conductance_surrogate
+from ._ops import TensorTile, TorchMatrix, TorchOps, conductance_surrogate
 
 __all__ = ["AnalogModule", "AnalogLinear", "AnalogConv1d", "AnalogConv2d"]
 
@@ -50,7 +50,7 @@ class AnalogModule(nn.Module):
         self.bias = bias
         self.layer_name = name
         self.config = config
-        self.engines: list[AnalogMatrix] = []
+        self.engines: list[TorchMatrix] = []
         #: zero wires, linear device, no transistor: every T is its G
         self._ideal = config.ideal_wires and config.is_linear and config.circuit.transistor is None
         self._factorizations: dict = {}  # (group, tile) -> factorization of the last re-programming
@@ -90,14 +90,14 @@ class AnalogModule(nn.Module):
         with torch.no_grad():
             mats = [M.detach().to(torch.float64).cpu().numpy() for M in self.matrices()]
         for g, M in enumerate(mats):
-            eng = AnalogMatrix(M, self._names(g), self.config)
+            eng = TorchMatrix(M, self._names(g), self.config)
             eng.program(factory, rng)
             if P is not None:
                 eng.calibrate_vectors(P[g], rng)
             self.engines.append(eng)
             self._register(g, eng)
 
-    def _register(self, g: int, eng: AnalogMatrix) -> None:
+    def _register(self, g: int, eng: TorchMatrix) -> None:
         def buf(key, value):
             if value is not None:
                 self.register_buffer(f"g{g}_{key}", torch.tensor(np.array(value, dtype=np.float64)))
@@ -145,10 +145,10 @@ class AnalogModule(nn.Module):
     def _tiles(self, g: int, M: torch.Tensor | None) -> list[TensorTile]:
         eng = self.engines[g]
         out = []
-        for k, t in enumerate(eng.tiles):
+        for k, (t, factor_sum) in enumerate(zip(eng.tiles, eng.factor_sums())):
             G = self._buffer(g, f"t{k}_G")
             if M is not None:
-                G = G + conductance_surrogate(t.mapped, M[t.rows, t.cols].to(torch.float64))
+                G = G + conductance_surrogate(t.mapped, M[t.rows, t.cols].to(torch.float64), eng.w_range, factor_sum)
             out.append(TensorTile(t.rows, t.cols, t.mapped, t.crossbar, G, self._buffer(g, f"t{k}_T"),
                                   self._buffer(g, f"t{k}_slope"), self._buffer(g, f"t{k}_offset"),
                                   self._buffer(g, f"t{k}_lo"), self._buffer(g, f"t{k}_hi"), self._ideal,
