@@ -15,7 +15,8 @@ sum_batch gI dI/dG`` (m, n) exactly, by the adjoint of the nodal system:
 
 Cell currents must be affine in ``G`` (true of :class:`~xbarsolve.devices.Linear`,
 :class:`~xbarsolve.devices.Sinh` and :class:`~xbarsolve.devices.Poly`).  Arrays with an
-access transistor, or of a crossbar scheme other than the plain ladder, are refused.
+access transistor, or of a crossbar scheme other than the plain ladder, go to the generic
+adjoint of the full nodal system (:mod:`xbarsolve.torch._adjoint_nodal`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..crossbar import Crossbar
+from ..topology import topology
 
 __all__ = ["crossbar_vjp"]
 
@@ -48,7 +50,7 @@ def crossbar_vjp(xbar: Crossbar, V: np.ndarray, gI: np.ndarray, *, need_g: bool 
     arrays), reused for the forward node voltages."""
     from ..solve import solve
 
-    if xbar.scheme != "A" or xbar.transistor is not None:  # supply lines, paired rows, access transistors
+    if not topology(xbar).is_ladder or xbar.transistor is not None:  # supply lines, paired rows, access transistors
         from ._adjoint_nodal import nodal_vjp  # the generic adjoint of the full nodal system
         return nodal_vjp(xbar, V, gI, need_g=need_g)
     V = np.ascontiguousarray(V, dtype=np.float64)
