@@ -155,10 +155,13 @@ def test_evaluate_on_a_dask_cluster_equals_in_process(rng):
     labels = rng.integers(0, 4, size=14)
     net = AnalogNetwork(model, AnalogConfig(rows_max=7, cols_max=4)).prepare(x[:3])
     want = net.evaluate(x, labels, batch_size=4)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         got = net.evaluate(x, labels, batch_size=4, client=client)
         pred = net.predict(x, batch_size=4, client=client)
+        from xbarsolve.cnn.distributed import logits
+
+        y = logits(net, x, batch_size=4, client=client)
         noisy = AnalogNetwork(model, AnalogConfig(rows_max=7, cols_max=4, read_noise_sigma=1e-7)).prepare(x[:3])
         with pytest.raises(ValueError, match="read_noise_sigma=1e-07 > 0"):
             noisy.evaluate(x, client=client)
@@ -166,5 +169,6 @@ def test_evaluate_on_a_dask_cluster_equals_in_process(rng):
             net.predict(x, batch_size=0, client=client)
     assert got == replace(want, seconds=got.seconds)
     np.testing.assert_array_equal(pred, net.predict(x, batch_size=4))
+    np.testing.assert_array_equal(y, np.concatenate([net.logits(x[i:i + 4]) for i in range(0, 14, 4)]))
     with pytest.raises(TypeError, match="client must be a dask.distributed.Client"):
         net.evaluate(x, client="tcp://nowhere:8786")

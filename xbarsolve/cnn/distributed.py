@@ -23,7 +23,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .network import AnalogNetwork, ErrorReport
 
-__all__ = ["evaluate", "predict"]
+__all__ = ["evaluate", "logits", "predict"]
 
 
 def evaluate(net: AnalogNetwork, x: np.ndarray, labels: np.ndarray | None = None, *, client, batch_size: int = 50,
@@ -58,11 +58,19 @@ def evaluate(net: AnalogNetwork, x: np.ndarray, labels: np.ndarray | None = None
     return net._report(results, labels, layer_alone, time.perf_counter() - t0)
 
 
+def logits(net: AnalogNetwork, x: np.ndarray, *, client, batch_size: int = 50, threads: int = 1) -> np.ndarray:
+    """:meth:`AnalogNetwork.logits` of ``x`` in batches of ``batch_size`` images run on the
+    workers of ``client`` (equal to the in-process batches' logits; arguments as
+    :func:`evaluate`)."""
+    parts = _run(net, x, client, batch_size, threads, False, False, "logits")
+    return np.concatenate(parts) if parts else np.zeros((0, 0))
+
+
 def predict(net: AnalogNetwork, x: np.ndarray, *, client, batch_size: int = 50, threads: int = 1) -> np.ndarray:
     """:meth:`AnalogNetwork.predict` with the batches run on the workers of ``client``
     (same classes; arguments as :func:`evaluate`)."""
-    parts = _run(net, x, client, batch_size, threads, False, False, "predict")
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=int)
+    parts = _run(net, x, client, batch_size, threads, False, False, "logits")
+    return np.concatenate([np.argmax(y, axis=-1) for y in parts]) if parts else np.zeros(0, dtype=int)
 
 
 def _client_class():
@@ -116,8 +124,8 @@ def _batch_task(net, xb: np.ndarray, what: str, layer_alone: bool, threads: int)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
         with threadpool_limits(limits=threads, user_api="blas"):
-            if what == "predict":
-                return np.argmax(net.logits(xb), axis=-1)
+            if what == "logits":
+                return net.logits(xb)
             return net._evaluate_batch(xb, None, layer_alone)
     finally:
         numba.set_num_threads(previous)
