@@ -22,6 +22,7 @@ Prints one table: case, method, workers/threads, ms per image, ratio to the firs
     python benchmarks/bench_parallel.py [--data DIR] [--repeat 3] [--images 20]
         [--mnist-images 50] [--nonlinear-images 16] [--nonlinear-resnet-images 2]
         [--dask-images 16] [--dask-batch 4] [--threads 2] [--skip-dask] [--skip-nonlinear]
+        [--profile]
 """
 
 from __future__ import annotations
@@ -90,6 +91,22 @@ def _rows(case, methods, x, batch, repeat):
     return rows
 
 
+def _loop_profile(case, net, x, batch):
+    """Where the tile-by-tile loop spends its time: the tiles' ``V @ T`` GEMMs against the
+    whole pass (cProfile, so both are a little inflated)."""
+    import cProfile
+    import pstats
+
+    run = _in_process(net, True, None)
+    prof = cProfile.Profile()
+    prof.runcall(run, x, batch)
+    stats = pstats.Stats(prof).stats
+    total = sum(v[2] for v in stats.values())  # tottime of everything
+    gemm = sum(v[2] for k, v in stats.items() if k[2] == "currents" and k[0].endswith("network.py"))
+    print(f"  profile of the tile loop, {case}: {1e3 * total / len(x):.2f} ms/image, of which the tiles' "
+          f"V @ T GEMMs {1e3 * gemm / len(x):.2f} ms ({100 * gemm / total:.0f} %)", flush=True)
+
+
 def _warm_workers(client, net, x):
     """Compile the kernels on every worker before timing (one image each)."""
     def warm(net, x):
@@ -113,6 +130,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="tile threads of the parallel rows")
     ap.add_argument("--skip-nonlinear", action="store_true")
     ap.add_argument("--skip-dask", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="also profile the linear tile loop (GEMM share)")
     args = ap.parse_args(argv)
     d = data_dir(args.data)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
@@ -133,6 +151,8 @@ def main(argv=None) -> int:
     for title, model, xcal, xs_ in (("ResNet-20, linear", resnet, X[-10:], X[:args.images]),
                                      ("MNIST CNN, linear", mnist, Xcal, Xm[:args.mnist_images])):
         net = AnalogNetwork(model, AnalogConfig(**tiles)).prepare(xcal)
+        if args.profile:
+            _loop_profile(title, net, xs_, 50)
         _rows(f"{title} ({net.n_crossbars} tiles)", [("tile loop", "1", _in_process(net, True, None)),
                                                        ("folded matrix", "1", _in_process(net, False, None))],
               xs_, 50, args.repeat)

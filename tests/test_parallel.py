@@ -136,10 +136,14 @@ def test_nonlinear_tiles_on_threads_equal_serial(rng, monkeypatch):
     assert {name for name, _ in seen} == {threading.current_thread().name}
 
 
-def test_nonlinear_network_logits_do_not_depend_on_tile_threads(rng):
+def test_nonlinear_network_does_not_depend_on_tile_threads(rng):
+    """Calibration (ADC ranges, slopes, offsets) and logits: the same on 1 and 2 tile threads."""
     x = rng.normal(size=(12, 20))
     a = _nonlinear_net(np.random.default_rng(3), tile_threads=1).prepare(np.abs(x[:4]))
     b = _nonlinear_net(np.random.default_rng(3), tile_threads=2).prepare(np.abs(x[:4]))
+    for ta, tb in zip(a.layers["fc"].tiles, b.layers["fc"].tiles, strict=True):
+        for key in ("analog_lo", "analog_hi", "slope", "offset"):
+            np.testing.assert_array_equal(getattr(ta, key), getattr(tb, key))
     np.testing.assert_array_equal(a.logits(x), b.logits(x))
     with pytest.raises(ValueError, match="tile_threads must be None or an integer >= 1; got 0"):
         AnalogNetwork(a.model, tile_threads=0)

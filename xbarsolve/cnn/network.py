@@ -308,10 +308,11 @@ class AnalogMatrix:
             t.analog_lo = t.analog_hi = None
         # ADC ranges (calibration pass), with ideal converters.
         parts = self._voltages(P, dac_bits=None)
-        for t in self.tiles:
+        solved = self._solve_tiles(parts)
+        for k, t in enumerate(self.tiles):
             lo = hi = None
-            for _, V in parts:
-                a = t.mapped.analog_output(t.currents(V[:, t.rows]))
+            for j, (_, V) in enumerate(parts):
+                a = t.mapped.analog_output(t.currents(V[:, t.rows]) if solved is None else solved[k][j])
                 lo = a.min(axis=0) if lo is None else np.minimum(lo, a.min(axis=0))
                 hi = a.max(axis=0) if hi is None else np.maximum(hi, a.max(axis=0))
             if self.cfg.converter.adc_range == "max":
@@ -325,8 +326,9 @@ class AnalogMatrix:
         idx = rng.choice(pool, min(self.cfg.compensation.n_calibration, len(pool)), replace=False)
         Pc = P[idx]
         parts = self._voltages(Pc, dac_bits=None)
-        for t in self.tiles:
-            raw = self._tile_output(t, parts, adc_bits=None, noise_rng=None)
+        solved = self._solve_tiles(parts)
+        for k, t in enumerate(self.tiles):
+            raw = self._tile_output(t, parts, adc_bits=None, noise_rng=None, currents=None if solved is None else solved[k])
             ideal = Pc[:, t.rows] @ tile_target(t.mapped, self.matrix[t.rows, t.cols])
             cal = Calibration(per="column").fit(raw, ideal)
             t.slope, t.offset = cal.slope, cal.offset
@@ -381,15 +383,15 @@ class AnalogMatrix:
                 fold = self.folded_matrix()
                 if fold is not None:
                     return self._folded_products(P, *fold)
-            if any(t.T is None for t in self.tiles):
-                return self._pooled_products(P, noise_rng)
+            parts = self._voltages(P, self.dac_bits)
+            return self._products_loop(P, noise_rng, parts=parts, currents=self._solve_tiles(parts))
         return self._products_loop(P, noise_rng, ops=ops, tiles=tiles)
 
-    def _products_loop(self, P, noise_rng, *, ops=NumpyOps, tiles=None, currents=None):
-        """The tile-by-tile pipeline (``currents``: per tile, the column currents of every
-        DAC pass, if already solved)."""
+    def _products_loop(self, P, noise_rng, *, ops=NumpyOps, tiles=None, parts=None, currents=None):
+        """The tile-by-tile pipeline (``parts``: the DAC passes if already computed;
+        ``currents``: per tile, the column currents of every pass, if already solved)."""
         Y = ops.zeros(P.shape[0], self.matrix.shape[1], P)
-        parts = self._voltages(P, self.dac_bits, ops)
+        parts = self._voltages(P, self.dac_bits, ops) if parts is None else parts
         for k, t in enumerate(self.tiles if tiles is None else tiles):
             y = self._tile_output(t, parts, adc_bits=self.adc_bits, noise_rng=noise_rng, ops=ops,
                                   currents=None if currents is None else currents[k])
@@ -445,14 +447,17 @@ class AnalogMatrix:
             V = V + w * Vj
         return c * (V @ M) + b
 
-    def _pooled_products(self, P, noise_rng):
-        """Nonlinear tiles: every tile's Newton solves of every DAC pass side by side on
-        :attr:`tile_threads` threads (one kernel thread each; the compiled kernels release
-        the GIL), then the per-tile pipeline in tile order (so read noise draws as before)."""
+    def _solve_tiles(self, parts) -> list[list[np.ndarray]] | None:
+        """Nonlinear tiles: the column currents (A) of every tile for every DAC pass
+        ``parts``, the Newton solves side by side on :attr:`tile_threads` threads (one
+        kernel thread each; the compiled kernels release the GIL).  None when every tile
+        is linear or the tile-by-tile pipeline is asked for (:attr:`_serial_tiles`).  The
+        pipeline after the solves stays in tile order, so read noise draws as before."""
+        if self._serial_tiles or all(t.T is not None for t in self.tiles):
+            return None
         from ..solve._threads import default_threads
         from ..solve.linear import single_thread_blas
 
-        parts = self._voltages(P, self.dac_bits)
         n = default_threads() if self.tile_threads is None else int(self.tile_threads)
         n = min(n, len(self.tiles))
         jobs = [(k, j) for k in range(len(self.tiles)) for j in range(len(parts))]
@@ -477,7 +482,7 @@ class AnalogMatrix:
             # BLAS limited once here: the solver's own per-call limits then nest inside it
             with single_thread_blas(), ThreadPoolExecutor(n, thread_name_prefix="xbarsolve-tile") as pool:
                 list(pool.map(run, jobs[1:]))
-        return self._products_loop(P, noise_rng, currents=currents)
+        return currents
 
 
 class AnalogLayer(AnalogMatrix):
