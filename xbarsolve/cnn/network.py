@@ -414,8 +414,8 @@ class AnalogMatrix:
         Returns
         -------
         (M, b) : ndarray, shape (rows, outputs) and (outputs,), or None
-            ``M`` in matrix units per volt times V (the units of ``matrix``), ``b`` in
-            output units; None when a tile has no transfer matrix (nonlinear array).
+            In the units of ``matrix`` and of the outputs (``P @ M + b`` estimates
+            ``P @ matrix``); None when a tile has no transfer matrix (nonlinear array).
             Computed once and kept until a tile, its transfer matrix or its calibration
             is replaced.
         """
@@ -570,14 +570,11 @@ class ErrorReport:
 
 
 class _ErrAcc:
-    """Streaming per-channel accumulator of |actual - ideal| and the ideal range."""
+    """Per-channel accumulator of |actual - ideal| and the ideal range over batches."""
 
     def __init__(self):
         self.sum = self.max = self.lo = self.hi = None
         self.count = 0
-
-    def add(self, actual, ideal):
-        self.merge(self.batch(actual, ideal))
 
     @staticmethod
     def batch(actual, ideal) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
