@@ -17,7 +17,10 @@ machine whose speed drifts:
   batch; workers warmed up first, so Numba compilation is not timed).
 
 Prints one table: case, method, workers/threads, ms per image, ratio to the first
-(serial) method of the case, max abs difference of the logits against it.
+(serial) method of the case, max abs difference of the logits against it.  The first row
+is a control for the shared machine: a pure nogil Numba loop run ``--threads`` times one
+after the other and on ``--threads`` threads at once (ratio 0.5 on two free cores; near
+1 when other jobs hold the cores, and then no parallel method can gain either).
 
     python benchmarks/bench_parallel.py [--data DIR] [--repeat 3] [--images 20]
         [--mnist-images 50] [--nonlinear-images 16] [--nonlinear-resnet-images 2]
@@ -107,6 +110,41 @@ def _loop_profile(case, net, x, batch):
           f"V @ T GEMMs {1e3 * gemm / len(x):.2f} ms ({100 * gemm / total:.0f} %)", flush=True)
 
 
+def _control(threads: int, repeat: int) -> None:
+    """Whether the machine has free cores now: the same pure nogil Numba loop ``threads``
+    times, one after the other and on ``threads`` threads at once (ideal ratio 1/threads)."""
+    import threading
+
+    from numba import njit
+
+    @njit(nogil=True)
+    def spin(n):
+        s = 0.0
+        for i in range(n):
+            s += np.sin(i * 1e-9)
+        return s
+
+    spin(10)
+    n = 20_000_000
+
+    def serial(x, batch):
+        for _ in range(threads):
+            spin(n)
+        return np.zeros(1)
+
+    def parallel(x, batch):
+        pool = [threading.Thread(target=spin, args=(n,)) for _ in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        return np.zeros(1)
+
+    _rows("control: nogil Numba loop", [("one after the other", "1", serial),
+                                                          (f"on {threads} threads", str(threads), parallel)],
+          np.zeros(1), 1, repeat)
+
+
 def _warm_workers(client, net, x):
     """Compile the kernels on every worker before timing (one image each)."""
     def warm(net, x):
@@ -136,6 +174,7 @@ def main(argv=None) -> int:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
           f"load average at start {os.getloadavg()[0]:.1f}")
     _print([], header=True)
+    _control(args.threads, args.repeat)
 
     folder = d / "models" / "keras_resnet_cifar10"
     resnet = load_keras_h5(folder / "resnet20v1_cifar10.h5", name="resnet20")
@@ -192,9 +231,9 @@ def main(argv=None) -> int:
 
 def _print(rows, header=False):
     if header:
-        print(f"{'case':<40} {'method':<36} {'workers/threads':>15} {'ms/image':>10} {'ratio':>7} {'max |diff|':>11}")
+        print(f"{'case':<42} {'method':<36} {'workers/threads':>15} {'ms/image':>10} {'ratio':>7} {'max |diff|':>11}")
     for case, method, workers, ms, ratio, diff in rows:
-        print(f"{case:<40} {method:<36} {workers:>15} {ms:10.2f} {ratio:7.3f} {diff:11.2e}", flush=True)
+        print(f"{case:<42} {method:<36} {workers:>15} {ms:10.2f} {ratio:7.3f} {diff:11.2e}", flush=True)
 
 
 if __name__ == "__main__":
