@@ -165,12 +165,14 @@ class _Tile:
     slope: np.ndarray | None = None
     offset: np.ndarray | None = None
 
-    def currents(self, V: np.ndarray) -> np.ndarray:
+    def currents(self, V: np.ndarray, threads: int | None = None) -> np.ndarray:
+        """Column currents (A) for the voltages ``V`` (batch, rows); ``threads``: the
+        Newton solver's kernel threads (nonlinear arrays; default its own choice)."""
         if self.T is not None:
             return V @ self.T
         from ..solve import solve
 
-        return solve(self.crossbar, V).currents
+        return solve(self.crossbar, V, threads=threads).currents
 
 
 class NumpyOps:
@@ -208,6 +210,18 @@ class NumpyOps:
         return np.zeros((n_rows, n_cols))
 
 
+def _threads_may_share_kernels() -> bool:
+    """True when Numba's threading layer lets two Python threads run parallel kernels at
+    once (``omp`` and ``tbb``; ``workqueue`` aborts on concurrent use).  False while no
+    parallel kernel has run (the layer is not chosen yet)."""
+    import numba
+
+    try:
+        return numba.threading_layer() != "workqueue"
+    except ValueError:  # the layer has not been started
+        return False
+
+
 class AnalogMatrix:
     """One weight matrix (rows = input vector entries, columns = outputs) on tiled
     crossbars: mapping, programming, calibration and the analog product (module docstring).
@@ -235,6 +249,13 @@ class AnalogMatrix:
         self.dac_bits = cfg.converter.dac_bits
         self.adc_bits = cfg.converter.adc_bits
         self.read_noise_sigma = cfg.noise.read_noise_sigma
+        #: Threads that solve a layer's nonlinear tiles side by side (each on one kernel
+        #: thread); None: the Newton solver's default thread count (1 on a busy machine).
+        self.tile_threads: int | None = None
+        #: Private: True runs every tile one after the other through the per-tile pipeline
+        #: (the code before issue 13), the baseline of ``benchmarks/bench_parallel.py``.
+        self._serial_tiles = False
+        self._fold: tuple[tuple, np.ndarray, np.ndarray] | None = None
 
     @property
     def n_crossbars(self) -> int:
@@ -287,10 +308,11 @@ class AnalogMatrix:
             t.analog_lo = t.analog_hi = None
         # ADC ranges (calibration pass), with ideal converters.
         parts = self._voltages(P, dac_bits=None)
-        for t in self.tiles:
+        solved = self._solve_tiles(parts)
+        for k, t in enumerate(self.tiles):
             lo = hi = None
-            for _, V in parts:
-                a = t.mapped.analog_output(t.currents(V[:, t.rows]))
+            for j, (_, V) in enumerate(parts):
+                a = t.mapped.analog_output(t.currents(V[:, t.rows]) if solved is None else solved[k][j])
                 lo = a.min(axis=0) if lo is None else np.minimum(lo, a.min(axis=0))
                 hi = a.max(axis=0) if hi is None else np.maximum(hi, a.max(axis=0))
             if self.cfg.converter.adc_range == "max":
@@ -304,8 +326,9 @@ class AnalogMatrix:
         idx = rng.choice(pool, min(self.cfg.compensation.n_calibration, len(pool)), replace=False)
         Pc = P[idx]
         parts = self._voltages(Pc, dac_bits=None)
-        for t in self.tiles:
-            raw = self._tile_output(t, parts, adc_bits=None, noise_rng=None)
+        solved = self._solve_tiles(parts)
+        for k, t in enumerate(self.tiles):
+            raw = self._tile_output(t, parts, adc_bits=None, noise_rng=None, currents=None if solved is None else solved[k])
             ideal = Pc[:, t.rows] @ tile_target(t.mapped, self.matrix[t.rows, t.cols])
             cal = Calibration(per="column").fit(raw, ideal)
             t.slope, t.offset = cal.slope, cal.offset
@@ -327,12 +350,13 @@ class AnalogMatrix:
                 out.append((sign, ops.quantize(Q / self.x_scale, dac_bits, 0.0, 1.0) * self.cfg.converter.v_max))
         return out
 
-    def _tile_output(self, t: _Tile, parts, *, adc_bits, noise_rng, ops=NumpyOps):
-        """Decoded (uncalibrated) output of one tile for the DAC voltages ``parts``."""
+    def _tile_output(self, t: _Tile, parts, *, adc_bits, noise_rng, ops=NumpyOps, currents=None):
+        """Decoded (uncalibrated) output of one tile for the DAC voltages ``parts``
+        (``currents``: the tile's column currents of every part, if already solved)."""
         y = None
-        for sign, V in parts:
+        for k, (sign, V) in enumerate(parts):
             Vt = V[:, t.rows]
-            a = t.mapped.analog_output(ops.currents(t, Vt))
+            a = t.mapped.analog_output(ops.currents(t, Vt) if currents is None else currents[k])
             if noise_rng is not None and self.read_noise_sigma > 0:
                 a = ops.noise(a, noise_rng, self.read_noise_sigma)
             if adc_bits is not None:
@@ -347,15 +371,118 @@ class AnalogMatrix:
         ``ops`` and ``tiles`` let another array library run the same pipeline (see
         :class:`NumpyOps`): ``tiles`` are this matrix's tiles with their arrays in that
         library's form (default :attr:`tiles`).
+
+        On NumPy, all tiles of the layer go through one call: linear tiles with an ideal
+        ADC and no read noise through one GEMM with the folded matrix
+        (:meth:`folded_matrix`), nonlinear tiles solved side by side on
+        :attr:`tile_threads` threads.  The result equals the tile-by-tile pipeline to
+        round-off (the thread pool: bit for bit).
         """
+        if ops is NumpyOps and tiles is None and not self._serial_tiles and self.tiles:
+            if self.adc_bits is None and (noise_rng is None or self.read_noise_sigma == 0):
+                fold = self.folded_matrix()
+                if fold is not None:
+                    return self._folded_products(P, *fold)
+            parts = self._voltages(P, self.dac_bits)
+            return self._products_loop(P, noise_rng, parts=parts, currents=self._solve_tiles(parts))
+        return self._products_loop(P, noise_rng, ops=ops, tiles=tiles)
+
+    def _products_loop(self, P, noise_rng, *, ops=NumpyOps, tiles=None, parts=None, currents=None):
+        """The tile-by-tile pipeline (``parts``: the DAC passes if already computed;
+        ``currents``: per tile, the column currents of every pass, if already solved)."""
         Y = ops.zeros(P.shape[0], self.matrix.shape[1], P)
-        parts = self._voltages(P, self.dac_bits, ops)
-        for t in self.tiles if tiles is None else tiles:
-            y = self._tile_output(t, parts, adc_bits=self.adc_bits, noise_rng=noise_rng, ops=ops)
+        parts = self._voltages(P, self.dac_bits, ops) if parts is None else parts
+        for k, t in enumerate(self.tiles if tiles is None else tiles):
+            y = self._tile_output(t, parts, adc_bits=self.adc_bits, noise_rng=noise_rng, ops=ops,
+                                  currents=None if currents is None else currents[k])
             if t.slope is not None:
                 y = y * t.slope + t.offset
             Y[:, t.cols] += y
         return Y
+
+    # ------------------------------------------------------------------ all tiles at once
+    def folded_matrix(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The whole tiled pipeline of a linear matrix with an ideal ADC as one affine map.
+
+        Without ADC quantization and read noise every step after the DAC is linear in the
+        DAC voltages: tile currents ``V_rows @ T``, the analog output (column differences),
+        the decoding, the calibration ``y * slope + offset`` and the digital accumulation
+        over row tiles.  So ``products(P) == c * sum_j w_j V_j @ M + b`` for the DAC passes
+        ``(w_j, V_j)`` (``c = x_scale / v_max``), with ``M[rows, cols] = sum over the
+        tiles of decode(analog_output(T)) * slope`` and ``b[cols] = sum of the offsets``.
+
+        Returns
+        -------
+        (M, b) : ndarray, shape (rows, outputs) and (outputs,), or None
+            In the units of ``matrix`` and of the outputs (``P @ M + b`` estimates
+            ``P @ matrix``); None when a tile has no transfer matrix (nonlinear array).
+            Computed once and kept until a tile, its transfer matrix or its calibration
+            is replaced.
+        """
+        key = tuple((t, t.T, t.mapped, t.slope, t.offset) for t in self.tiles)
+        if self._fold is not None and len(self._fold[0]) == len(key) and all(
+                a is b for old, new in zip(self._fold[0], key) for a, b in zip(old, new)):
+            return self._fold[1], self._fold[2]
+        if any(t.T is None for t in self.tiles):
+            return None
+        M = np.zeros(self.matrix.shape)
+        b = np.zeros(self.matrix.shape[1])
+        for t in self.tiles:
+            # row i of T is the current vector of the input e_i (whose sum(V) is 1)
+            D = t.mapped.decode(t.mapped.analog_output(np.asarray(t.T)), np.ones(t.T.shape[0]))
+            if t.slope is not None:
+                D = D * t.slope
+                b[t.cols] += t.offset
+            M[t.rows, t.cols] += D
+        self._fold = (key, M, b)
+        return M, b
+
+    def _folded_products(self, P, M, b):
+        if self.dac_bits is None and self.cfg.converter.input_bits is None:
+            return P @ M + b  # the ideal DAC: c * sum_j w_j V_j == P
+        c = self.x_scale / self.cfg.converter.v_max
+        parts = self._voltages(P, self.dac_bits)
+        V = parts[0][0] * parts[0][1]
+        for w, Vj in parts[1:]:
+            V = V + w * Vj
+        return c * (V @ M) + b
+
+    def _solve_tiles(self, parts) -> list[list[np.ndarray]] | None:
+        """Nonlinear tiles: the column currents (A) of every tile for every DAC pass
+        ``parts``, the Newton solves side by side on :attr:`tile_threads` threads (one
+        kernel thread each; the compiled kernels release the GIL).  None when every tile
+        is linear or the tile-by-tile pipeline is asked for (:attr:`_serial_tiles`).  The
+        pipeline after the solves stays in tile order, so read noise draws as before."""
+        if self._serial_tiles or all(t.T is not None for t in self.tiles):
+            return None
+        from ..solve._threads import default_threads
+        from ..solve.linear import single_thread_blas
+
+        n = default_threads() if self.tile_threads is None else int(self.tile_threads)
+        n = min(n, len(self.tiles))
+        jobs = [(k, j) for k in range(len(self.tiles)) for j in range(len(parts))]
+        currents = [[None] * len(parts) for _ in self.tiles]
+
+        def run(job):
+            k, j = job
+            t = self.tiles[k]
+            currents[k][j] = t.currents(parts[j][1][:, t.rows], threads=1 if n > 1 else None)
+
+        if n > 1:
+            run(jobs[0])  # in this thread: it starts Numba's threading layer
+            if not _threads_may_share_kernels():
+                n = 1
+        if n <= 1:
+            for job in jobs:
+                if currents[job[0]][job[1]] is None:
+                    run(job)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # BLAS limited once here: the solver's own per-call limits then nest inside it
+            with single_thread_blas(), ThreadPoolExecutor(n, thread_name_prefix="xbarsolve-tile") as pool:
+                list(pool.map(run, jobs[1:]))
+        return currents
 
 
 class AnalogLayer(AnalogMatrix):
@@ -443,17 +570,24 @@ class ErrorReport:
 
 
 class _ErrAcc:
-    """Streaming per-channel accumulator of |actual - ideal| and the ideal range."""
+    """Per-channel accumulator of |actual - ideal| and the ideal range over batches."""
 
     def __init__(self):
         self.sum = self.max = self.lo = self.hi = None
         self.count = 0
 
-    def add(self, actual, ideal):
+    @staticmethod
+    def batch(actual, ideal) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """One batch's (sum, max of |actual - ideal|, min, max of ideal, count) per channel."""
         C = ideal.shape[-1]
         d = np.abs(actual - ideal).reshape(-1, C)
         i = ideal.reshape(-1, C)
-        s, mx, lo, hi = d.sum(0), d.max(0), i.min(0), i.max(0)
+        return d.sum(0), d.max(0), i.min(0), i.max(0), d.shape[0]
+
+    def merge(self, stats) -> None:
+        """Add one batch's :meth:`batch` statistics (batches merged in the same order give
+        the same floating-point sums, wherever they were computed)."""
+        s, mx, lo, hi, count = stats
         if self.sum is None:
             self.sum, self.max, self.lo, self.hi = s, mx, lo, hi
         else:
@@ -461,7 +595,7 @@ class _ErrAcc:
             self.max = np.maximum(self.max, mx)
             self.lo = np.minimum(self.lo, lo)
             self.hi = np.maximum(self.hi, hi)
-        self.count += d.shape[0]
+        self.count += count
 
     def result(self):
         rng = self.hi - self.lo
@@ -482,6 +616,10 @@ class AnalogNetwork:
     cache_dir : path or None
         Folder for the HDF5 cache of programmed crossbars and calibrations (e.g.
         ``calibration/cnn``); None disables caching.
+    tile_threads : int or None
+        Threads that solve the nonlinear tiles of a layer side by side (>= 1; 1 = one
+        after the other); None: the Newton solver's default thread count, which is 1 on
+        an oversubscribed machine.  Results do not depend on it.
 
     Examples
     --------
@@ -493,12 +631,14 @@ class AnalogNetwork:
     """
 
     def __init__(self, model: Model, config: AnalogConfig | None = None, *,
-                 crossbar_factory: CrossbarFactory | None = None, cache_dir: str | Path | None = None):
+                 crossbar_factory: CrossbarFactory | None = None, cache_dir: str | Path | None = None,
+                 tile_threads: int | None = None):
+        self.layers: dict[str, AnalogLayer] = {}
+        self.tile_threads = tile_threads
         self.model = model
         self.config = config or AnalogConfig()
         self.factory = crossbar_factory or default_crossbar_factory
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        self.layers: dict[str, AnalogLayer] = {}
         self.prepare_seconds = 0.0
         self.from_cache = False
 
@@ -527,6 +667,7 @@ class AnalogNetwork:
         for nd in self.model.linear_nodes:
             src = nd.inputs[0] if nd.inputs else "input"
             self.layers[nd.name] = AnalogLayer(nd, shapes[src], cfg)
+            self.layers[nd.name].tile_threads = self._tile_threads
         path = self._cache_path(x_cal)
         if path is not None and path.is_file():
             try:
@@ -609,6 +750,19 @@ class AnalogNetwork:
         return self
 
     @property
+    def tile_threads(self) -> int | None:
+        """Threads that solve a layer's nonlinear tiles side by side (see the class)."""
+        return self._tile_threads
+
+    @tile_threads.setter
+    def tile_threads(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise ValueError(f"tile_threads must be None or an integer >= 1; got {value!r}")
+        self._tile_threads = None if value is None else int(value)
+        for al in self.layers.values():
+            al.tile_threads = self._tile_threads
+
+    @property
     def n_crossbars(self) -> int:
         return sum(al.n_crossbars for al in self.layers.values())
 
@@ -633,15 +787,27 @@ class AnalogNetwork:
         self._check()
         return self.model.logits(np.asarray(x, dtype=np.float64), linear=self._linear(noise_rng))
 
-    def predict(self, x: np.ndarray, batch_size: int = 50) -> np.ndarray:
-        """Predicted classes, in batches (read noise, if configured, is seeded by the config)."""
+    def predict(self, x: np.ndarray, batch_size: int = 50, *, client=None) -> np.ndarray:
+        """Predicted classes, in batches (read noise, if configured, is seeded by the config).
+
+        ``client``: a ``dask.distributed.Client``; the batches are then evaluated on its
+        workers (:func:`xbarsolve.cnn.distributed.predict`), with the same result.
+        """
         self._check()
-        noise = np.random.default_rng(self.config.seed + 1) if self.config.noise.read_noise_sigma > 0 else None
+        if client is not None:
+            from .distributed import predict
+
+            return predict(self, x, client=client, batch_size=batch_size)
+        noise = self._noise_rng()
         out = [np.argmax(self.logits(x[i:i + batch_size], noise), axis=-1) for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros(0, dtype=int)
 
+    def _noise_rng(self) -> np.random.Generator | None:
+        """The read-noise stream of one pass over a data set (None without read noise)."""
+        return np.random.default_rng(self.config.seed + 1) if self.config.noise.read_noise_sigma > 0 else None
+
     def evaluate(self, x: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 50,
-                 progress: bool = False, layer_alone: bool = True) -> ErrorReport:
+                 progress: bool = False, layer_alone: bool = True, *, client=None) -> ErrorReport:
         """Error propagation per analog layer and classification accuracy.
 
         Parameters
@@ -657,36 +823,60 @@ class AnalogNetwork:
         layer_alone : bool
             Also run every analog layer on the exact inputs (the "alone" errors, NaN
             otherwise); costs one more analog pass.
+        client : dask.distributed.Client, optional
+            Evaluate the batches on the cluster's workers
+            (:func:`xbarsolve.cnn.distributed.evaluate`); the report is the same, bit for
+            bit (every batch is computed as here and the per-batch statistics are merged
+            in batch order).
         """
         self._check()
+        if client is not None:
+            from .distributed import evaluate
+
+            return evaluate(self, x, labels, client=client, batch_size=batch_size, progress=progress,
+                            layer_alone=layer_alone)
         t0 = time.perf_counter()
-        noise = np.random.default_rng(self.config.seed + 1) if self.config.noise.read_noise_sigma > 0 else None
-        names = list(self.layers)
-        alone = {k: _ErrAcc() for k in names}
-        accum = {k: _ErrAcc() for k in names}
-        pred_sw, pred_an = [], []
+        noise = self._noise_rng()
         batches = range(0, len(x), batch_size)
         if progress:
             from tqdm.auto import tqdm
             batches = tqdm(batches, desc=self.model.name, unit="batch")
-        for i in batches:
-            xb = np.asarray(x[i:i + batch_size], dtype=np.float64)
-            dig = self.model.forward(xb, keep=True)
-            an = self.model.forward(xb, linear=self._linear(noise), keep=True)
-            for nd in self.model.linear_nodes:
-                src = nd.inputs[0] if nd.inputs else "input"
+        results = [self._evaluate_batch(np.asarray(x[i:i + batch_size], dtype=np.float64), noise, layer_alone)
+                   for i in batches]
+        return self._report(results, labels, layer_alone, time.perf_counter() - t0)
+
+    def _evaluate_batch(self, xb: np.ndarray, noise, layer_alone: bool) -> dict:
+        """One batch's error statistics per layer (:meth:`_ErrAcc.batch`) and the software
+        and analog predictions."""
+        dig = self.model.forward(xb, keep=True)
+        an = self.model.forward(xb, linear=self._linear(noise), keep=True)
+        alone, accum = {}, {}
+        for nd in self.model.linear_nodes:
+            src = nd.inputs[0] if nd.inputs else "input"
+            if layer_alone:
+                alone[nd.name] = _ErrAcc.batch(self.layers[nd.name](dig[src], noise), dig[nd.name])
+            accum[nd.name] = _ErrAcc.batch(an[nd.name], dig[nd.name])
+        ln = self.model.logits_node
+        return {"alone": alone, "accumulated": accum, "software": dig[ln].argmax(-1), "analog": an[ln].argmax(-1)}
+
+    def _report(self, results: list[dict], labels, layer_alone: bool, seconds: float) -> ErrorReport:
+        """The :class:`ErrorReport` of the batch results of :meth:`_evaluate_batch`, in order."""
+        if not results:
+            raise ValueError("x holds no images to evaluate")
+        names = list(self.layers)
+        alone = {k: _ErrAcc() for k in names}
+        accum = {k: _ErrAcc() for k in names}
+        for r in results:
+            for k in names:
                 if layer_alone:
-                    alone[nd.name].add(self.layers[nd.name](dig[src], noise), dig[nd.name])
-                accum[nd.name].add(an[nd.name], dig[nd.name])
-            ln = self.model.logits_node
-            pred_sw.append(dig[ln].argmax(-1))
-            pred_an.append(an[ln].argmax(-1))
-        ps, pa = np.concatenate(pred_sw), np.concatenate(pred_an)
+                    alone[k].merge(r["alone"][k])
+                accum[k].merge(r["accumulated"][k])
+        ps = np.concatenate([r["software"] for r in results])
+        pa = np.concatenate([r["analog"] for r in results])
         ref = ps if labels is None else np.asarray(labels)[: len(ps)]
         errs = []
         for k in names:
             ma, wa = alone[k].result() if layer_alone else (np.nan, np.nan)
             mc, wc = accum[k].result()
             errs.append(LayerError(k, ma, wa, mc, wc))
-        return ErrorReport(tuple(errs), float((ps == ref).mean()), float((pa == ref).mean()), len(ps),
-                           time.perf_counter() - t0)
+        return ErrorReport(tuple(errs), float((ps == ref).mean()), float((pa == ref).mean()), len(ps), seconds)

@@ -1,0 +1,131 @@
+"""A CNN evaluation spread over the workers of a Dask cluster.
+
+The prepared :class:`~xbarsolve.cnn.network.AnalogNetwork` (programmed crossbars,
+transfer matrices, calibrations) is sent to every worker once; the images are cut into
+the same batches as the in-process run and every batch is one task.  Each task returns
+small per-layer statistics and the predictions, which the client merges in batch order,
+so the result equals :meth:`AnalogNetwork.evaluate` without a client bit for bit.
+
+Dask is an optional dependency (``pip install 'xbarsolve[dask]'``), imported only here.
+
+>>> from dask.distributed import Client, LocalCluster                  # doctest: +SKIP
+>>> with LocalCluster(n_workers=2, threads_per_worker=1) as cluster, Client(cluster) as client:
+...     report = net.evaluate(x_test, y_test, client=client)           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .network import AnalogNetwork, ErrorReport
+
+__all__ = ["evaluate", "logits", "predict"]
+
+
+def evaluate(net: AnalogNetwork, x: np.ndarray, labels: np.ndarray | None = None, *, client, batch_size: int = 50,
+             progress: bool = False, layer_alone: bool = True, threads: int = 1) -> ErrorReport:
+    """:meth:`AnalogNetwork.evaluate` with the batches run on the workers of ``client``.
+
+    Parameters
+    ----------
+    net : AnalogNetwork
+        A prepared network.
+    x, labels, batch_size, progress, layer_alone
+        As :meth:`AnalogNetwork.evaluate` (``progress`` counts finished batches).
+    client : dask.distributed.Client
+    threads : int
+        Compiled-kernel and BLAS threads of each task (>= 1); 1 suits workers that run
+        one task per core.
+
+    Returns
+    -------
+    ErrorReport
+        Equal to the in-process report (``seconds``: the wall time here).
+
+    Raises
+    ------
+    ValueError
+        With read noise (one noise stream runs through all batches in order, which
+        workers cannot share), ``batch_size < 1`` or ``threads < 1``; ``evaluate`` also
+        without images.
+    """
+    t0 = time.perf_counter()
+    results = _run(net, x, client, batch_size, threads, progress, layer_alone, "evaluate")
+    return net._report(results, labels, layer_alone, time.perf_counter() - t0)
+
+
+def logits(net: AnalogNetwork, x: np.ndarray, *, client, batch_size: int = 50, threads: int = 1) -> np.ndarray:
+    """:meth:`AnalogNetwork.logits` of ``x`` in batches of ``batch_size`` images run on the
+    workers of ``client`` (equal to the in-process batches' logits; arguments as
+    :func:`evaluate`)."""
+    parts = _run(net, x, client, batch_size, threads, False, False, "logits")
+    return np.concatenate(parts) if parts else np.zeros((0, 0))
+
+
+def predict(net: AnalogNetwork, x: np.ndarray, *, client, batch_size: int = 50, threads: int = 1) -> np.ndarray:
+    """:meth:`AnalogNetwork.predict` with the batches run on the workers of ``client``
+    (same classes; arguments as :func:`evaluate`)."""
+    parts = _run(net, x, client, batch_size, threads, False, False, "logits")
+    return np.concatenate([np.argmax(y, axis=-1) for y in parts]) if parts else np.zeros(0, dtype=int)
+
+
+def _client_class():
+    try:
+        from dask.distributed import Client
+    except ImportError as exc:
+        raise ImportError("evaluating on a Dask cluster needs Dask: pip install 'xbarsolve[dask]' "
+                          "(or 'dask[distributed]')") from exc
+    return Client
+
+
+def _run(net, x, client, batch_size, threads, progress, layer_alone, what) -> list:
+    Client = _client_class()
+    if not isinstance(client, Client):
+        raise TypeError(f"client must be a dask.distributed.Client; got {client!r}")
+    net._check()
+    if net.config.noise.read_noise_sigma > 0:
+        raise ValueError(f"read_noise_sigma={net.config.noise.read_noise_sigma} > 0: the read noise is one random stream "
+                         "through all batches in order, which workers cannot share; evaluate without client")
+    for name, value in (("batch_size", batch_size), ("threads", threads)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+    x = np.asarray(x, dtype=np.float64)
+    from dask.distributed import as_completed
+
+    remote = client.scatter(net, broadcast=True, hash=False)
+    futures = [client.submit(_batch_task, remote, x[i:i + batch_size], what, layer_alone, int(threads), pure=False)
+               for i in range(0, len(x), batch_size)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(futures), desc=net.model.name, unit="batch")
+    try:
+        for _ in as_completed(futures):
+            if bar is not None:
+                bar.update()
+        return client.gather(futures)
+    finally:
+        if bar is not None:
+            bar.close()
+        client.cancel(futures + [remote])
+
+
+def _batch_task(net, xb: np.ndarray, what: str, layer_alone: bool, threads: int):
+    """One batch on a worker, on ``threads`` kernel and BLAS threads."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with threadpool_limits(limits=threads, user_api="blas"):
+            if what == "logits":
+                return net.logits(xb)
+            return net._evaluate_batch(xb, None, layer_alone)
+    finally:
+        numba.set_num_threads(previous)
