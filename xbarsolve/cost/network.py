@@ -12,8 +12,8 @@ actual DAC voltages of the forward pass are collected; per image:
 - **conversions**: DAC = cycles x rows, ADC = cycles x analog outputs, per tile;
 - **energy**: analog read = the exact read power of each pass
   (:func:`~xbarsolve.cost.read_power`, from the quadratic forms and the inputs' Gram matrix
-  ``sum_w V_w V_w^T`` for linear arrays, Newton per vector otherwise) x
-  ``table.read_cycle_ns``; DAC and ADC = conversions x energy per conversion at the
+  ``sum_w V_w V_w^T`` for linear arrays, :mod:`~xbarsolve.cost.grams`; Newton per vector
+  otherwise) x ``table.read_cycle_ns``; DAC and ADC = conversions x energy per conversion at the
   layer's resolution; digital = sample-and-hold and shift-and-add per ADC conversion and
   buffer accesses for the DAC input bits and the ADC output bits;
 - **area**: cells, per-crossbar overhead, converters, sample-and-holds, shift-and-adds.
@@ -329,9 +329,12 @@ def network_cost(net, x: np.ndarray, table: CostTable = ISAAC, *, max_vectors: i
     A linear crossbar that reads at least as many vectors as it has rows (or whose forms
     are cached) is costed by its read-power quadratic forms (built once: a solve with m
     right-hand sides and ``O(m^3 n)`` work, cached on the crossbar) and one Gram matrix
-    ``V^T V`` per row block and input pass (``O(windows m^2)``, against ``O(windows m n)``
-    for the products themselves); one with fewer vectors (sparse mapping: one per image)
-    by a nodal solve per vector.
+    ``C = sum_w V_w V_w^T`` per row block and input pass; one with fewer vectors (sparse
+    mapping: one per image) by a nodal solve per vector.  The Gram matrices of a stride-1
+    convolution come from its input feature map (:class:`~xbarsolve.cost.grams.Windows`:
+    one product of channel blocks per pixel and kernel shift that the row blocks need, at
+    most ``(2k - 1)^2 / 2`` for a k x k kernel), those of other layers from their vectors
+    (``V^T V``, ``m^2 / 2`` per vector, against the products' ``m n``).
     """
     if not getattr(net, "layers", None):
         raise RuntimeError("network_cost needs a prepared AnalogNetwork: call net.prepare(x_cal) first")
