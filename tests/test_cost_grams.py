@@ -150,6 +150,8 @@ def assert_paths_agree(net, x, n_passes):
         assert lc.read_pJ == pytest.approx(old.read_pJ, rel=1e-12)
     assert windowed == 2  # c1 and c2 by window Gram matrices; c3 (stride 2) and fc by the vectors
     assert cost.layers[0].cycles == 36 * n_passes
+    with pytest.raises(ValueError, match="grams"):
+        _layer_cost("c1", net.layers["c1"], net.layers["c1"].vectors(x), x.shape[0], ISAAC, grams="syrk")
 
 
 def test_stride1_windows_only_for_dense_mapped_stride1_convolutions(rng):

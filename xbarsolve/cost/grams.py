@@ -172,8 +172,8 @@ class Windows:
                         pairs[a2 - a, b2 - b].add((a, b))
         seg_u = _segments(self.kh, self.Ho, self.pt, self.H)
         seg_v = _segments(kw, self.Wo, self.pl, self.W)
-        wide = max(seg_v, key=lambda s: s[1] - s[0])
-        border = [s for s in seg_v if s is not wide]
+        iw = max(range(len(seg_v)), key=lambda k: seg_v[k][1] - seg_v[k][0])  # the widest
+        border = [k for k in range(len(seg_v)) if k != iw]
         chunk = max(1, _CHUNK_ENTRIES // C)
         G = np.zeros((self.kh, kw, C, self.kh, kw, C))
         for u0, u1, au in seg_u:
@@ -188,22 +188,20 @@ class Windows:
             sums = {(d, e): [None] * len(seg_v) for d, e, _ in jobs}
             # Border column segments, gathered: their own sums, and what the full lines
             # hold beyond the widest segment.
-            for k, (v0, v1, _) in enumerate(seg_v):
-                if k == seg_v.index(wide):
-                    continue
-                rows = self._rows(u0, u1, v0, v1)
+            for k in border:
+                rows = self._rows(u0, u1, *seg_v[k][:2])
                 A = flat[rows]
                 for d, e, _ in jobs:
                     sums[d, e][k] = A.T @ A if d == e == 0 else A.T @ flat[rows + d * line + e]
             # Full lines, in chunks that stay in cache through the shifts' products.
-            full = {(d, e): np.zeros((C, C)) for d, e, hits in jobs if hits[seg_v.index(wide)]}
+            full = {(d, e): np.zeros((C, C)) for d, e, hits in jobs if hits[iw]}
             lo, hi = self.guard + u0 * line, self.guard + u1 * line
             for r in range(lo, hi, chunk):
                 A = flat[r:min(hi, r + chunk)]
                 for (d, e), S in full.items():
                     S += A.T @ A if d == e == 0 else A.T @ flat[r + d * line + e:r + d * line + e + len(A)]
             for (d, e), S in full.items():
-                sums[d, e][seg_v.index(wide)] = S - sum(sums[d, e][seg_v.index(b)] for b in border)
+                sums[d, e][iw] = S - sum(sums[d, e][k] for k in border)
             for d, e, hits in jobs:
                 for k, hit in enumerate(hits):
                     for a, b in hit:

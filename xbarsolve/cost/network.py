@@ -190,9 +190,9 @@ def _stacked_forms(xbar) -> np.ndarray:
 
 def _stride1_windows(al, x: np.ndarray):
     """``(kernel_hw, pads)`` when the crossbar vectors of ``al`` are the stride-1 im2col
-    windows of its input ``x`` and zero padding reads as 0 V (so that the Gram matrices of
-    the windows' DAC voltages follow from the voltages of the feature map,
-    (:class:`~xbarsolve.cost.grams.Windows`)); None otherwise."""
+    windows of its input ``x`` and zero padding reads as 0 V, so that the Gram matrices of
+    the windows' DAC voltages follow from the voltages of the feature map
+    (:class:`~xbarsolve.cost.grams.Windows`); None otherwise."""
     from ..cnn.layers import Conv2D
 
     layer = al.layer
@@ -251,6 +251,8 @@ def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable,
     voltages of the vectors, a separate probe for the number of passes, one ``V^T V`` per
     row block and term-by-term inner products); kept to time and test against.
     """
+    if grams not in ("auto", "gemm"):
+        raise ValueError(f"grams must be 'auto' or 'gemm'; got {grams!r}")
     with one_blas_thread():
         if sample is None and grams == "auto":
             (read, n_passes), stderr = _exact_read(al, P, x), 0.0
