@@ -14,10 +14,18 @@
   taken minutes apart do not make a ratio).  Calibrated on the same held-out images as
   the linear case, so the DAC full scale keeps inputs within v_max.
 
+The ResNet-20 rows add the time per image of ``xbarsolve.cost.network_cost`` (the same
+pass plus the exact read energy of every input vector, the converter counts and the
+energies; issue 12 target: under 5 % more), in five passes interleaved with five plain
+ones (the read-power forms built before, untimed); "cost %" is the median of the per-pass
+ratios minus one.  On a loaded machine it is the difference of two noisy times;
+``benchmarks/bench_cost.py`` times the accounting alone.
+
 Times are wall-clock per image for one analog forward pass, batched (all sliding
 windows of a batch go through one ``V @ T`` GEMM per crossbar), after warm-up (Numba
-compilation excluded), the median of three passes over the images.  Prints a table and
-the ratio of each time to its target.
+compilation excluded), the median of three passes over the images (five, interleaved
+with network_cost, for the ResNet-20 rows).  Prints a table and the ratio of each time to
+its target.
 
     python benchmarks/bench_cnn.py [--data DIR] [--images 50] [--nonlinear-images 32]
                                    [--nonlinear-resnet-images 8] [--skip-nonlinear]
@@ -53,6 +61,31 @@ def _time_per_image(net, X, batch, repeat=3):
     return float(np.median(times))
 
 
+def _time_with_cost(net, X, batch, repeat=5):
+    """Interleaved passes: per repeat the wall time per image (s) of an analog pass and of
+    ``xbarsolve.cost.network_cost`` (its own pass plus the exact read energy of every input
+    vector and the counts).  Returns the median pass time, the median cost time and the
+    median of the per-repeat ratios cost / pass - 1."""
+    from xbarsolve.cost import network_cost, power_matrices
+
+    for al in net.layers.values():  # the read-power forms, built once and cached (not timed)
+        for t in al.tiles:
+            power_matrices(t.crossbar)
+    net.logits(X[:2])
+    network_cost(net, X[:2])  # warm-up
+    pairs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for i in range(0, len(X), batch):
+            net.logits(X[i:i + batch])
+        t1 = time.perf_counter()
+        for i in range(0, len(X), batch):
+            network_cost(net, X[i:i + batch])
+        pairs.append(((t1 - t0) / len(X), (time.perf_counter() - t1) / len(X)))
+    p, c = np.median(pairs, axis=0)
+    return float(p), float(c), float(np.median([b / a - 1 for a, b in pairs]))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=None)
@@ -76,9 +109,10 @@ def main(argv=None) -> int:
         net = AnalogNetwork(resnet, cfg).prepare(X[-10:])
         prep = time.perf_counter() - t0
         lin["resnet", tile] = net
-        per = _time_per_image(net, X[:args.images], args.batch)
+        per, with_cost, extra = _time_with_cost(net, X[:args.images], args.batch)
         label = "one crossbar per layer" if tile is None else f"{tile}x{tile} tiles"
-        rows.append((f"ResNet-20, 1-ohm, conversion+calibration, {label} ({net.n_crossbars} crossbars)", prep, per, 0.5))
+        rows.append((f"ResNet-20, 1-ohm, conversion+calibration, {label} ({net.n_crossbars} crossbars)", prep, per, 0.5,
+                     with_cost, extra))
 
     xtr, _ = load_mnist(d, "train")
     xte, _ = load_mnist(d, "test")
@@ -123,10 +157,13 @@ def main(argv=None) -> int:
 
 def _print(rows, header=True):
     if header:
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}")
-        print(f"{'case':<92} {'prepare s':>10} {'ms/image':>10} {'target ms':>10} {'ratio':>7}")
-    for name, prep, per, target in rows:
-        print(f"{name:<92} {prep:10.2f} {1e3 * per:10.3f} {1e3 * target:10.2f} {per / target:7.2f}", flush=True)
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
+              f"load {os.getloadavg()[0]:.2f}")
+        print(f"{'case':<92} {'prepare s':>10} {'ms/image':>10} {'target ms':>10} {'ratio':>7} "
+              f"{'+cost ms/image':>14} {'cost %':>7}")
+    for name, prep, per, target, *cost in rows:
+        extra = f" {1e3 * cost[0]:14.3f} {cost[1]:+7.1%}" if cost else f" {'-':>14} {'-':>7}"
+        print(f"{name:<92} {prep:10.2f} {1e3 * per:10.3f} {1e3 * target:10.2f} {per / target:7.2f}{extra}", flush=True)
 
 
 if __name__ == "__main__":

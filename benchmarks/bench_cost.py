@@ -2,20 +2,25 @@
 """Cost accounting overhead on an analog ResNet-20 pass (issue 12 target: < 5 %).
 
 ResNet-20 (Keras, CIFAR-10) on 1-ohm-wire crossbars, linear devices, conversion and
-calibration (as in bench_cnn.py), one crossbar per layer and 64x64 tiles.  Per case:
+calibration (as in bench_cnn.py), 64x64 tiles and one crossbar per layer.  Per case:
 
 * the one-time build of the read-power quadratic forms of every crossbar
   (``power_matrices``, cached on the crossbars);
-* in interleaved passes over the same images: an analog forward pass (``net.logits``),
-  ``network_cost`` (its own forward pass plus the accounting), and the accounting alone
-  (per layer: the DAC voltages, one Gram matrix ``V^T V`` per row block and input pass, the
-  quadratic forms' inner products, the counts) on the crossbar inputs of one pass.  The
-  overhead is the accounting's time over the pass's (median of the per-pass ratios, with
-  their range); "sampled" is the same with the read energy estimated from 256 random input
-  vectors per layer (``network_cost(..., max_vectors=256)``), and its standard error; ``cost - pass`` over ``pass`` is shown too, but on a loaded machine it is the
-  difference of two noisy times.
+* in interleaved passes over the same images: an analog forward pass (``net.logits``);
+  the accounting alone on the crossbar inputs of that pass (``_layer_cost`` per layer,
+  exact read energy of every input vector), the way ``network_cost`` does it now ("new":
+  DAC voltages of the feature map once per pass, window Gram matrices from shifted
+  products for stride-1 convolutions, stacked forms) and as it did before ("old":
+  ``grams="gemm"``, DAC voltages of the vectors, a pass probe, one ``V^T V`` per row block);
+  the sampled estimate (256 random vectors per layer, ``max_vectors=256``); and
+  ``network_cost`` itself (its own forward pass plus the accounting).
+* ratios: accounting over pass, median of the per-pass ratios (range in brackets), in wall
+  time and in CPU time of the process (steadier on a loaded machine); ``cost - pass`` over
+  ``pass`` is shown too, but on a loaded machine it is the difference of two noisy times.
+* ``|new - old|``: the largest relative difference of a layer's read energy terms.
 
-    python benchmarks/bench_cost.py [--data DIR] [--images 50] [--batch 50] [--repeat 3]
+    python benchmarks/bench_cost.py [--data DIR] [--images 50] [--batch 50] [--repeat 5]
+                                    [--tiles 64,none]
 """
 
 from __future__ import annotations
@@ -38,18 +43,36 @@ from xbarsolve.cost import ISAAC, network_cost, power_matrices  # noqa: E402
 from xbarsolve.cost.network import _layer_cost  # noqa: E402
 
 
-def _layer_inputs(net, X):
-    """(layer, crossbar input vectors) of every analog layer in one forward pass."""
+def layer_inputs(net, X):
+    """(name, layer, feature map, crossbar input vectors) of every analog layer in one pass."""
     seen = []
 
     def linear(nd, v):
         al = net.layers[nd.name]
-        P = al.vectors(v)
-        seen.append((nd.name, al, P))
-        return al.assemble(al.products(P), v)
+        seen.append((nd.name, al, v, al.vectors(v)))
+        return al(v)
 
     net.model.forward(X, linear=linear)
     return seen
+
+
+class Clock:
+    """Wall and process CPU time of a block, appended to two lists."""
+
+    def __init__(self, wall: list, cpu: list, n: int):
+        self.wall, self.cpu, self.n = wall, cpu, n
+
+    def __enter__(self):
+        self.t, self.c = time.perf_counter(), time.process_time()
+
+    def __exit__(self, *exc):
+        self.wall.append((time.perf_counter() - self.t) / self.n)
+        self.cpu.append((time.process_time() - self.c) / self.n)
+
+
+def ratio(num, den):
+    r = np.asarray(num) / np.asarray(den)
+    return f"{np.median(r):6.1%} ({r.min():.1%}-{r.max():.1%})"
 
 
 def main(argv=None) -> int:
@@ -57,8 +80,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=None)
     ap.add_argument("--images", type=int, default=50)
     ap.add_argument("--batch", type=int, default=50)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--tiles", default="none,64", help="comma-separated tile sizes; 'none' = one crossbar per layer")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--tiles", default="64,none", help="comma-separated tile sizes; 'none' = one crossbar per layer")
     args = ap.parse_args(argv)
     d = data_dir(args.data)
     folder = d / "models" / "keras_resnet_cifar10"
@@ -67,10 +90,11 @@ def main(argv=None) -> int:
     X = cifar10_keras_input(xc, np.load(folder / "cifar10_x_train_mean.npy"))
     Xb = X[:args.images]
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-          f"load {os.getloadavg()[0]:.2f}; {args.images} images in batches of {args.batch}, {args.repeat} interleaved passes")
-    head = (f"{'case':<24} {'xbars':>5} {'P build s':>9} | {'pass ms/img':>11} {'cost ms/img':>11} {'acct ms/img':>11} "
-            f"{'acct/pass':>9} {'range':>13} {'(cost-pass)/pass':>16} | {'sampled/pass':>12} {'read stderr':>11} | "
-            f"{'nJ/inference':>12} {'read %':>6}")
+          f"load {os.getloadavg()[0]:.2f} at start; {args.images} images in batches of {args.batch}, "
+          f"{args.repeat} interleaved passes")
+    head = (f"{'case':<24} {'xbars':>5} {'P build s':>9} | {'pass ms/img':>11} {'new ms/img':>10} | "
+            f"{'new/pass wall':>22} {'new/pass CPU':>22} | {'old/pass wall':>22} {'old/pass CPU':>22} | "
+            f"{'sampled/pass':>12} {'(cost-pass)/pass':>16} | {'|new-old|':>9} {'nJ/inference':>12} {'read %':>6}")
     print(head)
     print("-" * len(head))
     for tile in args.tiles.split(","):
@@ -84,39 +108,46 @@ def main(argv=None) -> int:
         net.logits(Xb[:2])
         network_cost(net, Xb[:2])  # warm-up
         batches = [Xb[i:i + args.batch] for i in range(0, len(Xb), args.batch)]
-        inputs = [_layer_inputs(net, b) for b in batches]
+        inputs = [layer_inputs(net, b) for b in batches]
         rng = np.random.default_rng(0)
-        samples = [[None if len(P) <= 256 else np.sort(rng.choice(len(P), 256, replace=False)) for _, _, P in layers]
+        samples = [[None if len(P) <= 256 else np.sort(rng.choice(len(P), 256, replace=False)) for *_, P in layers]
                    for layers in inputs]
-        t_pass, t_cost, t_acct, t_samp = [], [], [], []
+        diff = 0.0
+        for b, layers in zip(batches, inputs):
+            for name, al, v, P in layers:
+                new = _layer_cost(name, al, P, len(b), ISAAC, x=v).read_split_pJ
+                old = _layer_cost(name, al, P, len(b), ISAAC, grams="gemm").read_split_pJ
+                diff = max(diff, max(abs(a - o) / abs(o) for a, o in zip(new, old) if o))
+        w = {k: [] for k in ("pass", "new", "old", "samp", "cost")}
+        c = {k: [] for k in w}
+        n = len(Xb)
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            for b in batches:
-                net.logits(b)
-            t_pass.append((time.perf_counter() - t0) / len(Xb))
-            t0 = time.perf_counter()
-            for b, layers in zip(batches, inputs):
-                for name, al, P in layers:
-                    _layer_cost(name, al, P, len(b), ISAAC)
-            t_acct.append((time.perf_counter() - t0) / len(Xb))
-            t0 = time.perf_counter()
-            for b, layers, samp in zip(batches, inputs, samples):
-                for (name, al, P), sm in zip(layers, samp):
-                    _layer_cost(name, al, P, len(b), ISAAC, sm)
-            t_samp.append((time.perf_counter() - t0) / len(Xb))
-            t0 = time.perf_counter()
-            for b in batches:
-                cost = network_cost(net, b)
-            t_cost.append((time.perf_counter() - t0) / len(Xb))
-        p, c, a = (float(np.median(t)) for t in (t_pass, t_cost, t_acct))
-        ratios = np.array(t_acct) / np.array(t_pass)
-        sampled = float(np.median(np.array(t_samp) / np.array(t_pass)))
-        est = network_cost(net, batches[0], max_vectors=256)
+            with Clock(w["pass"], c["pass"], n):
+                for b in batches:
+                    net.logits(b)
+            with Clock(w["new"], c["new"], n):
+                for b, layers in zip(batches, inputs):
+                    for name, al, v, P in layers:
+                        _layer_cost(name, al, P, len(b), ISAAC, x=v)
+            with Clock(w["old"], c["old"], n):
+                for b, layers in zip(batches, inputs):
+                    for name, al, v, P in layers:
+                        _layer_cost(name, al, P, len(b), ISAAC, grams="gemm")
+            with Clock(w["samp"], c["samp"], n):
+                for b, layers, samp in zip(batches, inputs, samples):
+                    for (name, al, v, P), sm in zip(layers, samp):
+                        _layer_cost(name, al, P, len(b), ISAAC, sm)
+            with Clock(w["cost"], c["cost"], n):
+                for b in batches:
+                    cost = network_cost(net, b)
+        p, a, tc = (float(np.median(w[k])) for k in ("pass", "new", "cost"))
         label = "one crossbar per layer" if size is None else f"{size}x{size} tiles"
-        print(f"{label:<24} {len(xbars):5d} {build:9.2f} | {1e3 * p:11.2f} {1e3 * c:11.2f} {1e3 * a:11.2f} "
-              f"{np.median(ratios):9.1%} {f'{ratios.min():.1%}-{ratios.max():.1%}':>13} {(c - p) / p:16.1%} | {sampled:12.1%} "
-              f"{est.read_stderr_pJ / est.total('read_pJ'):11.2%} | "
-              f"{cost.energy_pJ * 1e-3:12.1f} {cost.total('read_pJ') / cost.energy_pJ:6.1%}")
+        print(f"{label:<24} {len(xbars):5d} {build:9.2f} | {1e3 * p:11.2f} {1e3 * a:10.2f} | "
+              f"{ratio(w['new'], w['pass']):>22} {ratio(c['new'], c['pass']):>22} | "
+              f"{ratio(w['old'], w['pass']):>22} {ratio(c['old'], c['pass']):>22} | "
+              f"{float(np.median(np.array(w['samp']) / np.array(w['pass']))):12.1%} {(tc - p) / p:16.1%} | "
+              f"{diff:9.1e} {cost.energy_pJ * 1e-3:12.1f} {cost.total('read_pJ') / cost.energy_pJ:6.1%}", flush=True)
+    print(f"# load {os.getloadavg()[0]:.2f} at the end")
     return 0
 
 

@@ -12,8 +12,8 @@ actual DAC voltages of the forward pass are collected; per image:
 - **conversions**: DAC = cycles x rows, ADC = cycles x analog outputs, per tile;
 - **energy**: analog read = the exact read power of each pass
   (:func:`~xbarsolve.cost.read_power`, from the quadratic forms and the inputs' Gram matrix
-  ``sum_w V_w V_w^T`` for linear arrays, Newton per vector otherwise) x
-  ``table.read_cycle_ns``; DAC and ADC = conversions x energy per conversion at the
+  ``sum_w V_w V_w^T`` for linear arrays, :mod:`~xbarsolve.cost.grams`; Newton per vector
+  otherwise) x ``table.read_cycle_ns``; DAC and ADC = conversions x energy per conversion at the
   layer's resolution; digital = sample-and-hold and shift-and-add per ADC conversion and
   buffer accesses for the DAC input bits and the ADC output bits;
 - **area**: cells, per-crossbar overhead, converters, sample-and-holds, shift-and-adds.
@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
+from .grams import Windows, row_block_grams
 from .power import TERMS, one_blas_thread, power_matrices, read_power, uses_forms
 from .tables import ISAAC, CostTable
 
@@ -137,6 +139,8 @@ def _read_terms(tiles, V: np.ndarray, per_vector: bool = False):
     Linear tiles with the quadratic forms (see :func:`~xbarsolve.cost.power.uses_forms`):
     ``sum_w V_w P V_w = <P, sum_w V_w V_w^T>``, with one Gram matrix per row block (shared
     by the tiles of that block); otherwise a solve per vector (Newton for nonlinear tiles).
+    The sampled estimate's path, and (with ``grams="gemm"`` in :func:`_layer_cost`) the
+    exact one's before window Gram matrices (kept to time and test against).
     """
     grams: dict[tuple[int, int], np.ndarray] = {}
     sums = np.zeros(len(TERMS))
@@ -170,12 +174,97 @@ def _sampled_read(tiles, parts, n_vectors: int):
     return sums * (n_vectors / s), float(stderr)
 
 
+_FORMS_KEY = "xbarsolve.cost.network.stacked_forms"
+
+
+def _stacked_forms(xbar) -> np.ndarray:
+    """The :data:`TERMS` quadratic forms of a crossbar as the rows of one (5, m*m) array
+    (cached on it), so that one product gives every term's ``<P, C>``."""
+    F = xbar._cache.get(_FORMS_KEY)
+    if F is None:
+        P = power_matrices(xbar)
+        F = xbar._cache[_FORMS_KEY] = np.stack([P[k].ravel() for k in TERMS])
+        F.setflags(write=False)
+    return F
+
+
+def _stride1_windows(al, x: np.ndarray):
+    """``(kernel_hw, pads)`` when the crossbar vectors of ``al`` are the stride-1 im2col
+    windows of its input ``x`` and zero padding reads as 0 V, so that the Gram matrices of
+    the windows' DAC voltages follow from the voltages of the feature map
+    (:class:`~xbarsolve.cost.grams.Windows`); None otherwise."""
+    from ..cnn.layers import Conv2D
+
+    layer = al.layer
+    if getattr(al, "sparse", True) or not isinstance(layer, Conv2D) or tuple(layer.strides) != (1, 1):
+        return None
+    if x.ndim != 4 or any(V.any() for _, V in al._voltages(np.zeros((1, 1)), al.dac_bits)):
+        return None
+    return layer.kernel.shape[:2], layer.pads(x.shape[1:3])
+
+
+def _exact_read(al, P: np.ndarray, x: np.ndarray | None):
+    """Per-term read-power sums (W) over every input vector ``P`` of a layer and every
+    input pass, and the number of passes.
+
+    The DAC voltages are computed once per pass, of the feature map ``x`` when the vectors
+    are its stride-1 windows (a ninth of the entries for a 3 x 3 kernel; the passes are the
+    same, every pixel being in some window) and then :meth:`Windows.grams`, otherwise of the
+    vectors and :func:`row_block_grams`; tiles that read fewer vectors than they have rows
+    are solved per vector (:func:`read_power`)."""
+    n = P.shape[0]
+    forms = [t for t in al.tiles if uses_forms(t.crossbar, n)]
+    solved = [t for t in al.tiles if not uses_forms(t.crossbar, n)]
+    blocks = sorted({(t.rows.start, t.rows.stop) for t in forms})
+    windows = _stride1_windows(al, x) if x is not None and forms else None
+    if windows is not None:
+        w = Windows(x.shape, *windows)
+        parts = al._voltages(w.arrange(x), al.dac_bits)
+        grams = [w.grams(V, blocks) for _, V in parts]
+    else:
+        parts = al._voltages(P, al.dac_bits)
+        grams = [row_block_grams(V, blocks) for _, V in parts]
+    sums = np.zeros(len(TERMS))
+    for g in grams:
+        for t in forms:
+            sums += _stacked_forms(t.crossbar) @ g[t.rows.start, t.rows.stop].ravel()
+    if solved:
+        vectors = al._voltages(P, al.dac_bits) if windows is not None else parts
+        for _, V in vectors:
+            for t in solved:
+                p = read_power(t.crossbar, V[:, t.rows], method="solve")
+                sums += [float(getattr(p, k).sum()) for k in TERMS]
+    return sums, len(parts)
+
+
+Grams = Literal["auto", "gemm"]
+
+
 def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable,
-                sample: np.ndarray | None = None) -> LayerCost:
-    # Input passes of the whole batch (a second one when any input is negative); the DAC
-    # voltages of the vectors whose read energy is computed (all, or the sample).
-    n_passes = len(al._voltages(P[[int(np.argmin(P)) // P.shape[1]]], al.dac_bits)) if P.size else 1
-    parts = al._voltages(P if sample is None else P[sample], al.dac_bits)
+                sample: np.ndarray | None = None, x: np.ndarray | None = None,
+                grams: Grams = "auto") -> LayerCost:
+    """Cost of one analog layer whose input vectors (all images) are ``P`` (input units),
+    of the feature map ``x`` when given.
+
+    ``sample``: indices of the vectors whose read energy estimates the layer's.
+    ``grams="gemm"``: the exact read energy as computed before :func:`_exact_read` (DAC
+    voltages of the vectors, a separate probe for the number of passes, one ``V^T V`` per
+    row block and term-by-term inner products); kept to time and test against.
+    """
+    if grams not in ("auto", "gemm"):
+        raise ValueError(f"grams must be 'auto' or 'gemm'; got {grams!r}")
+    with one_blas_thread():
+        if sample is None and grams == "auto":
+            (read, n_passes), stderr = _exact_read(al, P, x), 0.0
+        else:
+            # Input passes of the whole batch (a second one when any input is negative); the
+            # DAC voltages of the vectors whose read energy is computed (all, or the sample).
+            n_passes = len(al._voltages(P[[int(np.argmin(P)) // P.shape[1]]], al.dac_bits)) if P.size else 1
+            parts = al._voltages(P if sample is None else P[sample], al.dac_bits)
+            if sample is None:
+                read, stderr = sum(_read_terms(al.tiles, V)[0] for _, V in parts), 0.0
+            else:
+                read, stderr = _sampled_read(al.tiles, parts, P.shape[0])
     dac_bits = table.dac_ref_bits if al.dac_bits is None else int(al.dac_bits)
     adc_bits = table.adc_ref_bits if al.adc_bits is None else int(al.adc_bits)
     dac, adc = table.dac(dac_bits), table.adc(adc_bits)
@@ -191,11 +280,6 @@ def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable,
         n_outputs += t.mapped.n_out
         dac_conv += cycles * m
         adc_conv += cycles * t.mapped.n_out
-    with one_blas_thread():
-        if sample is None:
-            read, stderr = sum(_read_terms(al.tiles, V)[0] for _, V in parts), 0.0
-        else:
-            read, stderr = _sampled_read(al.tiles, parts, P.shape[0])
     to_pJ = table.read_cycle_ns * 1e-9 / n_images * 1e12  # W * s summed over vectors -> pJ per image
     read_split = read * to_pJ
     buffer_bits = dac_conv * dac_bits + adc_conv * adc_bits
@@ -247,9 +331,12 @@ def network_cost(net, x: np.ndarray, table: CostTable = ISAAC, *, max_vectors: i
     A linear crossbar that reads at least as many vectors as it has rows (or whose forms
     are cached) is costed by its read-power quadratic forms (built once: a solve with m
     right-hand sides and ``O(m^3 n)`` work, cached on the crossbar) and one Gram matrix
-    ``V^T V`` per row block and input pass (``O(windows m^2)``, against ``O(windows m n)``
-    for the products themselves); one with fewer vectors (sparse mapping: one per image)
-    by a nodal solve per vector.
+    ``C = sum_w V_w V_w^T`` per row block and input pass; one with fewer vectors (sparse
+    mapping: one per image) by a nodal solve per vector.  The Gram matrices of a stride-1
+    convolution come from its input feature map (:class:`~xbarsolve.cost.grams.Windows`:
+    one product of channel blocks per pixel and kernel shift that the row blocks need, at
+    most ``(2k - 1)^2 / 2`` for a k x k kernel), those of other layers from their vectors
+    (``V^T V``, ``m^2 / 2`` per vector, against the products' ``m n``).
     """
     if not getattr(net, "layers", None):
         raise RuntimeError("network_cost needs a prepared AnalogNetwork: call net.prepare(x_cal) first")
@@ -269,7 +356,7 @@ def network_cost(net, x: np.ndarray, table: CostTable = ISAAC, *, max_vectors: i
         sample = None
         if max_vectors is not None and P.shape[0] > max_vectors:
             sample = np.sort(rng.choice(P.shape[0], max_vectors, replace=False))
-        layers[nd.name] = _layer_cost(nd.name, al, P, x.shape[0], table, sample)
+        layers[nd.name] = _layer_cost(nd.name, al, P, x.shape[0], table, sample, v)
         return al.layer.finish(al.products(P).reshape(*grid, -1))
 
     net.model.forward(x, linear=linear)
