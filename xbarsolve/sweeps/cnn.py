@@ -345,7 +345,7 @@ def plot_conversion_layer_errors(records, network: str, tile: int, device: str, 
     ax.set_xticklabels(names, rotation=90, fontsize=7)
     ax.set_ylabel("mean relative error\n(% of output range)")
     ax.set_title(f"{_LABEL.get(network, network)}, {_tile_label(tile, sel[0][0])}, {device}")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, ncol=2)
     ax.grid(True, which="both", alpha=0.3)
     return ax
 
