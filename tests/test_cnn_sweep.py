@@ -60,7 +60,7 @@ def test_paper_amplitudes_are_the_default_and_a_uniform_one_is_a_task_field():
     assert all("v_conv" not in t for t in default)
     uniform = job.build_tasks(["mnist_cnn4"], [64], [0.0], [0], 10, 10, v_conv=0.1)
     assert {t["v_conv"] for t in uniform} == {0.1}
-    with pytest.raises(ValueError, match="v_conv must be 'paper' or an amplitude > 0 V"):
+    with pytest.raises(ValueError, match="v_conv must be 'paper', 'none' or an amplitude > 0 V; got -1"):
         job.build_tasks(["mnist_cnn4"], [64], [0.0], [0], 10, 10, v_conv=-1)
 
 
@@ -92,3 +92,75 @@ def test_linear_conversion_does_not_depend_on_the_amplitude(rng):
     a = xs.convert(xbar, np.full(20, 0.1), on_clip="ignore").g_prime
     b = xs.convert(xbar, np.full(20, 0.001), on_clip="ignore").g_prime
     np.testing.assert_allclose(a, b, rtol=1e-9)
+
+
+def test_nonlinear_conversion_depends_on_the_amplitude(rng):
+    """Why the job has a nonlinear-device axis: with sinh devices G' does depend on the
+    conversion amplitude, so the paper's per-layer amplitudes change the result."""
+    import numpy as np
+
+    import xbarsolve as xs
+
+    xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, (20, 8)), r_row=1.0, r_col=1.0,
+                       device=xs.devices.Sinh(a=job.SINH_A))
+    a = xs.convert(xbar, np.full(20, 0.1), on_clip="ignore").g_prime
+    b = xs.convert(xbar, np.full(20, 0.001), on_clip="ignore").g_prime
+    assert np.max(np.abs(a / b - 1)) > 1e-3
+
+
+def test_device_and_conversion_axes_keep_the_reference_records():
+    """Linear devices with the paper's amplitudes keep the task fields they always had
+    (their records stay valid); sinh devices, uniform amplitudes and no conversion are
+    fields of their own, one task set per choice."""
+    ref = job.build_tasks(["mnist_cnn4"], [64], [0.0], [0, 8], 10, 10)
+    both = job.build_tasks(["mnist_cnn4"], [64], [0.0], [0, 8], 10, 10, v_conv=["paper", 0.2, "none"],
+                           devices=["linear", "sinh"])
+    assert len(both) == 2 * 3 * 2
+    assert [t for t in both if t.get("device", "linear") == "linear" and "v_conv" not in t
+            and "conversion" not in t] == ref
+    sinh = [t for t in both if t.get("device") == "sinh"]
+    assert {t["nonlinearity"] for t in sinh} == {job.SINH_A}
+    assert sorted(str(t.get("v_conv", t.get("conversion", "paper"))) for t in sinh if t["bits"] == 0) == \
+        ["0.2", "False", "paper"]
+    with pytest.raises(ValueError, match="device must be one of 'linear', 'sinh'"):
+        job.build_tasks(["mnist_cnn4"], [64], [0.0], [0], 10, 10, devices=["poly"])
+    with pytest.raises(ValueError, match="sinh_a must be a nonlinearity > 0"):
+        job.build_tasks(["mnist_cnn4"], [64], [0.0], [0], 10, 10, devices=["sinh"], sinh_a=0.0)
+    with pytest.raises(ValueError, match="v_conv must be 'paper', 'none' or an amplitude > 0 V; got 'half'"):
+        job.build_tasks(["mnist_cnn4"], [64], [0.0], [0], 10, 10, v_conv=["paper", "half"])
+
+
+def test_bad_v_conv_on_the_command_line_is_one_line(tmp_path, data_dir, capsys):
+    args = _args(tmp_path, data_dir, extra=["--v-conv", "paper", "-0.1"])
+    assert job.cnn_main(args) == 2
+    out = capsys.readouterr().out
+    assert out.strip() == "xbarsolve reproduce cnn: v_conv must be 'paper', 'none' or an amplitude > 0 V; got '-0.1'"
+    assert not (tmp_path / "out").exists()
+
+
+def test_reproduce_cnn_sinh_devices_and_amplitudes(tmp_path, data_dir, capsys):
+    """A tiny nonlinear run (sinh devices, MNIST CNN on 64x64 tiles, 4 images): the paper's
+    amplitudes, a uniform one and no conversion each give a record, the conversion table
+    and the per-layer error figure; the amplitude changes the converted crossbars (layer
+    errors differ) and a rerun resumes."""
+    import numpy as np
+
+    from xbarsolve.sweeps._runner import read_records
+
+    extra = ["--devices", "sinh", "--v-conv", "paper", "0.2", "none", "--bits", "0", "--sigmas", "0",
+             "--n-mnist", "4", "--n-cal", "4"]
+    assert job.cnn_main(_args(tmp_path, data_dir, extra=extra)) == 0
+    out = capsys.readouterr().out
+    for conv in ("paper (Tables 4-5)", "uniform 0.2 V", "none (calibration only)"):
+        assert f"| 4-layer CNN (MNIST) | 64x64 tiles | sinh a=2/V | {conv} | 4 |" in out
+    assert "Per-layer mean relative error" in out
+    records = read_records(tmp_path / "out" / "cnn_results.h5")
+    assert len(records) == 3 and all(t["device"] == "sinh" and t["nonlinearity"] == 2.0 for t, _ in records)
+    by = {str(t.get("v_conv", t.get("conversion", "paper"))): r for t, r in records}
+    assert by["False"]["n_clipped"] == 0  # nothing converted, nothing clipped
+    assert not np.allclose(by["paper"]["mean_alone"], by["0.2"]["mean_alone"], rtol=1e-6)
+    assert (tmp_path / "out" / "conversion.md").is_file()
+    assert not (tmp_path / "out" / "table6.md").exists()  # no reference (linear, paper) rows in this run
+    assert (tmp_path / "out" / "fig_conversion_layer_errors_mnist_cnn4_tile64_sinh.png").is_file()
+    assert job.cnn_main(_args(tmp_path, data_dir, extra=extra + ["--no-plots"])) == 0
+    assert "0 task(s) run, 3 already stored" in capsys.readouterr().out
