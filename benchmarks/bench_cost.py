@@ -82,6 +82,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--tiles", default="64,none", help="comma-separated tile sizes; 'none' = one crossbar per layer")
+    ap.add_argument("--bits", default="ideal",
+                    help="comma-separated DAC/ADC resolutions, 'ideal' = ideal converters (the pass then folds each "
+                         "layer into one matrix); e.g. 'ideal,8'")
     args = ap.parse_args(argv)
     d = data_dir(args.data)
     folder = d / "models" / "keras_resnet_cifar10"
@@ -92,14 +95,17 @@ def main(argv=None) -> int:
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
           f"load {os.getloadavg()[0]:.2f} at start; {args.images} images in batches of {args.batch}, "
           f"{args.repeat} interleaved passes")
-    head = (f"{'case':<24} {'xbars':>5} {'P build s':>9} | {'pass ms/img':>11} {'new ms/img':>10} | "
+    head = (f"{'case':<30} {'xbars':>5} {'P build s':>9} | {'pass ms/img':>11} {'new ms/img':>10} | "
             f"{'new/pass wall':>22} {'new/pass CPU':>22} | {'old/pass wall':>22} {'old/pass CPU':>22} | "
             f"{'sampled/pass':>12} {'(cost-pass)/pass':>16} | {'|new-old|':>9} {'nJ/inference':>12} {'read %':>6}")
     print(head)
     print("-" * len(head))
-    for tile in args.tiles.split(","):
+    cases = [(t, b) for b in args.bits.split(",") for t in args.tiles.split(",")]
+    for tile, bits in cases:
         size = None if tile == "none" else int(tile)
-        net = AnalogNetwork(resnet, AnalogConfig(rows_max=size, cols_max=size)).prepare(X[-10:])
+        nbits = None if bits == "ideal" else int(bits)
+        net = AnalogNetwork(resnet, AnalogConfig(rows_max=size, cols_max=size, dac_bits=nbits, adc_bits=nbits)
+                            ).prepare(X[-10:])
         xbars = [t.crossbar for al in net.layers.values() for t in al.tiles]
         t0 = time.perf_counter()
         for xb in xbars:
@@ -141,8 +147,8 @@ def main(argv=None) -> int:
                 for b in batches:
                     cost = network_cost(net, b)
         p, a, tc = (float(np.median(w[k])) for k in ("pass", "new", "cost"))
-        label = "one crossbar per layer" if size is None else f"{size}x{size} tiles"
-        print(f"{label:<24} {len(xbars):5d} {build:9.2f} | {1e3 * p:11.2f} {1e3 * a:10.2f} | "
+        label = ("one crossbar per layer" if size is None else f"{size}x{size} tiles") + ("" if nbits is None else f", {nbits} bit")
+        print(f"{label:<30} {len(xbars):5d} {build:9.2f} | {1e3 * p:11.2f} {1e3 * a:10.2f} | "
               f"{ratio(w['new'], w['pass']):>22} {ratio(c['new'], c['pass']):>22} | "
               f"{ratio(w['old'], w['pass']):>22} {ratio(c['old'], c['pass']):>22} | "
               f"{float(np.median(np.array(w['samp']) / np.array(w['pass']))):12.1%} {(tc - p) / p:16.1%} | "
