@@ -418,6 +418,18 @@ class Dissection:
     ----------
     xbar : Crossbar
         A linear 1R crossbar (scheme A) with m, n >= 2 and every resistance > 0 ohm.
+
+    Examples
+    --------
+    >>> import numpy as np, xbarsolve as xs
+    >>> from xbarsolve.solve.dissection import Dissection
+    >>> xbar = xs.Crossbar(np.full((16, 12), 20e-6), r_row=2.0, r_col=2.0)
+    >>> d = Dissection(xbar)
+    >>> bool(np.allclose(d.transfer_matrix(), xs.transfer_matrix(xbar), rtol=1e-12, atol=0))
+    True
+    >>> V, gI = np.full((3, 16), 0.2), np.ones((3, 12))
+    >>> d.conductance_vjp(V, gI).shape  # d(sum of all currents)/dG, per S
+    (16, 12)
     """
 
     def __init__(self, xbar: Crossbar):
