@@ -10,11 +10,15 @@
   thread (on a busy 2-core machine two threads contend with the other jobs); the one-time conversion (``convert``) and
   preparation (``prepare``) times.  With a CUDA device, the converted model on it too.
 * One training step (forward, backward through the circuit, Adam) of the MNIST-style MLP
-  784-256-10 on whole-layer crossbars (784 x 256 and 256 x 10, 1-ohm wires, no
-  conversion), batch 64 random inputs: ms per batch, and the share of it spent
-  re-programming (new transfer matrices).
+  784-H-10 on whole-layer differential crossbars (784 x 2H and H x 20 cells, 1-ohm wires,
+  no conversion), random inputs: seconds per batch and the forward's share
+  (re-programming: the elimination that gives ``T`` and serves the backward), on the
+  current route (kept nested dissection: no solve per vector in the backward) and, for
+  small H, interleaved with the former route (block factorization for ``T``, a second
+  factorization of the transposed array and full node voltages in the backward).
 
     python benchmarks/bench_torch.py [--data DIR] [--images 50] [--repeat 3]
+        [--mlp-hidden 64 256] [--mlp-batch 64 256] [--old-up-to 64] [--skip-resnet]
 """
 
 from __future__ import annotations
@@ -97,36 +101,76 @@ def resnet(root: Path, n_images: int, repeat: int) -> list[tuple[str, float, str
     return rows
 
 
-def mlp_step(repeat: int) -> list[tuple[str, float, str]]:
+def _former_route():
+    """Patch the torch path back to the former training route: re-programming factorizes the
+    array (block elimination) and builds ``T`` from it; the backward factorizes the
+    transposed array for the adjoint and solves full node voltages of both."""
+    import xbarsolve.torch._ops as ops
+    import xbarsolve.torch.modules as modules
+    from xbarsolve.solve import factorize
+    from xbarsolve.torch._adjoint import crossbar_vjp_transposed
+
+    def state(xbar):
+        f = factorize(xbar)
+        return f, f.transfer_matrix()
+
+    saved = (modules.adjoint_state, ops.crossbar_vjp)
+    modules.adjoint_state, ops.crossbar_vjp = state, crossbar_vjp_transposed
+
+    def restore():
+        modules.adjoint_state, ops.crossbar_vjp = saved
+
+    return restore
+
+
+def mlp_step(repeat: int, hiddens: list[int], old_up_to: int, batches: list[int]) -> list[tuple[str, float, str]]:
+    """One training step (forward with re-programming, backward through the circuit, Adam)
+    of the MLP 784-H-10 on whole-layer differential crossbars (784 x 2H and H x 20 cells,
+    1-ohm wires, no conversion), new route against the former one in interleaved passes
+    for H <= ``old_up_to`` (the former route's block factors hold 3 x 784 x (2H)^2 floats,
+    and as many again for the transposed array: a factorization and full solve of the
+    784 x 512 array alone peaked at 6.7 GB, so H = 256 is left out by default)."""
     nn = torch.nn
-    torch.manual_seed(0)
-    digital = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)).double()
-    model = convert(digital, AnalogConfig(conversion=False, calibration=False)).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.rand(64, 784, dtype=torch.float64)
-    y = torch.randint(0, 10, (64,))
+    rows = []
+    for hidden in hiddens:
+        for batch in batches:
+            torch.manual_seed(0)
+            digital = nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10)).double()
+            model = convert(digital, AnalogConfig(conversion=False, calibration=False, scheme="differential")).train()
+            opt = torch.optim.Adam(model.parameters(), lr=1e-5)
+            x = torch.rand(batch, 784, dtype=torch.float64)
+            y = torch.randint(0, 10, (batch,))
 
-    def step():
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
+            def step():
+                t0 = time.perf_counter()
+                opt.zero_grad()
+                loss = nn.functional.cross_entropy(model(x), y)
+                t1 = time.perf_counter()
+                loss.backward()
+                opt.step()
+                return time.perf_counter() - t0, t1 - t0
 
-    step()
-    t_step = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        step()
-        t_step.append(time.perf_counter() - t0)
-    t_prog = []
-    for _ in range(repeat):  # the re-programming alone (maps, new transfer matrices)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            for layer in (model[0], model[2]):
-                layer._reprogram(0, layer.matrices()[0].detach().numpy())
-        t_prog.append(time.perf_counter() - t0)
-    return [("MLP 784-256-10 training step, batch 64, ms/batch", 1e3 * float(np.median(t_step)), "ms"),
-            ("  of which re-programming (new T), ms", 1e3 * float(np.median(t_prog)), "ms")]
+            routes = {"new": lambda: (lambda: None)}
+            if hidden <= old_up_to:
+                routes["former"] = _former_route
+            times = {r: [] for r in routes}
+            step()
+            for _ in range(repeat):
+                for name, patch in routes.items():
+                    restore = patch()
+                    try:
+                        times[name].append(step())
+                    finally:
+                        restore()
+            label = f"MLP 784-{hidden}-10 (784x{2 * hidden} cells) step, batch {batch}"
+            for name, t in times.items():
+                rows.append((f"{label}, {name} route, s/batch (median)", float(np.median([a for a, _ in t])), "s"))
+                rows.append((f"  of which forward (re-programming, T), s", float(np.median([b for _, b in t])), "s"))
+            if "former" in times:
+                ratios = [a[0] / b[0] for a, b in zip(times["former"], times["new"])]
+                rows.append(("  former / new, per interleaved pass", float(np.median(ratios)),
+                             "x  (" + ", ".join(f"{r:.2f}" for r in ratios) + ")"))
+    return rows
 
 
 def main(argv=None) -> int:
@@ -134,11 +178,17 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=None, help="reference data folder (default $XBARSOLVE_DATA)")
     ap.add_argument("--images", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--mlp-hidden", type=int, nargs="+", default=[64, 256], help="hidden sizes of the training-step rows")
+    ap.add_argument("--mlp-batch", type=int, nargs="+", default=[64, 256])
+    ap.add_argument("--old-up-to", type=int, default=64,
+                    help="largest hidden size timed on the former route too (its memory grows as H^2)")
+    ap.add_argument("--skip-resnet", action="store_true", help="training-step rows only")
     args = ap.parse_args(argv)
     root = Path(args.data) if args.data else data_dir()
     print(f"# bench_torch: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch threads, CUDA {'yes' if torch.cuda.is_available() else 'no'}")
-    rows = resnet(root, args.images, args.repeat) + mlp_step(args.repeat)
+    rows = [] if args.skip_resnet else resnet(root, args.images, args.repeat)
+    rows += mlp_step(args.repeat, args.mlp_hidden, args.old_up_to, args.mlp_batch)
     w = max(len(r[0]) for r in rows)
     for name, value, unit in rows:
         print(f"{name:<{w}}  {value:10.3f} {unit}")

@@ -19,7 +19,10 @@ Results go to ``--out`` (JSON, written atomically after every stage; a rerun res
 skipping the stages already there).  Prints the table.
 
     python scripts/train_torch_mlp.py --out out/torch_mlp.json [--data DIR] [--r-wire 2.5]
-        [--hidden 256] [--test-images 1000] [--steps 30] [--batch 64]
+        [--hidden 256] [--test-images 1000] [--steps 30 | --finetune-epochs 1] [--batch 64]
+        [--checkpoint-every 10] [--threads 1]
+
+Fine-tuning checkpoints (``OUT.exact.pt``, ``OUT.approx.pt``) let an interrupted run resume.
 """
 
 from __future__ import annotations
@@ -79,6 +82,14 @@ def _save(path: Path, results: dict) -> None:
     os.replace(tmp, path)
 
 
+def program(model: nn.Sequential) -> None:
+    """Program the exact circuit of every analog layer with its current weights."""
+    with torch.no_grad():
+        for layer in model:
+            if hasattr(layer, "engines"):
+                layer._reprogram(0, layer.matrices()[0].to(torch.float64).numpy())
+
+
 def accuracy(model, x, y, batch=250) -> float:
     with torch.no_grad():
         pred = torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
@@ -99,18 +110,46 @@ def train_software(x, y, hidden, epochs, seed) -> nn.Sequential:
     return model.eval()
 
 
-def finetune(forward, params, x, y, steps, batch, lr, seed) -> tuple[list[float], float]:
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(params, lr=lr)
-    losses, t0 = [], time.perf_counter()
-    for _ in range(steps):
-        idx = torch.randint(0, len(x), (batch,), generator=g)
+def finetune(forward, model, x, y, steps, batch, lr, seed, ckpt: Path | None = None, every: int = 10,
+             log: str = "") -> tuple[list[float], float]:
+    """Adam on ``model``'s parameters for ``steps`` batches of ``batch`` training images,
+    drawn epoch by epoch without replacement (epoch ``e``: the permutation of seed
+    ``seed + e``, so a resumed run draws the same batches).  With ``ckpt`` the parameters,
+    the optimizer, the losses and the time spent are saved (atomically) every ``every``
+    steps and a run resumes from them.  Returns the losses and the mean seconds per step."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses, spent, start = [], 0.0, 0
+    if ckpt is not None and ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"], strict=False)
+        opt.load_state_dict(state["opt"])
+        losses, spent, start = state["losses"], state["seconds"], state["step"]
+    per_epoch = len(x) // batch
+    perm, perm_epoch = None, -1
+    t0 = time.perf_counter()
+    for step in range(start, steps):
+        epoch, i = divmod(step, per_epoch)
+        if epoch != perm_epoch:
+            perm, perm_epoch = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed + epoch)), epoch
+        idx = perm[i * batch:(i + 1) * batch]
         opt.zero_grad()
         loss = nn.functional.cross_entropy(forward(x[idx]), y[idx])
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    return losses, (time.perf_counter() - t0) / max(steps, 1)
+        done = step + 1
+        if ckpt is not None and (done % every == 0 or done == steps):
+            now = time.perf_counter()
+            spent, t0 = spent + now - t0, now
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"model": {k: v for k, v in model.state_dict().items() if k in dict(model.named_parameters())},
+                        "opt": opt.state_dict(), "losses": losses, "seconds": spent, "step": done}, tmp)
+            os.replace(tmp, ckpt)
+            print(f"{log} step {done}/{steps}  loss {np.mean(losses[-every:]):.4f}  {spent / done:.2f} s/step",
+                  flush=True)
+    if ckpt is None:
+        spent += time.perf_counter() - t0
+    return losses, spent / max(len(losses), 1)
 
 
 def main(argv=None) -> int:
@@ -122,11 +161,18 @@ def main(argv=None) -> int:
     ap.add_argument("--scheme", choices=("differential", "shift"), default="differential")
     ap.add_argument("--epochs", type=int, default=2, help="software training epochs")
     ap.add_argument("--test-images", type=int, default=1000)
-    ap.add_argument("--steps", type=int, default=30, help="fine-tuning steps")
+    ap.add_argument("--steps", type=int, default=30, help="fine-tuning steps (unless --finetune-epochs)")
+    ap.add_argument("--finetune-epochs", type=float, default=None,
+                    help="fine-tuning length in epochs of the 60000 training images (sets --steps)")
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--checkpoint-every", type=int, default=10, help="fine-tuning steps between checkpoints")
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.finetune_epochs is not None:
+        args.steps = int(round(args.finetune_epochs * 60000 / args.batch))
     root = data_dir(args.data)
     xtr, ytr = load_mnist(root, "train")
     xte, yte = load_mnist(root, "test")
@@ -170,25 +216,25 @@ def main(argv=None) -> int:
 
     def exact():
         m = convert(software, plain_cfg).train()
-        losses, per_step = finetune(m, m.parameters(), xtr, ytr, args.steps, args.batch, args.lr, args.seed)
+        losses, per_step = finetune(m, m, xtr, ytr, args.steps, args.batch, args.lr, args.seed,
+                                    args.out.with_suffix(".exact.pt"), args.checkpoint_every, "finetune-exact")
+        program(m)
         return {"accuracy": accuracy(m.eval(), xte, yte), "s_per_step": per_step, "losses": losses}
 
     def approx():
         m = convert(software, plain_cfg)
         K = {(i, k): torch.as_tensor(np.asarray(t.T) / np.asarray(t.crossbar.G))
              for i, layer in enumerate(m) if hasattr(layer, "engines") for k, t in enumerate(layer.engines[0].tiles)}
-        losses, per_step = finetune(lambda xb: _approx_forward(m, xb, K), m.parameters(), xtr, ytr, args.steps,
-                                    args.batch, args.lr, args.seed)
-        with torch.no_grad():  # program the exact circuit with the tuned weights
-            for layer in m:
-                if hasattr(layer, "engines"):
-                    layer._reprogram(0, layer.matrices()[0].to(torch.float64).numpy())
+        losses, per_step = finetune(lambda xb: _approx_forward(m, xb, K), m, xtr, ytr, args.steps, args.batch,
+                                    args.lr, args.seed, args.out.with_suffix(".approx.pt"), args.checkpoint_every,
+                                    "finetune-approx")
+        program(m)
         return {"accuracy": accuracy(m.eval(), xte, yte), "s_per_step": per_step, "losses": losses}
 
     stage("plain", plain)
     stage("conversion+calibration", converted)
+    stage("finetune-approx", approx)  # cheap: in the results before the long exact run
     stage("finetune-exact", exact)
-    stage("finetune-approx", approx)
     return 0
 
 

@@ -185,6 +185,46 @@ class Factorization:
             v_bottom = np.moveaxis(X, 2, 0).transpose(0, 2, 1)
         return _with_cells(xbar, V, currents, np.ascontiguousarray(v_top), np.ascontiguousarray(v_bottom), "block")
 
+    def solve_from_sense(self, U: np.ndarray, full: bool = False) -> SolveResult:
+        """Solve the array driven from its sense ends: voltages ``U`` (V), shape (batch, n),
+        behind the sense resistors, the row sources held at 0 V.
+
+        The nodal matrix is symmetric, so this is the adjoint of :meth:`solve`: with ``U``
+        the gradient of a loss with respect to the column currents (per A), the currents
+        (A), shape (batch, m), into the row sources are its gradient with respect to the
+        row voltages (per V), ``U @ T.T``, and the node voltages are the adjoint
+        potentials.  Same factorization, same cost as :meth:`solve`.
+        """
+        lad = self._ladder
+        xbar = self.xbar
+        U = np.asarray(U, dtype=np.float64)
+        if U.ndim != 2 or U.shape[1] != xbar.n:
+            raise ValueError(f"U must have shape (batch, {xbar.n}) (V); got {U.shape}")
+        k = U.shape[0]
+        p, q = lad.p, lad.q
+        _memory.require((3 + (6 if full else 0)) * p * q * k, f"a block solve of {k} vectors on a {xbar.m}x{xbar.n} array",
+                        "solve the batch in smaller parts")
+        F = np.zeros((p, q, k))
+        if lad.rows_first:  # the sense ends are the ends of the S chains
+            F[0] += lad.ts0[:, None] * U.T
+            F[-1] += lad.ts1[:, None] * U.T
+        else:  # ... or of the P chains
+            F += self._h[:, :, None] * U.T[:, None, :]
+        with single_thread_blas():
+            Y = _kernels.block_solve(self._Kinv, lad.c, F)
+        if lad.rows_first:
+            currents = np.einsum("aq,aqk->ka", self._h, Y)
+        else:
+            currents = (lad.ts0[:, None] * Y[0] + lad.ts1[:, None] * Y[-1]).T
+        if not full:
+            return SolveResult(inputs=U, currents=np.ascontiguousarray(currents), method="block")
+        X = np.einsum("apq,aqk->apk", self._W, self._g[:, :, None] * Y)
+        if lad.rows_first:
+            v_top, v_bottom = np.moveaxis(X, 2, 0), np.moveaxis(Y, 2, 0)
+        else:
+            X += (lad.tp0[:, None] * self._W[:, :, 0] + lad.tp1[:, None] * self._W[:, :, -1])[:, :, None] * U.T[:, None, :]
+            v_top, v_bottom = np.moveaxis(Y, 2, 0).transpose(0, 2, 1), np.moveaxis(X, 2, 0).transpose(0, 2, 1)
+        return _with_cells(xbar, U, currents, np.ascontiguousarray(v_top), np.ascontiguousarray(v_bottom), "block")
 
 def _with_cells(xbar: Crossbar, V, currents, v_top, v_bottom, method: str, cell=None) -> SolveResult:
     """Attach cell currents (``cell``, A, when the caller has them) and middle-node

@@ -2,16 +2,27 @@
 
 For column currents ``I = f(V, G)`` of one programmed array and an upstream gradient
 ``gI`` (batch, n), :func:`crossbar_vjp` returns ``gV = gI dI/dV`` (batch, m) and ``gG =
-sum_batch gI dI/dG`` (m, n) exactly, by the adjoint of the nodal system:
+sum_batch gI dI/dG`` (m, n) exactly, by the adjoint of the nodal system.  The nodal matrix
+of a resistive network is symmetric, so the adjoint network is the array itself (for a
+nonlinear device: the linear array of its small-signal conductances ``didv`` at each
+vector's operating point) driven from its sense ends by ``gI``; its currents into the row
+sources are ``gV`` and its cell voltages ``dphi`` give ``dL/dG_ab = -sum_batch dv_ab
+dphi_ab di/dG`` (``di/dG = dv``, the forward cell voltage, for a linear device), the same
+rule as :mod:`xbarsolve.validation.sensitivity` uses for wire resistances.
 
-* forward: the node voltages of the solve (``xs.solve(..., full=True)``), giving every
-  cell's voltage ``dv`` and its small-signal conductance ``didv(dv, G)``;
-* adjoint: the small-signal network (the linear array itself; for a nonlinear device the
-  linear array of conductances ``didv`` at each vector's operating point) transposed, so
-  that its sense ends are driven, solved with ``gI`` as its inputs.  By reciprocity its
-  column currents are ``gI dI/dV`` and its cell voltages ``dphi`` give
-  ``dL/dG_ab = -sum_batch dphi_ab di_ab/dG_ab`` (``di/dG = dv`` for a linear device), the
-  same rule as :mod:`xbarsolve.validation.sensitivity` uses for wire resistances.
+Linear arrays reuse the elimination that gave the forward pass its transfer matrix
+(:func:`adjoint_state`, one per re-programming):
+
+* :class:`~xbarsolve.solve.dissection.Dissection` (square and large arrays): ``gV = gI
+  T^T`` and ``gG`` from ``V`` and ``gI`` pushed down the kept dissection tree, with no
+  node-voltage solve per vector
+  (:meth:`~xbarsolve.solve.dissection.Dissection.conductance_vjp`);
+* :class:`~xbarsolve.solve.linear.Factorization` (tall or wide arrays): the forward node
+  voltages and, from the same factors, the adjoint ones
+  (:meth:`~xbarsolve.solve.linear.Factorization.solve_from_sense`).
+
+:func:`crossbar_vjp_transposed` is the former route (a second factorization, of the
+transposed array, for the adjoint; full node voltages of both), kept as the reference.
 
 Cell currents must be affine in ``G`` (true of :class:`~xbarsolve.devices.Linear`,
 :class:`~xbarsolve.devices.Sinh` and :class:`~xbarsolve.devices.Poly`).  Arrays with an
@@ -26,10 +37,53 @@ import numpy as np
 from ..crossbar import Crossbar
 from ..topology import topology
 
-__all__ = ["crossbar_vjp"]
+__all__ = ["crossbar_vjp", "crossbar_vjp_transposed", "adjoint_state"]
 
 _DRIVE_TO_SENSE = {"left": "top", "right": "bottom", "both": "both"}
 _SENSE_TO_DRIVE = {"bottom": "right", "top": "left", "both": "both"}
+
+
+def adjoint_state(xbar: Crossbar):
+    """``(state, T)`` of a linear array with every resistance > 0: the elimination
+    :func:`crossbar_vjp` reuses (a kept :class:`~xbarsolve.solve.dissection.Dissection`
+    for scheme A where :func:`~xbarsolve.solve.dissection.prefer_dissection` says so, else a block
+    :class:`~xbarsolve.solve.linear.Factorization`) and the transfer matrix (S) from it."""
+    from ..solve import factorize
+    from ..solve.dissection import Dissection, prefer_dissection
+
+    state = Dissection(xbar) if topology(xbar).is_ladder and prefer_dissection(*xbar.shape) else factorize(xbar)
+    return state, state.transfer_matrix()
+
+
+def _needs_nodal(xbar: Crossbar) -> bool:
+    """Supply lines, paired rows or access transistors: the generic adjoint of the full
+    nodal system (:func:`~xbarsolve.torch._adjoint_nodal.nodal_vjp`), not the ladder's."""
+    return not topology(xbar).is_ladder or xbar.transistor is not None
+
+
+def crossbar_vjp(xbar: Crossbar, V: np.ndarray, gI: np.ndarray, *, need_g: bool = True,
+                 factorization=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(gV, gG)`` of the column currents of ``xbar`` at inputs ``V`` (batch, m; V) for
+    the upstream gradient ``gI`` (batch, n; per A); ``gG`` (m, n; per S) is None unless
+    ``need_g``.  ``factorization``: the ``state`` of :func:`adjoint_state` (or any
+    ``xs.factorize(xbar)``) if the caller has one; made here otherwise (linear arrays)."""
+    from ..solve.dissection import Dissection
+
+    if _needs_nodal(xbar):
+        from ._adjoint_nodal import nodal_vjp
+        return nodal_vjp(xbar, V, gI, need_g=need_g)
+    if not xbar.is_linear or xbar.has_zero_resistance:
+        return crossbar_vjp_transposed(xbar, V, gI, need_g=need_g)
+    V = np.ascontiguousarray(V, dtype=np.float64)
+    gI = np.ascontiguousarray(gI, dtype=np.float64)
+    state = adjoint_state(xbar)[0] if factorization is None else factorization
+    if isinstance(state, Dissection):
+        return gI @ state.transfer_matrix().T, (state.conductance_vjp(V, gI) if need_g else None)
+    adj = state.solve_from_sense(gI, full=need_g)
+    if not need_g:
+        return adj.currents, None
+    fwd = state.solve(V, full=True)
+    return adj.currents, -np.einsum("kab,kab->ab", fwd.v_top - fwd.v_bottom, adj.v_top - adj.v_bottom)
 
 
 def _small_signal_transposed(xbar: Crossbar, G: np.ndarray) -> Crossbar:
@@ -42,17 +96,17 @@ def _small_signal_transposed(xbar: Crossbar, G: np.ndarray) -> Crossbar:
     )
 
 
-def crossbar_vjp(xbar: Crossbar, V: np.ndarray, gI: np.ndarray, *, need_g: bool = True,
-                 factorization=None) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(gV, gG)`` of the column currents of ``xbar`` at inputs ``V`` (batch, m; V) for
-    the upstream gradient ``gI`` (batch, n; per A); ``gG`` (m, n; per S) is None unless
-    ``need_g``.  ``factorization``: ``xs.factorize(xbar)`` if the caller has one (linear
-    arrays), reused for the forward node voltages."""
+def crossbar_vjp_transposed(xbar: Crossbar, V: np.ndarray, gI: np.ndarray, *, need_g: bool = True,
+                            factorization=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`crossbar_vjp` by the transposed small-signal array: its own solve (a second
+    factorization for a linear array) with ``gI`` as inputs, full node voltages of the
+    forward and adjoint solutions (``factorization``: ``xs.factorize(xbar)``, reused for
+    the forward ones).  The reference of the faster routes; the route of nonlinear arrays."""
     from ..solve import solve
 
-    if not topology(xbar).is_ladder or xbar.transistor is not None:  # supply lines, paired rows, access transistors
-        from ._adjoint_nodal import nodal_vjp  # the generic adjoint of the full nodal system
-        return nodal_vjp(xbar, V, gI, need_g=need_g)
+    if _needs_nodal(xbar):
+        raise NotImplementedError("crossbar_vjp_transposed takes 1R arrays of the plain ladder (scheme A); "
+                                  "crossbar_vjp sends other arrays to the nodal adjoint")
     V = np.ascontiguousarray(V, dtype=np.float64)
     gI = np.ascontiguousarray(gI, dtype=np.float64)
     G = np.asarray(xbar.G)

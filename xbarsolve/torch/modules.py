@@ -32,7 +32,7 @@ from torch import nn
 
 from ..cnn.config import AnalogConfig
 from ..cnn.network import default_crossbar_factory
-from ..solve import factorize
+from ._adjoint import adjoint_state
 from ._ops import TensorTile, TorchMatrix, TorchOps, conductance_surrogate
 
 __all__ = ["AnalogModule", "AnalogLinear", "AnalogConv1d", "AnalogConv2d"]
@@ -133,9 +133,8 @@ class AnalogModule(nn.Module):
         for k, (t, mapped) in enumerate(zip(eng.tiles, eng.remap(M))):
             G = np.maximum(mapped.G + self._buffer(g, f"t{k}_dG").cpu().numpy(), 0.0)
             t.mapped, t.crossbar = mapped, t.crossbar.with_conductances(G)
-            if t.crossbar.is_linear and not t.crossbar.has_zero_resistance:  # one factorization: T and backward
-                self._factorizations[g, k] = factorize(t.crossbar)
-                t.T = self._factorizations[g, k].transfer_matrix()
+            if t.crossbar.is_linear and not t.crossbar.has_zero_resistance:  # one elimination: T and backward
+                self._factorizations[g, k], t.T = adjoint_state(t.crossbar)
             else:
                 t.T = eng.transfer(t.crossbar)
             self._buffer(g, f"t{k}_G").copy_(torch.from_numpy(G))
