@@ -15,9 +15,10 @@ For each size and batch (1 and 256 vectors) the table gives
   line relaxation) and the ratio of it to the default's;
 * ``--compare`` (an older or alternative path, CPU time per vector, the sweeps it took and
   the ratio of its CPU time to the default's; its currents are asserted to agree with the
-  default's to 1e-9): ``one-pass`` (default), the line relaxation with one Gauss-Seidel
-  pass per sweep (the path before issue 13's item 3; private flag
-  ``xbarsolve.solve._lines._PASSES``); ``linear-start``, the line relaxation started from
+  default's to 1e-9): ``before`` (default), the line relaxation as it was before issue
+  13's item 3 (one Gauss-Seidel pass per sweep, the cell Jacobian in float64; private
+  flags ``_PASSES`` and ``_SINGLE`` of ``xbarsolve.solve._lines``); ``one-pass`` and
+  ``float64``, each of those alone; ``linear-start``, the line relaxation started from
   the exact solution of the circuit linearised at 0 V (``_lines._START``); ``generic``,
   the generic scalar residual kernel for cells with a middle node (the path before the
   vectorised ``evaluate_3t``; ``xbarsolve.solve._net._GENERIC_CELLS``; ``-`` for 1R cells,
@@ -31,7 +32,7 @@ For each size and batch (1 and 256 vectors) the table gives
   matched to the model), skipped when it exceeds the time limit, and the deviation.
 
 Run: ``python benchmarks/bench_nonlinear.py [--cells 1T1M|1R] [--sizes 576x64,...] [--passes 3]
-[--no-baselines] [--threads N] [--compare one-pass|linear-start|generic]`` (``--quick`` for a
+[--no-baselines] [--threads N] [--compare before|one-pass|float64|linear-start|generic]`` (``--quick`` for a
 smoke run).
 """
 
@@ -72,21 +73,24 @@ def timed(fn, *args, **kw):
     return out, time.perf_counter() - w0, time.process_time() - c0
 
 
-#: The paths ``--compare`` offers: (module, flag, value) set while the compared solve runs.
-COMPARE = {"one-pass": (_lines, "_PASSES", 1), "linear-start": (_lines, "_START", "linear"),
-           "generic": (_net, "_GENERIC_CELLS", True)}
+#: The paths ``--compare`` offers: the (module, flag, value) settings in force while the
+#: compared solve runs.
+COMPARE = {"before": ((_lines, "_PASSES", 1), (_lines, "_SINGLE", False)),
+           "one-pass": ((_lines, "_PASSES", 1),), "float64": ((_lines, "_SINGLE", False),),
+           "linear-start": ((_lines, "_START", "linear"),), "generic": ((_net, "_GENERIC_CELLS", True),)}
 
 
 @contextlib.contextmanager
 def compared(name: str):
     """Run the body on the compared path ``name`` (see :data:`COMPARE`)."""
-    module, flag, value = COMPARE[name]
-    before = getattr(module, flag)
-    setattr(module, flag, value)
+    saved = [(module, flag, getattr(module, flag)) for module, flag, _ in COMPARE[name]]
+    for module, flag, value in COMPARE[name]:
+        setattr(module, flag, value)
     try:
         yield
     finally:
-        setattr(module, flag, before)
+        for module, flag, value in saved:
+            setattr(module, flag, value)
 
 
 def rel(a, b) -> float:
@@ -103,7 +107,7 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=3, help="interleaved timing passes (medians are printed)")
     ap.add_argument("--no-baselines", action="store_true", help="skip the SciPy Newton and ngspice baselines")
     ap.add_argument("--threads", type=int, default=None, help="threads of xbarsolve's kernels (default: its own policy)")
-    ap.add_argument("--compare", choices=tuple(COMPARE), default="one-pass",
+    ap.add_argument("--compare", choices=tuple(COMPARE), default="before",
                     help="the older or alternative path timed beside the default")
     args = ap.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
