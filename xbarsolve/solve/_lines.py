@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _newton_kernels as _nk
-from ._net import _Eval, _Net, _apply, _evaluate, _evaluate_at_zero, _put, _take, _try_ladder
+from ._net import _Eval, _Net, _apply, _delivered, _evaluate, _evaluate_at_zero, _put, _take, _try_ladder
 
 #: Block Gauss-Seidel passes over the two chain families per sweep (one residual
 #: evaluation); 1 is the relaxation before issue 13, kept for the benchmark's comparison.
@@ -97,14 +97,14 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
             _nk.lines_p(net.p_diag, eP, net.wp, rhs, w, ev.rS)
             _nk.lines_s(net.s_diag, eS, net.c, ev.rS, y[0], y[1], y[2], rhs, ev.m0, ev.mP, ev.mS, net.has_mid, steps)
         # Converged (the chord iteration's test): small KCL residual at the iterate and
-        # small update from it; the column currents are the iterate's, within ~rate *
-        # |update| of the next one's.  Stop when every unconverged vector stalls or
-        # overflowed.
+        # small update from it.  Stop when every unconverged vector stalls or overflowed.
         n_ok, all_slow = _nk.lines_status(ev.res, ev.res_v, steps, itol_y, vtol_y, prev, ok[:ka], 0.5**_PASSES)
         if n_ok:
             sel = ok[:ka]
             done[act[sel]] = True
-            cur[:, act[sel]] = ev.column_currents(net)[:, sel]
+            # built-in models: the currents of the iterate just updated (an error of about
+            # the pass's rate times the update), else of the one the test passed on
+            cur[:, act[sel]] = _delivered(net, y, sel) if net.funcs is None else ev.column_currents(net)[:, sel]
             if n_ok == ka:
                 break
         if sweep >= 3 and all_slow:

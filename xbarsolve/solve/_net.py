@@ -187,6 +187,18 @@ def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None,
                  work.i_col, *((work.cellv, work.u, work.planes) if per_vector else (None, None, None)))
 
 
+def _delivered(net: _Net, x, sel: np.ndarray) -> np.ndarray:
+    """Column currents (A), (n, count), of the vectors ``sel`` (a mask over the batch) of
+    the state ``x``: the cells' deliveries (:func:`_nk.column_deliveries`, built-in
+    models only) summed along each column."""
+    idx = np.flatnonzero(sel)
+    xP, xS = np.take(x[0], idx, axis=2), np.take(x[1], idx, axis=2)
+    xM = np.take(x[2], idx, axis=2) if net.has_mid else xP
+    out = np.empty_like(xP)
+    _nk.column_deliveries(xP, xS, xM, net.G, net.vgc, net.pd, net.pt, net.rows_first, net.has_mid, out)
+    return out.sum(axis=0 if net.rows_first else 1)
+
+
 def _evaluate_at_zero(net: _Net, x, shared: dict) -> _Eval:
     """:func:`_evaluate` at 0 V for a batch with sources ``x[3], x[4]``.
 

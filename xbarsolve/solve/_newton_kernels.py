@@ -616,6 +616,49 @@ def _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, 
 
 
 @njit(**NJIT_SIMD_PARALLEL)
+def column_deliveries(xP, xS, xM, G, vgc, pd, pt, top_is_P, has_mid, out):  # pragma: no cover - compiled
+    """``i_col`` of :func:`evaluate` alone, for built-in models: the current (A) each
+    cell delivers to its column node at the potentials ``xP``, ``xS`` (and ``xM``), the
+    device current without a middle node, else the channel current less the column-side
+    junction's; written into ``out`` (p, q, k).  A fraction of an evaluation's cost (no
+    sinh law with a middle node), so that the line relaxation can take the currents of
+    the iterate its last update produced rather than of the one before."""
+    p, q, k = xP.shape
+    code = pd[pd.size - 1]
+    level1 = pt[pt.size - 1] == 1.0
+    sgn = 1.0 if top_is_P else -1.0  # cell voltage = sgn * (P - S) without a middle node
+    for a in prange(p):
+        v = np.empty(k)
+        cur = np.empty(k)
+        dd = np.empty(k)
+        z = np.empty(k)
+        lo = np.empty(k, dtype=np.int64)
+        hi = np.empty(k, dtype=np.int64)
+        for b in range(q):
+            xp = xP[a, b]
+            xs = xS[a, b]
+            o = out[a, b]
+            if has_mid:
+                xm = xM[a, b]
+                vB = xs if top_is_P else xp
+                if level1:
+                    _level1_rows(xm, vB, vgc[a, b], pt, cur, dd, z)
+                    _junction_rows(vB, pt, v, dd, z, lo, hi)
+                    for t in range(k):
+                        o[t] = cur[t] - v[t]
+                else:
+                    gr = pt[0]
+                    for t in range(k):
+                        o[t] = gr * (xm[t] - vB[t])
+            else:
+                for t in range(k):
+                    v[t] = sgn * (xp[t] - xs[t])
+                _device_rows(code, pd, G[a, b], v, cur, dd, lo, hi)
+                for t in range(k):
+                    o[t] = cur[t]
+
+
+@njit(**NJIT_SIMD_PARALLEL)
 def lines_p(p_diag, eP, wp, rP, w, rS):  # pragma: no cover - compiled
     """First half of a line-relaxation sweep, in place: solve
     ``tridiag(-wp, p_diag + eP, -wp) dP = rP`` along every P chain (axis 1; ``p_diag``
