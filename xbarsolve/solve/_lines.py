@@ -40,7 +40,8 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
     Level1: 0.57 against 0.30 ms per vector; sinh alone 0.21 against 0.35), so two passes
     per evaluation take 5 sweeps where one took 8 (576 x 64, rtol 1e-8).  Vectors stop
     when their updates stall (shrink by less than half per pass) and are left to the
-    chord iteration.
+    chord iteration.  A converged vector's column currents are those of the iterate its
+    last update produced (built-in models; user models: of the iterate the test passed on).
     """
     xP, xS, xM, srcP, srcS = x
     p, q, k = xP.shape
