@@ -13,12 +13,18 @@ For each size and batch (1 and 256 vectors) the table gives
   reference (exact Newton, ``iteration="newton"``, ``rtol=1e-13``) on the first vectors;
 * ``chord``: wall time per vector with ``iteration="chord"`` (the default before the
   line relaxation) and the ratio of it to the default's;
-* ``generic``: CPU time per vector with the generic scalar residual kernel for cells
-  with a middle node (the path before the vectorised ``evaluate_3t``; private flag
-  ``xbarsolve.solve._net._GENERIC_CELLS``) and the ratio of it to the default's CPU time (``-``
-  for 1R cells, which take the vectorised two-terminal kernel either way);
-* times are medians over ``--passes`` interleaved passes (default, chord, generic, then
-  again), so that a drift of the shared machine's speed affects every column alike;
+* ``--compare`` (an older or alternative path, CPU time per vector, the sweeps it took and
+  the ratio of its CPU time to the default's; its currents are asserted to agree with the
+  default's to 1e-9): ``before`` (default), the line relaxation as it was before issue
+  13's item 3 (one Gauss-Seidel pass per sweep, the cell Jacobian in float64; private
+  flags ``_PASSES`` and ``_SINGLE`` of ``xbarsolve.solve._lines``); ``one-pass`` and
+  ``float64``, each of those alone; ``linear-start``, the line relaxation started from
+  the exact solution of the circuit linearised at 0 V (``_lines._START``); ``generic``,
+  the generic scalar residual kernel for cells with a middle node (the path before the
+  vectorised ``evaluate_3t``; ``xbarsolve.solve._net._GENERIC_CELLS``; ``-`` for 1R cells,
+  which take the vectorised two-terminal kernel either way);
+* times are medians over ``--passes`` interleaved passes (default, chord, compared path,
+  then again), so that a drift of the shared machine's speed affects every column alike;
 * ``SciPy``: plain Newton on the full nodal system with a sparse LU of the Jacobian per
   iteration and per vector (``tests/naive_newton.py``), on a few vectors, and the
   speed-up of xbarsolve over it;
@@ -26,12 +32,14 @@ For each size and batch (1 and 256 vectors) the table gives
   matched to the model), skipped when it exceeds the time limit, and the deviation.
 
 Run: ``python benchmarks/bench_nonlinear.py [--cells 1T1M|1R] [--sizes 576x64,...] [--passes 3]
-[--no-baselines]`` (``--quick`` for a smoke run).
+[--no-baselines] [--threads N] [--compare before|one-pass|float64|linear-start|generic]`` (``--quick`` for a
+smoke run).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -45,7 +53,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import xbarsolve as xs  # noqa: E402
 from naive_newton import naive_newton  # noqa: E402
-from xbarsolve.solve import _net  # noqa: E402
+from xbarsolve.solve import _lines, _net  # noqa: E402
 
 SIZES = [(64, 64), (144, 16), (288, 32), (576, 64), (128, 128)]
 
@@ -65,6 +73,26 @@ def timed(fn, *args, **kw):
     return out, time.perf_counter() - w0, time.process_time() - c0
 
 
+#: The paths ``--compare`` offers: the (module, flag, value) settings in force while the
+#: compared solve runs.
+COMPARE = {"before": ((_lines, "_PASSES", 1), (_lines, "_SINGLE", False)),
+           "one-pass": ((_lines, "_PASSES", 1),), "float64": ((_lines, "_SINGLE", False),),
+           "linear-start": ((_lines, "_START", "linear"),), "generic": ((_net, "_GENERIC_CELLS", True),)}
+
+
+@contextlib.contextmanager
+def compared(name: str):
+    """Run the body on the compared path ``name`` (see :data:`COMPARE`)."""
+    saved = [(module, flag, getattr(module, flag)) for module, flag, _ in COMPARE[name]]
+    for module, flag, value in COMPARE[name]:
+        setattr(module, flag, value)
+    try:
+        yield
+    finally:
+        for module, flag, value in saved:
+            setattr(module, flag, value)
+
+
 def rel(a, b) -> float:
     return float(np.abs(a / b - 1).max())
 
@@ -79,6 +107,8 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=3, help="interleaved timing passes (medians are printed)")
     ap.add_argument("--no-baselines", action="store_true", help="skip the SciPy Newton and ngspice baselines")
     ap.add_argument("--threads", type=int, default=None, help="threads of xbarsolve's kernels (default: its own policy)")
+    ap.add_argument("--compare", choices=tuple(COMPARE), default="before",
+                    help="the older or alternative path timed beside the default")
     args = ap.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     rng = np.random.default_rng(2026)
@@ -86,15 +116,14 @@ def main() -> None:
     print(f"# bench_nonlinear ({args.cells} cells): load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at start")
     # compile (and cache) the kernels outside the timings
     small = array(8, 8, rng, args.cells)
-    for generic in (False, True):
-        _net._GENERIC_CELLS = generic
-        for it in ("auto", "chord", "newton"):
-            for k in (2, 16):  # the generic kernel and, from 8 vectors, the vectorised ones
-                xs.solve(small, rng.uniform(0, 0.4, (k, 8)), iteration=it, threads=args.threads)
-    _net._GENERIC_CELLS = False
+    for other in (False, True):
+        with compared(args.compare) if other else contextlib.nullcontext():
+            for it in ("auto", "chord", "newton"):
+                for k in (2, 16):  # the generic kernel and, from 8 vectors, the vectorised ones
+                    xs.solve(small, rng.uniform(0, 0.4, (k, 8)), iteration=it, threads=args.threads)
 
     header = (f"{'size':>8} {'batch':>5} | {'ms/vec':>8} {'cpu ms/vec':>10} {'iters':>5} {'dev ref':>8} | "
-              f"{'chord ms/vec':>12} {'ratio':>6} | {'generic cpu ms':>14} {'ratio':>6} | "
+              f"{'chord ms/vec':>12} {'ratio':>6} | {args.compare + ' cpu ms':>20} {'iters':>5} {'ratio':>6} | "
               f"{'SciPy ms/vec':>12} {'speed-up':>8} {'dev':>8} | {'ngspice s/vec':>13} {'dev':>8}")
     print(header)
     print("-" * len(header))
@@ -117,23 +146,23 @@ def main() -> None:
             except Exception as err:  # noqa: BLE001 - a timeout or a failed run is reported, not fatal
                 sp_s = f"> {args.ngspice_timeout:.0f} s" if "timeout" in str(err) else type(err).__name__
         for k in batches:
-            t = {"auto": [], "cpu": [], "chord": [], "generic": []}
+            t = {"auto": [], "cpu": [], "chord": [], "other": []}
+            other_its = None
             for _ in range(args.passes):
                 res, w, c = timed(xs.solve, xbar, V[:k], threads=args.threads)
                 t["auto"].append(w)
                 t["cpu"].append(c)
                 t["chord"].append(timed(xs.solve, xbar, V[:k], iteration="chord", threads=args.threads)[1])
-                if args.cells == "1T1M":
-                    _net._GENERIC_CELLS = True
-                    try:
+                if args.cells == "1T1M" or args.compare != "generic":
+                    with compared(args.compare):
                         old, _, c_old = timed(xs.solve, xbar, V[:k], threads=args.threads)
-                    finally:
-                        _net._GENERIC_CELLS = False
-                    t["generic"].append(c_old)
+                    t["other"].append(c_old)
+                    other_its = int(old.iterations.max())
                     assert rel(old.currents, res.currents) < 1e-9  # the same solution, to the tolerance
             w, c, w_chord = (float(np.median(t[key])) for key in ("auto", "cpu", "chord"))
-            c_gen = float(np.median(t["generic"])) if t["generic"] else None
-            gen = f"{c_gen / k * 1e3:14.2f} {c_gen / c:5.1f}x" if c_gen else f"{'-':>14} {'-':>6}"
+            c_gen = float(np.median(t["other"])) if t["other"] else None
+            gen = (f"{c_gen / k * 1e3:20.2f} {other_its:5d} {c_gen / c:5.1f}x" if c_gen
+                   else f"{'-':>20} {'-':>5} {'-':>6}")
             kk = min(k, n_ref)
             dev = rel(res.currents[:kk], ref.currents[:kk])
             ms = w / k * 1e3

@@ -110,6 +110,8 @@ class _Eval:
     res_v: np.ndarray  # (k,) largest |KCL residual| / node conductance (V)
     i_col: np.ndarray | None  # (p, q, k) current each cell delivers to its column node (A)
     cellv: object = None  # each vector's (eP, eS, w) (S), three (p, q, k) arrays, on request
+    u: np.ndarray | None = None  # ... and its u (S), (p, q, k), with cellv
+    planes: np.ndarray | None = None  # (4, p, q, k): the kernels' output holding cellv and u (not two-terminal)
 
     def column_currents(self, net: "_Net") -> np.ndarray:
         """Column currents (A), (n, k): the cells' deliveries summed along each column."""
@@ -129,27 +131,36 @@ _GENERIC_CELLS = False
 _VECTOR_MIN_BATCH = 8
 
 
-def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None) -> _Eval:
+def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None, single: bool = False) -> _Eval:
     """The residual and condensed Newton system at ``x`` (kernel :func:`_nk.evaluate`);
     with ``per_vector`` also each vector's cell entries (``cellv``).  ``work``: an earlier
     result of the same shape whose arrays are overwritten instead of allocated (fresh
-    arrays of a few MB cost page faults comparable to the evaluation itself)."""
+    arrays of a few MB cost page faults comparable to the evaluation itself).
+    ``single``: with ``per_vector`` and the vectorised kernels, store each vector's cell
+    Jacobian (``cellv``, ``u``, ``mP``, ``mS``) in float32 (computed in float64; the
+    residual, its norms and ``m0`` stay float64): half the memory traffic for what only
+    shapes the step, whose relative rounding of ~1e-7 the iteration corrects."""
     xP, xS, xM = x[:3]
     p, q, k = xP.shape
     vectorised = net.funcs is None and k >= _VECTOR_MIN_BATCH  # built-in models, enough vectors
     two_terminal = vectorised and not net.has_mid  # the vectorised two-terminal kernel applies
+    jac = np.float32 if (single and per_vector and vectorised) else np.float64
     if work is None:
         # Without middle nodes the kernel never writes m0, mP, mS: the placeholders must be
         # initialised (uninitialised memory read as inf/NaN once made exact Newton call a
         # regular Jacobian "singular").
+        planes = None
         if two_terminal:
-            D = np.empty((p, q, k))
-            cellv = (D, D, D)  # eP = eS = w = dI/dV
+            D = np.empty((p, q, k), dtype=jac)
+            cellv, u = (D, D, D), D  # eP = eS = w = u = dI/dV
+        elif per_vector:
+            planes = np.empty((4, p, q, k), dtype=jac)
+            cellv, u = planes[:3], planes[3]
         else:
-            cellv = np.empty((3, p, q, k)) if per_vector else None
-        work = _Eval(np.empty((p, q, k)), np.empty((p, q, k)),
-                     *(np.empty((p, q, k)) if net.has_mid else np.zeros((1, 1, 1)) for _ in range(3)),
-                     np.empty((4, p, q)), np.empty((p, k)), np.empty((p, k)), np.empty((p, q, k)), cellv)
+            cellv = u = None
+        mids = [np.empty((p, q, k), dtype=d) if net.has_mid else np.zeros((1, 1, 1)) for d in (np.float64, jac, jac)]
+        work = _Eval(np.empty((p, q, k)), np.empty((p, q, k)), *mids,
+                     np.empty((4, p, q)), np.empty((p, k)), np.empty((p, k)), np.empty((p, q, k)), cellv, u, planes)
     res, res_v = (np.empty((p, k)) for _ in range(2))
     # Overflow is inf and caught by the residual checks.  Compiled code raises no
     # floating-point warnings; the same code run by Python (NUMBA_DISABLE_JIT) would.
@@ -163,16 +174,28 @@ def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None)
         elif vectorised and not _GENERIC_CELLS:
             _nk.evaluate_3t(xP, xS, xM, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,
                             net.pd, net.pt, net.rows_first, work.rP, work.rS, work.m0, work.mP, work.mS,
-                            work.cells, work.cellv if per_vector else np.empty((3, 1, 1, 1)), res, res_v, work.i_col)
+                            work.cells, work.planes if per_vector else np.empty((3, 1, 1, 1)), res, res_v, work.i_col)
             work.cells /= k
         else:
             kernel = _nk.evaluate if net.funcs is None else _nk.specialise(*net.funcs)
             kernel(xP, xS, xM, x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.vgc,
                    net.pd, net.pt, net.rows_first, net.has_mid, work.rP, work.rS, work.m0, work.mP, work.mS,
-                   work.cells, work.cellv if per_vector else np.empty((3, 1, 1, 1)), res, res_v, work.i_col)
+                   work.cells, work.planes if per_vector else np.empty((3, 1, 1, 1)), res, res_v, work.i_col)
             work.cells /= k
     return _Eval(work.rP, work.rS, work.m0, work.mP, work.mS, work.cells, res.max(axis=0), res_v.max(axis=0),
-                 work.i_col, work.cellv if per_vector else None)
+                 work.i_col, *((work.cellv, work.u, work.planes) if per_vector else (None, None, None)))
+
+
+def _delivered(net: _Net, x, sel: np.ndarray) -> np.ndarray:
+    """Column currents (A), (n, count), of the vectors ``sel`` (a mask over the batch) of
+    the state ``x``: the cells' deliveries (:func:`_nk.column_deliveries`, built-in
+    models only) summed along each column."""
+    idx = np.flatnonzero(sel)
+    xP, xS = np.take(x[0], idx, axis=2), np.take(x[1], idx, axis=2)
+    xM = np.take(x[2], idx, axis=2) if net.has_mid else xP
+    out = np.empty_like(xP)
+    _nk.column_deliveries(xP, xS, xM, net.G, net.vgc, net.pd, net.pt, net.rows_first, net.has_mid, out)
+    return out.sum(axis=0 if net.rows_first else 1)
 
 
 def _evaluate_at_zero(net: _Net, x, shared: dict) -> _Eval:

@@ -150,9 +150,10 @@ def evaluate(xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, 
     cells : (4, p, q)
         Sum over the batch of the condensed cell Jacobian ``(eP, eS, u, w)`` (S): the P
         equation of cell (a, b) reads ``+eP dP - u dS``, its S equation ``-w dP + eS dS``.
-    cellv : (3, p, q, k) or (3, 1, 1, 1)
-        ``(eP, eS, w)`` of every vector when its shape is ``(3, p, q, k)`` (``cells`` is
-        then left at 0); untouched otherwise.
+    cellv : (3, p, q, k), (4, p, q, k) or (3, 1, 1, 1)
+        ``(eP, eS, w)`` of every vector when its shape is ``(3, p, q, k)``, and ``u``
+        as a fourth plane when it has one (``cells`` is then left at 0); untouched
+        otherwise.
     res : (p, k)
         Largest |KCL residual| (A) over the nodes of block ``a`` for each vector (NaN
         counts as infinite).
@@ -176,6 +177,7 @@ def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc
                     rP, rS, m0, mP, mS, cells, cellv, res, res_v, i_col):  # pragma: no cover - compiled
     p, q, k = xP.shape
     per_vector = cellv.shape[1] == p and cellv.shape[3] == k
+    with_u = per_vector and cellv.shape[0] == 4
     for t in range(k):
         res[a, t] = 0.0
         res_v[a, t] = 0.0
@@ -223,6 +225,8 @@ def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc
                 cellv[0, a, b, t] = eP
                 cellv[1, a, b, t] = eS
                 cellv[2, a, b, t] = w
+                if with_u:
+                    cellv[3, a, b, t] = u
             else:
                 sP += eP
                 sS += eS
@@ -469,23 +473,26 @@ def evaluate_3t(xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, p
     (``has_mid`` True)."""
     p, q, k = xP.shape
     for a in prange(p):
-        w = np.empty((19, k))
+        w = np.empty((15, k))
+        wj = np.empty((4, k), dtype=cellv.dtype)  # the Jacobian rows, in cellv's precision
         lo = np.empty(k, dtype=np.int64)
         hi = np.empty(k, dtype=np.int64)
         _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P,
-                           rP, rS, m0, mP, mS, cells, cellv, res[a], res_v[a], i_col, w, lo, hi)
+                           rP, rS, m0, mP, mS, cells, cellv, res[a], res_v[a], i_col, w, wj, lo, hi)
 
 
 @njit(**NJIT_SIMD)
 def _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P,
-                       rP, rS, m0, mP, mS, cells, cellv, res, res_v, i_col, w, lo, hi):  # pragma: no cover - compiled
+                       rP, rS, m0, mP, mS, cells, cellv, res, res_v, i_col, w, wj, lo, hi):  # pragma: no cover - compiled
     p, q, k = xP.shape
     per_vector = cellv.shape[1] == p and cellv.shape[3] == k
+    with_u = per_vector and cellv.shape[0] == 4
     code = pd[pd.size - 1]
     level1 = pt[pt.size - 1] == 1.0
     top = top_is_P
     vmem, im, gmem, jm, gjm, jb, gjb, z, r0, r1, r2 = w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9], w[10]
-    eP_, eS_, u_, w_, fMs, invs, fps, fss = w[11], w[12], w[13], w[14], w[15], w[16], w[17], w[18]
+    fMs, invs, fps, fss = w[11], w[12], w[13], w[14]
+    eP_, eS_, u_, w_ = wj[0], wj[1], wj[2], wj[3]
     if not level1:
         jm[:] = 0.0
         gjm[:] = 0.0
@@ -522,7 +529,9 @@ def _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, 
             oeP = cellv[0, a, b]
             oeS = cellv[1, a, b]
             ow = cellv[2, a, b]
+            ou = cellv[3, a, b] if with_u else u_
         else:
+            ou = u_
             oeP = eP_
             oeS = eS_
             ow = w_
@@ -564,7 +573,7 @@ def _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, 
             oeP[t] = cT if top else cB
             oeS[t] = cB if top else cT
             ow[t] = cBT if top else cTB
-            u_[t] = cTB if top else cBT
+            ou[t] = cTB if top else cBT
         for t in range(k):  # KCL at the P nodes
             fB = jb[t] - r0[t]
             fT = im[t]
@@ -604,6 +613,49 @@ def _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, 
         cells[1, a, b] = sS
         cells[2, a, b] = su
         cells[3, a, b] = sw
+
+
+@njit(**NJIT_SIMD_PARALLEL)
+def column_deliveries(xP, xS, xM, G, vgc, pd, pt, top_is_P, has_mid, out):  # pragma: no cover - compiled
+    """``i_col`` of :func:`evaluate` alone, for built-in models: the current (A) each
+    cell delivers to its column node at the potentials ``xP``, ``xS`` (and ``xM``), the
+    device current without a middle node, else the channel current less the column-side
+    junction's; written into ``out`` (p, q, k).  A fraction of an evaluation's cost (no
+    sinh law with a middle node), so that the line relaxation can take the currents of
+    the iterate its last update produced rather than of the one before."""
+    p, q, k = xP.shape
+    code = pd[pd.size - 1]
+    level1 = pt[pt.size - 1] == 1.0
+    sgn = 1.0 if top_is_P else -1.0  # cell voltage = sgn * (P - S) without a middle node
+    for a in prange(p):
+        v = np.empty(k)
+        cur = np.empty(k)
+        dd = np.empty(k)
+        z = np.empty(k)
+        lo = np.empty(k, dtype=np.int64)
+        hi = np.empty(k, dtype=np.int64)
+        for b in range(q):
+            xp = xP[a, b]
+            xs = xS[a, b]
+            o = out[a, b]
+            if has_mid:
+                xm = xM[a, b]
+                vB = xs if top_is_P else xp
+                if level1:
+                    _level1_rows(xm, vB, vgc[a, b], pt, cur, dd, z)
+                    _junction_rows(vB, pt, v, dd, z, lo, hi)
+                    for t in range(k):
+                        o[t] = cur[t] - v[t]
+                else:
+                    gr = pt[0]
+                    for t in range(k):
+                        o[t] = gr * (xm[t] - vB[t])
+            else:
+                for t in range(k):
+                    v[t] = sgn * (xp[t] - xs[t])
+                _device_rows(code, pd, G[a, b], v, cur, dd, lo, hi)
+                for t in range(k):
+                    o[t] = cur[t]
 
 
 @njit(**NJIT_SIMD_PARALLEL)
@@ -689,13 +741,89 @@ def lines_s(s_diag, eS, c, rS, xP, xS, xM, dP, m0, mP, mS, has_mid, step):  # pr
                     step[b, t] = max(step[b, t], big)
 
 
+@njit(**NJIT_SIMD_PARALLEL)
+def lines_pre_p(p_diag, eP, wp, src, w, rS, out, zS):  # pragma: no cover - compiled
+    """P half of a Gauss-Seidel pass before the last one of a sweep (see
+    :func:`lines_pre_s`): ``out = tridiag(-wp, p_diag + eP, -wp)^-1 src`` along every
+    P chain and ``zS = rS + w out``; ``src`` (the residual ``rP``, or ``out`` itself
+    from an earlier pass) and ``rS`` are left as they are."""
+    p, q, k = src.shape
+    for a in prange(p):
+        inv = np.empty((q, k))
+        r = out[a]
+        s = src[a]
+        e = eP[a]
+        for t in range(k):
+            inv[0, t] = 1.0 / (p_diag[a, 0] + e[0, t])
+            r[0, t] = s[0, t]
+        for b in range(1, q):
+            wb = wp[a, b - 1]
+            d0 = p_diag[a, b]
+            for t in range(k):
+                r[b, t] = s[b, t] + wb * r[b - 1, t] * inv[b - 1, t]
+                inv[b, t] = 1.0 / (d0 + e[b, t] - wb * wb * inv[b - 1, t])
+        for t in range(k):
+            r[q - 1, t] *= inv[q - 1, t]
+        for b in range(q - 2, -1, -1):
+            wb = wp[a, b]
+            for t in range(k):
+                r[b, t] = (r[b, t] + wb * r[b + 1, t]) * inv[b, t]
+        ws = w[a]
+        rs = rS[a]
+        z = zS[a]
+        for b in range(q):
+            for t in range(k):
+                z[b, t] = rs[b, t] + ws[b, t] * r[b, t]
+
+
+@njit(**NJIT_SIMD_PARALLEL)
+def lines_pre_s(s_diag, eS, c, zS, piv, rP, u, out):  # pragma: no cover - compiled
+    """S half of a Gauss-Seidel pass before the last one: solve
+    ``tridiag(-c, s_diag + eS, -c) dS = zS`` along every S chain in place (reciprocal
+    pivots in the scratch ``piv``; ``eS`` is left as it is), then write the next pass's
+    P right-hand side ``out = rP + u dS``.
+
+    A sweep of ``n`` passes is ``n - 1`` of these pairs, then :func:`lines_p` on
+    ``out`` and :func:`lines_s`: block Gauss-Seidel on the sweep's Newton system, whose
+    error falls by the coupling of the wire families per pass while the residual is
+    evaluated once per sweep.
+    """
+    p, q, k = zS.shape
+    n_blocks = min(q, 8)
+    for blk in prange(n_blocks):
+        b0 = blk * q // n_blocks
+        b1 = (blk + 1) * q // n_blocks
+        for b in range(b0, b1):
+            for t in range(k):
+                piv[0, b, t] = 1.0 / (s_diag[0, b] + eS[0, b, t])
+        for a in range(1, p):
+            for b in range(b0, b1):
+                ca = c[a - 1, b]
+                d0 = s_diag[a, b]
+                for t in range(k):
+                    zS[a, b, t] += ca * zS[a - 1, b, t] * piv[a - 1, b, t]
+                    piv[a, b, t] = 1.0 / (d0 + eS[a, b, t] - ca * ca * piv[a - 1, b, t])
+        for b in range(b0, b1):
+            for t in range(k):
+                zS[p - 1, b, t] *= piv[p - 1, b, t]
+                out[p - 1, b, t] = rP[p - 1, b, t] + u[p - 1, b, t] * zS[p - 1, b, t]
+        for a in range(p - 2, -1, -1):
+            for b in range(b0, b1):
+                ca = c[a, b]
+                for t in range(k):
+                    d = (zS[a, b, t] + ca * zS[a + 1, b, t]) * piv[a, b, t]
+                    zS[a, b, t] = d
+                    out[a, b, t] = rP[a, b, t] + u[a, b, t] * d
+
+
 @njit(**NJIT)
-def lines_status(res, res_v, steps, itol, vtol, prev, ok):  # pragma: no cover - compiled
+def lines_status(res, res_v, steps, itol, vtol, prev, ok, shrink):  # pragma: no cover - compiled
     """Bookkeeping of a line-relaxation sweep, per vector: ``ok``: converged (KCL
     residual ``res`` (A) at most ``itol``, scaled residual ``res_v`` and the largest
     update of the per-chain ``steps`` (q, k) at most ``vtol``, V); ``prev`` (the previous
     sweep's largest update) becomes this one's.  Returns the number converged and whether
-    every other vector's update failed to halve (NaN counts as such)."""
+    every other vector's update failed to shrink by the factor ``shrink`` (NaN counts as
+    such)."""
     q, k = steps.shape
     n_ok = 0
     all_slow = True
@@ -707,7 +835,7 @@ def lines_status(res, res_v, steps, itol, vtol, prev, ok):  # pragma: no cover -
         ok[t] = good
         if good:
             n_ok += 1
-        elif st <= 0.5 * prev[t]:
+        elif st <= shrink * prev[t]:
             all_slow = False
         prev[t] = st
     return n_ok, all_slow

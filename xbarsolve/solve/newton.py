@@ -18,10 +18,10 @@ of vectors is a sequence of GEMMs.
 Three iterations:
 
 * **lines** (the first of ``"auto"``): an inexact Newton step per sweep, the Newton
-  system solved by one block Gauss-Seidel sweep over the row and column chains
+  system solved by two block Gauss-Seidel passes over the row and column chains
   (tridiagonal, with each vector's own cell conductances), so ``O(m n)`` per sweep with
   no factorization.  Its rate is the coupling of the two wire families through the
-  cells, ~3e-3 per sweep on a 64 x 51 tile with 1-ohm wires, ~0.1 on 576 x 64; cells
+  cells, ~3e-3 per pass on a 64 x 51 tile with 1-ohm wires, ~0.1 on 576 x 64; cells
   with built-in models use vectorised residual kernels
   (:func:`xbarsolve.solve._newton_kernels.evaluate_2t` without a middle node,
   :func:`~xbarsolve.solve._newton_kernels.evaluate_3t` with one).
@@ -136,7 +136,7 @@ def solve_newton(
         net = xbar._cache["newton"] = _net(xbar)
     m, n = xbar.shape
     chunk = min(_threads.chunk_size(options.chunk_size, xbar.G.size), V.shape[0])
-    _memory.require(12 * chunk * m * n + 2 * _memory.factorization_doubles(max(m, n), min(m, n))
+    _memory.require(16 * chunk * m * n + 2 * _memory.factorization_doubles(max(m, n), min(m, n))
                     + (3 * m * n * V.shape[0] if full else 0),
                     f"Newton on a {m}x{n} array ({chunk} vectors at a time{', full results' if full else ''})",
                     _memory.array_hint(m, n) + " (or a smaller chunk_size)")
@@ -178,9 +178,9 @@ def _solve(xbar: Crossbar, net: _Net, V: np.ndarray, full: bool, opts: NewtonOpt
         cur = np.full((net.n_columns, kk), np.nan)
         if iteration in ("auto", "lines"):
             x, ok, its, res, cur, stalled, reuse[("ev", kk)] = _lines(net, x, vtol_k[idx], itol_k[idx],
-                                                                      lines_iterations, cb, reuse.get(("ev", kk)))
+                                                                      lines_iterations, cb, reuse.get(("ev", kk)), shared)
             if iteration == "lines":
-                why = ("the line relaxation stalled (its updates shrank by less than half per sweep: the wires "
+                why = ("the line relaxation stalled (its updates shrank by less than half per Gauss-Seidel pass: the wires "
                        "couple rows and columns too strongly for it; iteration='auto' or 'chord' handles that)"
                        if stalled else f"the line relaxation did not converge within lines_iterations={lines_iterations}")
                 reasons.update({start + int(t): why for t in np.flatnonzero(~ok)})

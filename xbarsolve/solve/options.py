@@ -66,7 +66,7 @@ class NewtonOptions:
         a saving, ``"never"`` keeps the 0 V one.
     chunk_size : int, optional
         Vectors iterated together (>= 1); bounds memory to about
-        ``12 * chunk_size * m * n`` doubles.  The default is 32, or more for small
+        ``16 * chunk_size * m * n`` doubles.  The default is 32, or more for small
         arrays (``2**18 / (m n)`` vectors, ~260k cells; measured 13 % faster than
         ``2**17`` and ``2**19`` on the MNIST CNN's tiles): 32 keeps a chunk's arrays near
         the size of the L3 cache for 576 x 64 (measured 10-20 % faster than 64; 128 and

@@ -1,0 +1,171 @@
+"""The line relaxation's Gauss-Seidel passes (issue 13): the pass kernels against a NumPy
+block Gauss-Seidel, the cells' ``u`` plane against the NumPy cell laws, and one and two
+passes per sweep (and the linear start) against each other and the NumPy Newton twin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xbarsolve as xs
+from naive_newton import cell_system, device_iv, naive_newton
+from test_newton import TRANSISTORS, random_array, rel
+from xbarsolve.solve import _lines, _net
+from xbarsolve.solve import _newton_kernels as nk
+
+
+def _chains(diag, off, rhs):
+    """Solve ``tridiag(-off, diag, -off) x = rhs`` along axis 0 of (n, ...) arrays, dense
+    NumPy (``diag`` (n, ...), ``off`` (n - 1, ...) broadcast against ``rhs``)."""
+    n = rhs.shape[0]
+    out = np.empty_like(rhs)
+    for idx in np.ndindex(rhs.shape[1:]):
+        A = np.diag(diag[(slice(None), *idx)]) - np.diag(off[(slice(None), *idx)], 1) - np.diag(off[(slice(None), *idx)], -1)
+        out[(slice(None), *idx)] = np.linalg.solve(A, rhs[(slice(None), *idx)]) if n > 1 else rhs[(slice(None), *idx)] / A[0, 0]
+    return out
+
+
+def naive_sweep(net, ev, passes):
+    """Block Gauss-Seidel on the condensed Newton system, NumPy: ``passes`` times, the P
+    chains ``(wires + eP) dP = rP + u dS`` (dS = 0 at first), then the S chains
+    ``(wires + eS) dS = rS + w dP``.  Returns (dP, dS, dM)."""
+    eP, eS, w = ev.cellv
+    u = ev.u
+    k = ev.rP.shape[2]
+    wp = np.broadcast_to(net.wp[:, :, None], (*net.wp.shape, k))
+    c = np.broadcast_to(net.c[:, :, None], (*net.c.shape, k))
+    dS = np.zeros_like(ev.rP)
+    for _ in range(passes):
+        rhs = ev.rP + u * dS
+        dP = np.swapaxes(_chains(np.swapaxes(net.p_diag[:, :, None] + eP, 0, 1), np.swapaxes(wp, 0, 1),
+                                 np.swapaxes(rhs, 0, 1)), 0, 1)
+        dS = _chains(net.s_diag[:, :, None] + eS, c, ev.rS + w * dP)
+    dM = ev.m0 + ev.mP * dP + ev.mS * dS if net.has_mid else None
+    return dP, dS, dM
+
+
+@pytest.mark.parametrize("tr", [None, "level1"])
+@pytest.mark.parametrize("shape", [(9, 6), (5, 8)])  # rows first, columns first
+@pytest.mark.parametrize("k", [3, 11])  # the generic kernel and the vectorised ones
+@pytest.mark.parametrize("passes", [1, 2, 3])
+def test_gauss_seidel_passes_match_numpy(rng, tr, shape, k, passes):
+    """The kernels of a sweep (``lines_pre_p``, ``lines_pre_s`` for each pass before the
+    last, then ``lines_p``, ``lines_s``) against the NumPy block Gauss-Seidel: the same
+    update of every node, and each chain's largest |update| in ``steps``."""
+    xbar = random_array(rng, *shape, xs.devices.Sinh(a=2.5), None if tr is None else TRANSISTORS[tr])
+    net = _net._net(xbar)
+    x = _net._state(net, rng.uniform(0.0, 0.4, (k, shape[0])))
+    for a in x[:3]:
+        a[:] = rng.uniform(-0.1, 0.4, a.shape)
+    ev = _net._evaluate(net, x, per_vector=True)
+    dP, dS, dM = naive_sweep(net, ev, passes)
+    eP, eS, w = ev.cellv
+    y = [a.copy() for a in x[:3]]
+    p, q = net.p, net.q
+    steps = np.empty((q, k))
+    rhs = ev.rP.copy()
+    rS = ev.rS.copy()
+    eS_ = eS.copy()
+    out, zS, piv = (np.empty((p, q, k)) for _ in range(3))
+    for _ in range(passes - 1):
+        nk.lines_pre_p(net.p_diag, eP, net.wp, rhs, w, rS, out, zS)
+        nk.lines_pre_s(net.s_diag, eS_, net.c, zS, piv, ev.rP, ev.u, out)
+        rhs = out
+    np.testing.assert_array_equal(rS, ev.rS)  # the pre-passes leave the residual alone
+    nk.lines_p(net.p_diag, eP, net.wp, rhs, w, rS)
+    nk.lines_s(net.s_diag, eS_, net.c, rS, y[0], y[1], y[2], rhs, ev.m0, ev.mP, ev.mS, net.has_mid, steps)
+    scale = max(np.abs(dP).max(), np.abs(dS).max())
+    assert np.abs((y[0] - x[0]) - dP).max() <= 1e-12 * scale
+    assert np.abs((y[1] - x[1]) - dS).max() <= 1e-12 * scale
+    big = np.maximum(np.abs(dP), np.abs(dS))
+    if net.has_mid:
+        assert np.abs((y[2] - x[2]) - dM).max() <= 1e-12 * scale
+        big = np.maximum(big, np.abs(dM))
+    np.testing.assert_allclose(steps, big.max(axis=0), rtol=1e-12, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize("tr", [None, "level1", "resistor"])
+@pytest.mark.parametrize("shape", [(9, 6), (5, 8)])
+@pytest.mark.parametrize("k", [3, 11])
+def test_cells_u_plane_matches_numpy(rng, tr, shape, k):
+    """``u`` (the S coupling of the P equation, ``+eP dP - u dS``) that every residual
+    kernel writes for the passes: the NumPy cell laws' ``cTB`` (P = top nodes) or
+    ``cBT`` (P = bottom nodes); for two-terminal cells it is dI/dV, every other entry."""
+    transistor = None if tr is None else TRANSISTORS[tr]
+    xbar = random_array(rng, *shape, xs.devices.Sinh(a=2.5), transistor)
+    net = _net._net(xbar)
+    x = _net._state(net, rng.uniform(0.0, 0.4, (k, shape[0])))
+    for a in x[:3]:
+        a[:] = rng.uniform(-0.6, 1.2, a.shape)
+    ev = _net._evaluate(net, x, per_vector=True)
+    flip = (lambda a: a) if net.rows_first else (lambda a: np.swapaxes(a, 0, 1))
+    if net.has_mid:
+        vT, vB = (x[0], x[1]) if net.rows_first else (x[1], x[0])
+        ref = cell_system(xbar, *(np.moveaxis(flip(v), 2, 0) for v in (vT, x[2], vB)))
+        want = np.moveaxis(ref["cTB" if net.rows_first else "cBT"], 0, 2)
+    else:
+        sgn = 1.0 if net.rows_first else -1.0  # the cell voltage is sgn (P - S)
+        want = flip(device_iv(xbar.device, sgn * (x[0] - x[1]), net.G[:, :, None])[1])
+        np.testing.assert_array_equal(ev.u, ev.cellv[0])
+    got = flip(ev.u)
+    assert np.abs(got - want).max() <= 1e-13 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("tr", [None, "level1"])
+def test_one_and_two_passes_and_linear_start_agree(rng, tr, monkeypatch):
+    """Two Gauss-Seidel passes per sweep (the default) take fewer sweeps than one on an
+    array whose wire families couple (~0.1 per pass), the linear start fewer still, and
+    all three reach the NumPy Newton twin's currents."""
+    xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, (144, 16)), r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
+                       device=xs.devices.Sinh(a=2.0), transistor=None if tr is None else TRANSISTORS[tr])
+    V = rng.uniform(0.0, 0.4, (9, 144))
+    ref, *_ = naive_newton(xbar, V[:2])
+    got = {}
+    for passes, start in ((1, "sources"), (2, "sources"), (2, "linear")):
+        monkeypatch.setattr(_lines, "_PASSES", passes)
+        monkeypatch.setattr(_lines, "_START", start)
+        got[passes, start] = res = xs.solve(xbar, V, iteration="lines", rtol=1e-12)
+        assert res.converged.all()
+        assert rel(res.currents[:2], ref) < 1e-10
+    one, two, lin = (got[key].iterations for key in ((1, "sources"), (2, "sources"), (2, "linear")))
+    assert (two < one).all() and (lin <= two).all() and (lin < one).all(), (one, two, lin)
+    assert rel(got[2, "sources"].currents, got[1, "sources"].currents) < 1e-10
+
+
+@pytest.mark.parametrize("tr", [None, "level1", "resistor"])
+@pytest.mark.parametrize("shape", [(9, 6), (5, 8)])
+def test_column_deliveries_match_the_evaluation(rng, tr, shape):
+    """``column_deliveries`` (the currents the line relaxation reports, at its last
+    iterate) is the residual kernel's ``i_col`` at the same potentials, and for
+    two-terminal cells the NumPy device law."""
+    xbar = random_array(rng, *shape, xs.devices.Sinh(a=2.5), None if tr is None else TRANSISTORS[tr])
+    net = _net._net(xbar)
+    k = 13
+    x = _net._state(net, rng.uniform(0.0, 0.4, (k, shape[0])))
+    for a in x[:3]:
+        a[:] = rng.uniform(-0.6, 1.2, a.shape)
+    ev = _net._evaluate(net, x, per_vector=True)
+    out = np.empty_like(x[0])
+    nk.column_deliveries(x[0], x[1], x[2] if net.has_mid else x[0], net.G, net.vgc, net.pd, net.pt, net.rows_first,
+                         net.has_mid, out)
+    assert np.abs(out - ev.i_col).max() <= 1e-13 * np.abs(ev.i_col).max()
+    if not net.has_mid:
+        sgn = 1.0 if net.rows_first else -1.0
+        im = device_iv(xbar.device, sgn * (x[0] - x[1]), net.G[:, :, None])[0]
+        assert np.abs(out - im).max() <= 1e-13 * np.abs(im).max()
+    sel = np.arange(k) % 3 == 1
+    np.testing.assert_allclose(_net._delivered(net, x, sel), ev.column_currents(net)[:, sel], rtol=1e-13,
+                               atol=1e-13 * np.abs(ev.i_col).max())
+
+
+def test_line_relaxation_currents_are_those_of_its_last_iterate(rng):
+    """At the default tolerance (rtol 1e-8) a 64 x 51 tile converges in 3 sweeps of two
+    passes, the last update ~1e-9 V; the currents of the iterate before it were 6e-9 from
+    the converged ones, those after it (what is reported) are within 1e-9."""
+    xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, (64, 51)), r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
+                       device=xs.devices.Sinh(a=2.0))
+    V = rng.uniform(0.0, 0.4, (16, 64))
+    ref = xs.solve(xbar, V, iteration="newton", rtol=1e-13)
+    res = xs.solve(xbar, V, iteration="lines")
+    assert res.converged.all()
+    assert rel(res.currents, ref.currents) < 1e-9
