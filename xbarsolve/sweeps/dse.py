@@ -189,17 +189,19 @@ def _tile_text(tile: int) -> str:
 
 
 def table_markdown(records) -> str:
-    """Baseline (1-ohm wires, 8-bit converters) and ideal-wire rows: accuracy and cost."""
-    lines = ["| network | mapping | tile | wire ohm | bits | accuracy % (software) | energy nJ | read nJ | "
-             "area mm^2 | latency us | crossbars |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    rows = sorted(((t, r) for t, r in records if t["sigma"] == 0 and t["read_noise"] == 0),
-                  key=lambda tr: (tr[0]["network"], tr[0]["mapping"], tr[0]["tile"] or 1 << 30, tr[0]["wire"], tr[0]["bits"]))
+    """Every record: its non-idealities, accuracy and cost per inference (energy with its
+    DAC and analog-read parts), sorted by network, mapping, tile and non-ideality."""
+    lines = ["| network | mapping | tile | wire ohm | bits | sigma uS | read noise uA | accuracy % (software) | "
+             "energy nJ | DAC nJ | read nJ | area mm^2 | latency us | crossbars |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = sorted(records, key=lambda tr: (tr[0]["network"], tr[0]["mapping"], tr[0]["tile"] or 1 << 30, -tr[0]["wire"],
+                                           tr[0]["sigma"], tr[0]["read_noise"], -(tr[0]["bits"] or 1 << 30)))
     for t, r in rows:
         lines.append(f"| {_LABEL[t['network']]} | {t['mapping']} | {_tile_text(t['tile'])} | {t['wire']:g} | "
-                     f"{t['bits'] or 'ideal'} | {100 * r['accuracy_analog']:.1f} ({100 * r['accuracy_software']:.1f}) | "
-                     f"{r['energy_pJ'] * 1e-3:.1f} | {r['read_pJ'] * 1e-3:.2f} | {r['area_um2'] * 1e-6:.3f} | "
-                     f"{r['latency_ns'] * 1e-3:.1f} | {r['n_crossbars']} |")
+                     f"{t['bits'] or 'ideal'} | {t['sigma'] * 1e6:g} | {t['read_noise'] * 1e6:g} | "
+                     f"{100 * r['accuracy_analog']:.1f} ({100 * r['accuracy_software']:.1f}) | "
+                     f"{r['energy_pJ'] * 1e-3:.1f} | {r['dac_pJ'] * 1e-3:.1f} | {r['read_pJ'] * 1e-3:.2f} | "
+                     f"{r['area_um2'] * 1e-6:.3f} | {r['latency_ns'] * 1e-3:.1f} | {r['n_crossbars']} |")
     return "\n".join(lines)
 
 
