@@ -229,22 +229,27 @@ def save_figures(records, out) -> list[Path]:
     written = []
     nets = sorted({t["network"] for t, _ in records})
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for net in nets:
+    # accuracy vs energy; ideal converters are costed at the table's reference resolutions
+    # (a 1-bit DAC), not comparable with the rest: drawn hollow and left out of the front
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for k, net in enumerate(nets):
+        colour = f"C{k}"
         for mapping, marker in (("dense", "o"), ("sparse", "s")):
-            sel = [(t, r) for t, r in records if t["network"] == net and t["mapping"] == mapping]
-            if sel:
-                ax.scatter([r["energy_pJ"] * 1e-3 for _, r in sel], [100 * r["accuracy_analog"] for _, r in sel],
-                           marker=marker, alpha=0.5, label=f"{_LABEL[net]}, {mapping}")
-        sel = [(t, r) for t, r in records if t["network"] == net]
-        pts = np.array([[r["energy_pJ"] * 1e-3, 100 * r["accuracy_analog"]] for _, r in sel])
+            for ideal in (False, True):
+                sel = [r for t, r in records if t["network"] == net and t["mapping"] == mapping and (not t["bits"]) == ideal]
+                if sel:
+                    ax.scatter([r["energy_pJ"] * 1e-3 for r in sel], [100 * r["accuracy_analog"] for r in sel],
+                               marker=marker, alpha=0.6, facecolors="none" if ideal else colour, edgecolors=colour,
+                               label=f"{_LABEL[net]}, {mapping}" + (", ideal converters" if ideal else ""))
+        sel = [r for t, r in records if t["network"] == net and t["bits"]] or [r for t, r in records if t["network"] == net]
+        pts = np.array([[r["energy_pJ"] * 1e-3, 100 * r["accuracy_analog"]] for r in sel])
         f = pareto_front(pts)
-        ax.plot(pts[f, 0], pts[f, 1], "-", color="k", lw=0.8)
+        ax.plot(pts[f, 0], pts[f, 1], "-", color=colour, lw=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("energy per inference (nJ)")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title("accuracy vs energy (line: Pareto front per network)")
-    _legend(ax, fontsize=7, frameon=False)
+    ax.set_title("accuracy vs energy (line: Pareto front per network, real converters)", fontsize=9)
+    _legend(ax, fontsize=7, frameon=False, loc="center right")
     written.append(_save(fig, out / "dse_accuracy_vs_energy.png"))
 
     # vs tile size: one x position per tile size of the records, shared by every series
