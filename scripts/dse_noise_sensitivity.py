@@ -17,7 +17,10 @@ network) and writes a plot.
 Usage::
 
     XBARSOLVE_DATA=... python scripts/dse_noise_sensitivity.py --out validation_data/dse \
-        [--n-images 2000] [--seeds 5] [--tile 64] [--wire 0]
+        [--n-images 2000] [--seeds 5] [--tile 64] [--wire 0] [--bits 8] [--sigmas ...] [--read-noises ...]
+
+Converters are ideal unless ``--bits`` is given (the ADC ranges are calibrated per tile
+column in either case); ``--sigmas`` with no value leaves the programming-error tasks out.
 """
 
 from __future__ import annotations
@@ -36,12 +39,15 @@ SIGMAS = (0.5e-6, 1e-6, 2e-6)       # programming error (S)
 READ_NOISES = (0.5e-6, 1e-6, 2e-6)  # read noise (A)
 
 
-def build_tasks(n_images: int, seeds: int, tile: int, wire: float, sigmas=SIGMAS, read_noises=READ_NOISES) -> list[dict]:
-    """One noise-free task per mapping, then every (sigma, seed) and (read noise, seed)."""
+def build_tasks(n_images: int, seeds: int, tile: int, wire: float, sigmas=SIGMAS, read_noises=READ_NOISES,
+                bits: int = 0) -> list[dict]:
+    """One noise-free task per mapping, then every (sigma, seed) and (read noise, seed).
+    ``bits`` (ADC/DAC resolution, 0 = ideal converters) enters a task only when set, so
+    that the ideal-converter tasks keep their keys."""
     tasks = []
     for mapping in MAPPINGS:
         base = dict(mapping=mapping, tile=int(tile), wire=float(wire), n_images=int(n_images), sigma=0.0,
-                    read_noise=0.0, seed=0)
+                    read_noise=0.0, seed=0, **({"bits": int(bits)} if bits else {}))
         tasks.append(base)
         tasks += [{**base, "read_noise": float(s), "seed": k} for s in read_noises for k in range(seeds)]
         tasks += [{**base, "sigma": float(s), "seed": k} for s in sigmas for k in range(seeds)]
@@ -58,15 +64,17 @@ def _data(data: str, n_images: int):
 
 @functools.lru_cache(maxsize=1)
 def _network(data: str, n_images: int, mapping: str, tile: int, wire: float, sigma: float, read_noise: float,
-             seed: int, cache: str):
+             seed: int, cache: str, bits: int = 0):
     """The prepared network (kept while tasks share it).  Only the noise-free programming
     is cached on disk: the read-noise tasks load it (read noise is not part of the
-    programming), a programming-error network is programmed afresh for its seed."""
+    programming, nor are the converters), a programming-error network is programmed afresh
+    for its seed."""
     from xbarsolve.cnn import AnalogConfig, AnalogNetwork
 
     model, x_cal, _, _ = _data(data, n_images)
     cfg = AnalogConfig(rows_max=tile, cols_max=tile, conv_mapping=mapping, r_row=wire, r_col=wire, r_in=wire,
-                       r_out=wire, programming_sigma=sigma, read_noise_sigma=read_noise, seed=seed)
+                       r_out=wire, programming_sigma=sigma, read_noise_sigma=read_noise, seed=seed,
+                       dac_bits=bits or None, adc_bits=bits or None)
     net = AnalogNetwork(model, cfg, cache_dir=cache if sigma == 0 else None)
     return net.prepare(x_cal)
 
@@ -76,7 +84,7 @@ def run_task(task: dict, data: str, cache: str) -> dict:
     t0 = time.perf_counter()
     model, _, X, y = _data(data, task["n_images"])
     net = _network(data, task["n_images"], task["mapping"], task["tile"], task["wire"], task["sigma"],
-                   task["read_noise"], task["seed"] if task["sigma"] else 0, cache)
+                   task["read_noise"], task["seed"] if task["sigma"] else 0, cache, task.get("bits", 0))
     prep = time.perf_counter() - t0
     # read noise: one stream per seed (the programming is the same for all seeds)
     rng = np.random.default_rng([task["seed"], 7]) if task["read_noise"] > 0 else None
@@ -135,7 +143,7 @@ def table_markdown(rows) -> str:
     return "\n".join(lines)
 
 
-def plot(rows, path: Path, tile: int, wire: float) -> Path:
+def plot(rows, path: Path, tile: int, wire: float, bits: int = 0) -> Path:
     """Accuracy against programming error and read noise, both mappings, error bars 1 SE
     (the sparse points shifted right a little so that the bars do not hide each other)."""
     import matplotlib
@@ -155,8 +163,9 @@ def plot(rows, path: Path, tile: int, wire: float) -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
     axes[0].legend(frameon=False)
-    fig.suptitle(f"MNIST CNN, {tile} x {tile} tiles, {wire:g}-ohm wires: dense vs sparse mapping under noise "
-                 "(mean of seeds, 1 SE)", fontsize=9)
+    conv = f"{bits}-bit ADC/DAC" if bits else "ideal converters"
+    fig.suptitle(f"MNIST CNN, {tile} x {tile} tiles, {wire:g}-ohm wires, {conv}: dense vs sparse mapping under "
+                 "noise (mean of seeds, 1 SE)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -175,8 +184,11 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=5, help="programming seeds / read-noise draws per level")
     p.add_argument("--tile", type=int, default=64, help="tile size (rows and columns)")
     p.add_argument("--wire", type=float, default=0.0, help="wire, driver and sense resistance (ohm)")
-    p.add_argument("--sigmas", nargs="+", type=float, default=list(SIGMAS), help="programming error sigmas (S)")
-    p.add_argument("--read-noises", nargs="+", type=float, default=list(READ_NOISES), help="read noise sigmas (A)")
+    p.add_argument("--sigmas", nargs="*", type=float, default=list(SIGMAS),
+                   help="programming error sigmas (S); none: no programming-error tasks")
+    p.add_argument("--read-noises", nargs="*", type=float, default=list(READ_NOISES),
+                   help="read noise sigmas (A); none: no read-noise tasks")
+    p.add_argument("--bits", type=int, default=0, help="ADC/DAC bits (0 = ideal converters, default)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     for name in ("n_images", "seeds", "tile"):
@@ -194,7 +206,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = args.cache if args.cache is not None else str(out / "cache")
-    tasks = build_tasks(args.n_images, args.seeds, args.tile, args.wire, args.sigmas, args.read_noises)
+    if args.bits < 0:
+        print(f"dse_noise_sensitivity: --bits must be >= 0; got {args.bits}")
+        return 2
+    tasks = build_tasks(args.n_images, args.seeds, args.tile, args.wire, args.sigmas, args.read_noises, args.bits)
     path = out / "dse_noise_results.h5"
     summary = run_tasks(tasks, functools.partial(run_task, data=data, cache=cache), path,
                         progress=not args.no_progress, desc="dse noise",
@@ -205,7 +220,7 @@ def main(argv=None) -> int:
     table = table_markdown(rows)
     (out / "dse_noise_table.md").write_text(table + "\n")
     print(table)
-    print(f"wrote {plot(rows, out / 'dse_noise_sensitivity.png', args.tile, args.wire)}")
+    print(f"wrote {plot(rows, out / 'dse_noise_sensitivity.png', args.tile, args.wire, args.bits)}")
     secs = {m: sum(r["prepare_seconds"] + r["evaluate_seconds"] for t, r in records if t["mapping"] == m) for m in MAPPINGS}
     print(f"{summary.run} task(s) run, {summary.skipped} already stored, {summary.seconds:.0f} s "
           f"(task seconds: dense {secs['dense']:.0f}, sparse {secs['sparse']:.0f}); results in {path}")

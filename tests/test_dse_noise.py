@@ -68,3 +68,11 @@ def test_a_tiny_run_resumes_and_plots(tmp_path, monkeypatch, capsys):
     assert "0 task(s) run, 10 already stored" in capsys.readouterr().out
     assert noise.main([*argv[:-1], "--seeds", "1"]) == 2
     assert "--seeds must be >= 2; got 1" in capsys.readouterr().out
+    # 6-bit converters, read noise only: new tasks (bits in the key), the cached programming reused
+    argv6 = [*argv[:2], "--out", str(tmp_path / "o6"), "--cache", str(tmp_path / "o" / "cache"), *argv[4:],
+             "--bits", "6", "--sigmas"]
+    assert noise.main(argv6) == 0
+    out = capsys.readouterr().out
+    assert "6 task(s) run, 0 already stored" in out and "programming sigma" not in out
+    assert noise.main([*argv6, "--bits", "-1"]) == 2
+    assert "--bits must be >= 0; got -1" in capsys.readouterr().out
