@@ -1,4 +1,5 @@
-"""Write the records of an ``xbarsolve reproduce dse`` results file as JSON (the form
+"""Write the records of a results file (``xbarsolve reproduce dse``,
+``scripts/dse_noise_sensitivity.py``) as JSON, one record a line (the form
 ``validation_data`` keeps them in: text, diffable, readable without h5py).
 
 Usage::
@@ -35,11 +36,9 @@ def main(argv=None) -> int:
     p.add_argument("--description", default="records of xbarsolve reproduce dse")
     args = p.parse_args(argv)
     records = read_records(args.results, merge=False)
-    doc = {"description": args.description,
-           "records": [{"task": t, "record": _plain(r)} for t, r in records]}
-    with open(args.out, "w") as fh:
-        json.dump(doc, fh, indent=0, sort_keys=True)
-        fh.write("\n")
+    lines = [json.dumps({"task": t, "record": _plain(r)}, sort_keys=True) for t, r in records]
+    with open(args.out, "w") as fh:  # one record a line
+        fh.write('{"description": ' + json.dumps(args.description) + ',\n"records": [\n' + ",\n".join(lines) + "\n]}\n")
     print(f"wrote {len(records)} records to {args.out}")
     return 0
 
