@@ -151,20 +151,23 @@ def plot(rows, path: Path, tile: int, wire: float, bits: int = 0) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
-    for ax, kind, label in ((axes[0], "programming", "programming error sigma (uS)"),
-                            (axes[1], "read", "read noise sigma (uA)")):
-        for mapping, marker, dx in (("dense", "o", 0.0), ("sparse", "s", 0.03)):
+    panels = [(kind, label) for kind, label in (("programming", "programming error sigma (uS)"),
+                                                 ("read", "read noise sigma (uA)")) if any(r["kind"] == kind for r in rows)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels) + 0.5, 3.6), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, (kind, label) in zip(axes, panels):
+        dx = 0.015 * max(r["level"] for r in rows if r["kind"] == kind) * 1e6
+        for mapping, marker, shift in (("dense", "o", 0.0), ("sparse", "s", dx)):
             sel = sorted([r for r in rows if r["mapping"] == mapping and r["kind"] in ("none", kind)],
                          key=lambda r: r["level"])
-            ax.errorbar([r["level"] * 1e6 + dx for r in sel], [100 * r["accuracy"] for r in sel],
+            ax.errorbar([r["level"] * 1e6 + shift for r in sel], [100 * r["accuracy"] for r in sel],
                         yerr=[100 * r["se"] for r in sel], marker=marker, capsize=3, label=mapping)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
     axes[0].legend(frameon=False)
     conv = f"{bits}-bit ADC/DAC" if bits else "ideal converters"
-    fig.suptitle(f"MNIST CNN, {tile} x {tile} tiles, {wire:g}-ohm wires, {conv}: dense vs sparse mapping under "
+    fig.suptitle(f"MNIST CNN, {tile} x {tile} tiles, {wire:g}-ohm wires, {conv}:\ndense vs sparse mapping under "
                  "noise (mean of seeds, 1 SE)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
