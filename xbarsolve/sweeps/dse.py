@@ -189,17 +189,19 @@ def _tile_text(tile: int) -> str:
 
 
 def table_markdown(records) -> str:
-    """Baseline (1-ohm wires, 8-bit converters) and ideal-wire rows: accuracy and cost."""
-    lines = ["| network | mapping | tile | wire ohm | bits | accuracy % (software) | energy nJ | read nJ | "
-             "area mm^2 | latency us | crossbars |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    rows = sorted(((t, r) for t, r in records if t["sigma"] == 0 and t["read_noise"] == 0),
-                  key=lambda tr: (tr[0]["network"], tr[0]["mapping"], tr[0]["tile"] or 1 << 30, tr[0]["wire"], tr[0]["bits"]))
+    """Every record: its non-idealities, accuracy and cost per inference (energy with its
+    DAC and analog-read parts), sorted by network, mapping, tile and non-ideality."""
+    lines = ["| network | mapping | tile | wire ohm | bits | sigma uS | read noise uA | accuracy % (software) | "
+             "energy nJ | DAC nJ | read nJ | area mm^2 | latency us | crossbars |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = sorted(records, key=lambda tr: (tr[0]["network"], tr[0]["mapping"], tr[0]["tile"] or 1 << 30, -tr[0]["wire"],
+                                           tr[0]["sigma"], tr[0]["read_noise"], -(tr[0]["bits"] or 1 << 30)))
     for t, r in rows:
         lines.append(f"| {_LABEL[t['network']]} | {t['mapping']} | {_tile_text(t['tile'])} | {t['wire']:g} | "
-                     f"{t['bits'] or 'ideal'} | {100 * r['accuracy_analog']:.1f} ({100 * r['accuracy_software']:.1f}) | "
-                     f"{r['energy_pJ'] * 1e-3:.1f} | {r['read_pJ'] * 1e-3:.2f} | {r['area_um2'] * 1e-6:.3f} | "
-                     f"{r['latency_ns'] * 1e-3:.1f} | {r['n_crossbars']} |")
+                     f"{t['bits'] or 'ideal'} | {t['sigma'] * 1e6:g} | {t['read_noise'] * 1e6:g} | "
+                     f"{100 * r['accuracy_analog']:.1f} ({100 * r['accuracy_software']:.1f}) | "
+                     f"{r['energy_pJ'] * 1e-3:.1f} | {r['dac_pJ'] * 1e-3:.1f} | {r['read_pJ'] * 1e-3:.2f} | "
+                     f"{r['area_um2'] * 1e-6:.3f} | {r['latency_ns'] * 1e-3:.1f} | {r['n_crossbars']} |")
     return "\n".join(lines)
 
 
@@ -227,77 +229,86 @@ def save_figures(records, out) -> list[Path]:
     written = []
     nets = sorted({t["network"] for t, _ in records})
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for net in nets:
+    # accuracy vs energy; ideal converters are costed at the table's reference resolutions
+    # (a 1-bit DAC), not comparable with the rest: drawn hollow and left out of the front
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for k, net in enumerate(nets):
+        colour = f"C{k}"
         for mapping, marker in (("dense", "o"), ("sparse", "s")):
-            sel = [(t, r) for t, r in records if t["network"] == net and t["mapping"] == mapping]
-            if sel:
-                ax.scatter([r["energy_pJ"] * 1e-3 for _, r in sel], [100 * r["accuracy_analog"] for _, r in sel],
-                           marker=marker, alpha=0.5, label=f"{_LABEL[net]}, {mapping}")
-        sel = [(t, r) for t, r in records if t["network"] == net]
-        pts = np.array([[r["energy_pJ"] * 1e-3, 100 * r["accuracy_analog"]] for _, r in sel])
+            for ideal in (False, True):
+                sel = [r for t, r in records if t["network"] == net and t["mapping"] == mapping and (not t["bits"]) == ideal]
+                if sel:
+                    ax.scatter([r["energy_pJ"] * 1e-3 for r in sel], [100 * r["accuracy_analog"] for r in sel],
+                               marker=marker, alpha=0.6, facecolors="none" if ideal else colour, edgecolors=colour,
+                               label=f"{_LABEL[net]}, {mapping}" + (", ideal converters" if ideal else ""))
+        sel = [r for t, r in records if t["network"] == net and t["bits"]] or [r for t, r in records if t["network"] == net]
+        pts = np.array([[r["energy_pJ"] * 1e-3, 100 * r["accuracy_analog"]] for r in sel])
         f = pareto_front(pts)
-        ax.plot(pts[f, 0], pts[f, 1], "-", color="k", lw=0.8)
+        ax.plot(pts[f, 0], pts[f, 1], "-", color=colour, lw=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("energy per inference (nJ)")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title("accuracy vs energy (line: Pareto front per network)")
-    _legend(ax, fontsize=7, frameon=False)
+    ax.set_title("accuracy vs energy (line: Pareto front per network, real converters)", fontsize=9)
+    _legend(ax, fontsize=7, frameon=False, loc="center right")
     written.append(_save(fig, out / "dse_accuracy_vs_energy.png"))
 
+    # vs tile size: one x position per tile size of the records, shared by every series
+    tiles = sorted({t["tile"] for t, _ in records}, key=lambda v: v or 1 << 30)
+    pos = {tile: i for i, tile in enumerate(tiles)}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for net in nets:
-        for mapping in MAPPINGS:
+        for mapping, marker in (("dense", "o"), ("sparse", "s")):
             sel = sorted(((t, r) for t, r in records if t["network"] == net and t["mapping"] == mapping and _is_baseline(t)),
                          key=lambda tr: tr[0]["tile"] or 1 << 30)
             if not sel:
                 continue
-            x = np.arange(len(sel))
-            axes[0].plot(x, [100 * r["accuracy_analog"] for _, r in sel], "o-", label=f"{_LABEL[net]}, {mapping}")
-            axes[1].plot(x, [r["energy_pJ"] * 1e-3 for _, r in sel], "o-", label=f"{_LABEL[net]}, {mapping}")
-            for a in axes:
-                a.set_xticks(x, [_tile_text(t["tile"]) for t, _ in sel])
+            x = [pos[t["tile"]] for t, _ in sel]
+            axes[0].plot(x, [100 * r["accuracy_analog"] for _, r in sel], marker=marker, label=f"{_LABEL[net]}, {mapping}")
+            axes[1].plot(x, [r["energy_pJ"] * 1e-3 for _, r in sel], marker=marker, label=f"{_LABEL[net]}, {mapping}")
+    for a in axes:
+        a.set_xticks(range(len(tiles)), [_tile_text(t) for t in tiles])
+        a.set_xlabel("tile size")
+        _legend(a, fontsize=7, frameon=False)
     axes[0].set_ylabel("accuracy (%)")
     axes[1].set_ylabel("energy per inference (nJ)")
     axes[1].set_yscale("log")
-    for a in axes:
-        a.set_xlabel("tile size")
-        _legend(a, fontsize=7, frameon=False)
     fig.suptitle("baseline: 1-ohm wires, 8-bit ADC/DAC")
     written.append(_save(fig, out / "dse_vs_tile.png"))
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for a, key, scale, label in ((axes[0], "sigma", 1e6, "programming error sigma (uS)"),
-                                 (axes[1], "read_noise", 1e6, "read noise sigma (uA)")):
-        for net in nets:
-            for mapping in MAPPINGS:
-                tiles = sorted({t["tile"] for t, _ in records if t["network"] == net and t["mapping"] == mapping})
+    # vs noise: a row per network, colour by tile size, the sparse mapping dashed
+    colours = {tile: plt.cm.viridis(i / max(len(tiles) - 1, 1)) for i, tile in enumerate(tiles)}
+    fig, axes = plt.subplots(len(nets), 2, figsize=(10, 3.2 * len(nets)), squeeze=False)
+    for row, net in zip(axes, nets):
+        for a, key, label in ((row[0], "sigma", "programming error sigma (uS)"), (row[1], "read_noise", "read noise sigma (uA)")):
+            for mapping, style in (("dense", "o-"), ("sparse", "s--")):
                 for tile in tiles:
                     sel = sorted(((t, r) for t, r in records if t["network"] == net and t["mapping"] == mapping
                                   and t["tile"] == tile and _is_baseline(t, **{key: None})), key=lambda tr: tr[0][key])
                     if len(sel) > 1:
-                        a.plot([t[key] * scale for t, _ in sel], [100 * r["accuracy_analog"] for _, r in sel], "o-",
-                               label=f"{_LABEL[net]}, {mapping}, tile {_tile_text(tile)}")
-        a.set_xlabel(label)
-        a.set_ylabel("accuracy (%)")
-        _legend(a, fontsize=6, frameon=False)
+                        a.plot([t[key] * 1e6 for t, _ in sel], [100 * r["accuracy_analog"] for _, r in sel], style,
+                               color=colours[tile], label=f"{mapping}, tile {_tile_text(tile)}")
+            a.set_xlabel(label)
+            a.set_ylabel("accuracy (%)")
+            a.set_title(f"{_LABEL[net]} (1-ohm wires, 8-bit ADC/DAC)", fontsize=9)
+            _legend(a, fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     written.append(_save(fig, out / "dse_vs_noise.png"))
 
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    keys = sorted({(t["network"], t["tile"]) for t, _ in records}, key=lambda k: (k[0], k[1] or 1 << 30))
-    x = np.arange(len(keys))
-    for dx, mapping in ((-0.2, "dense"), (0.2, "sparse")):
-        e = []
-        for net, tile in keys:
-            sel = [r for t, r in records if t["network"] == net and t["tile"] == tile and t["mapping"] == mapping
-                   and _is_baseline(t)]
-            e.append(sel[0]["energy_pJ"] * 1e-3 if sel else np.nan)
-        ax.bar(x + dx, e, width=0.4, label=mapping)
-    ax.set_xticks(x, [f"{_LABEL[n]}\ntile {_tile_text(t)}" for n, t in keys], fontsize=7)
-    ax.set_yscale("log")
-    ax.set_ylabel("energy per inference (nJ)")
-    ax.set_title("dense vs sparse mapping (baseline)")
-    _legend(ax, frameon=False)
+    # dense vs sparse: the energy of every baseline split into its parts, a panel per network
+    parts = (("dac_pJ", "DAC"), ("adc_pJ", "ADC"), ("read_pJ", "analog read"), ("digital_pJ", "digital"))
+    fig, axes = plt.subplots(1, len(nets), figsize=(5 * len(nets), 3.8), squeeze=False)
+    for a, net in zip(axes[0], nets):
+        sel = sorted(((t, r) for t, r in records if t["network"] == net and _is_baseline(t)),
+                     key=lambda tr: (tr[0]["mapping"], tr[0]["tile"] or 1 << 30))
+        x = np.arange(len(sel))
+        bottom = np.zeros(len(sel))
+        for field_, label in parts:
+            v = np.array([r[field_] * 1e-6 for _, r in sel])
+            a.bar(x, v, bottom=bottom, width=0.7, label=label)
+            bottom += v
+        a.set_xticks(x, [f"{t['mapping']}\n{_tile_text(t['tile'])}" for t, _ in sel], fontsize=8)
+        a.set_ylabel("energy per inference (uJ)")
+        a.set_title(f"{_LABEL[net]}: baseline by mapping and tile", fontsize=9)
+        _legend(a, fontsize=7, frameon=False)
     written.append(_save(fig, out / "dse_dense_vs_sparse.png"))
     return written
 
