@@ -78,6 +78,16 @@ def prefer_dissection(m: int, n: int) -> bool:
     return q >= 64 and 8 * p <= q * q
 
 
+
+def _require_dissectable(xbar: Crossbar, what: str) -> None:
+    """Raise unless ``xbar`` is linear, with every resistance > 0 ohm and m, n >= 2."""
+    if not xbar.is_linear:
+        raise TypeError(f"{what} needs a linear crossbar; a nonlinear array has no transfer matrix")
+    if xbar.has_zero_resistance:
+        raise ValueError("the dissection needs every resistance > 0 ohm; zero resistances take the sparse path")
+    if min(xbar.shape) < 2:
+        raise ValueError(f"the dissection needs m, n >= 2; got shape {xbar.shape} (use xbarsolve.transfer_matrix)")
+
 def transfer_matrix_dissection(xbar: Crossbar) -> np.ndarray:
     """Transfer matrix ``T`` (S), shape (m, n), by nested dissection: column currents are ``V @ T``.
 
@@ -102,12 +112,7 @@ def transfer_matrix_dissection(xbar: Crossbar) -> np.ndarray:
     >>> bool(np.allclose(transfer_matrix_dissection(xbar), xs.transfer_matrix(xbar), rtol=1e-12, atol=0))
     True
     """
-    if not xbar.is_linear:
-        raise TypeError("transfer_matrix_dissection needs a linear crossbar; a nonlinear array has no transfer matrix")
-    if xbar.has_zero_resistance:
-        raise ValueError("the dissection needs every resistance > 0 ohm; zero resistances take the sparse path")
-    if min(xbar.shape) < 2:
-        raise ValueError(f"the dissection needs m, n >= 2; got shape {xbar.shape} (use xbarsolve.transfer_matrix)")
+    _require_dissectable(xbar, "transfer_matrix_dissection")
     lad = cell_ladder(xbar, rows_first=True)
     with single_thread_blas():  # threaded BLAS measured slower here, see module docstring
         S, sides = _terminal_schur(lad)
@@ -433,12 +438,7 @@ class Dissection:
     """
 
     def __init__(self, xbar: Crossbar):
-        if not xbar.is_linear:
-            raise TypeError("Dissection needs a linear crossbar; a nonlinear array has no transfer matrix")
-        if xbar.has_zero_resistance:
-            raise ValueError("the dissection needs every resistance > 0 ohm; zero resistances take the sparse path")
-        if min(xbar.shape) < 2:
-            raise ValueError(f"the dissection needs m, n >= 2; got shape {xbar.shape}")
+        _require_dissectable(xbar, "Dissection")
         self.xbar = xbar
         lad = self._ladder = cell_ladder(xbar, rows_first=True)
         net = _net(lad)
