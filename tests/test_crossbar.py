@@ -29,6 +29,7 @@ def test_bad_conductances(G, match):
     "kw,match",
     [
         (dict(r_row=-1.0), r"r_row must be a finite resistance >= 0 ohm"),
+        (dict(r_row="abc"), r"r_row must be a resistance in ohm .* got 'abc'"),
         (dict(r_col=np.inf), r"r_col must be a finite resistance"),
         (dict(r_row=np.ones((3, 3))), r"r_row must be a scalar or an array of shape \(3, 2\)"),
         (dict(r_col=np.array([[1.0, 1.0, 1.0], [1.0, np.nan, 1.0]])), r"r_col\[1, 1\] = nan"),

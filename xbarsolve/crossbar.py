@@ -43,7 +43,10 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 def _resistance(value, name: str, shape: tuple[int, ...]) -> float | np.ndarray:
     """Validate a resistance given as a scalar or an array broadcastable to ``shape``."""
-    arr = np.asarray(value, dtype=np.float64)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a resistance in ohm (a number or an array of numbers); got {value!r}") from None
     if arr.ndim == 0:
         r = float(arr)
         if not np.isfinite(r) or r < 0:
