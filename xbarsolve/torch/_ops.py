@@ -15,7 +15,10 @@ or these operations.  Here:
   off :meth:`xbarsolve.mapping.MappedMatrix.decode` itself;
 * bit slicing (:mod:`xbarsolve.cnn.slicing`) is the engine's: :class:`TorchMatrix` adds
   the straight-through gradients of the bit-serial inputs and re-programs sliced
-  weights, :func:`conductance_surrogate` passes the weight slicing straight through.
+  weights, :func:`conductance_surrogate` passes the weight slicing straight through;
+* without a weight gradient, :meth:`TorchMatrix.folded_products` runs a whole matrix as
+  one GEMM with the engine's fold (:meth:`~xbarsolve.cnn.network.AnalogMatrix.folded_matrix`)
+  where everything after the DAC is linear.
 """
 
 from __future__ import annotations
