@@ -7,8 +7,11 @@
   one analog forward pass, in passes interleaved with the NumPy engine's (the shared
   machine's speed drifts, so only interleaved times make a ratio; targets: torch within
   1.5x of NumPy and <= 10 ms per image), torch on its default intra-op threads and on one
-  thread (on a busy 2-core machine two threads contend with the other jobs); the one-time conversion (``convert``) and
-  preparation (``prepare``) times.  With a CUDA device, the converted model on it too.
+  thread (on a busy 2-core machine two threads contend with the other jobs), both with the
+  engine's fold (one GEMM per layer, as the NumPy engine), and on one thread through the
+  tile-by-tile pipeline (the training forward's, and the evaluation path before the fold);
+  the one-time conversion (``convert``) and preparation (``prepare``) times; the load
+  average before and after.  With a CUDA device, the converted model on it too.
 * One training step (forward, backward through the circuit, Adam) of the MNIST-style MLP
   784-H-10 on whole-layer differential crossbars (784 x 2H and H x 20 cells, 1-ohm wires,
   no conversion), random inputs: seconds per batch and the forward's share
@@ -18,7 +21,7 @@
   factorization of the transposed array and full node voltages in the backward).
 
     python benchmarks/bench_torch.py [--data DIR] [--images 50] [--repeat 3]
-        [--mlp-hidden 64 256] [--mlp-batch 64 256] [--old-up-to 64] [--skip-resnet]
+        [--mlp-hidden 64 256] [--mlp-batch 64 256] [--old-up-to 64] [--skip-resnet] [--skip-mlp]
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import torch  # noqa: E402
 
 from xbarsolve.cnn import AnalogConfig, AnalogNetwork, load_torch_resnet  # noqa: E402
 from xbarsolve.cnn.datasets import cifar10_torch_input, data_dir, load_cifar10  # noqa: E402
-from xbarsolve.torch import convert  # noqa: E402
+from xbarsolve.torch import AnalogModule, convert  # noqa: E402
 from xbarsolve.torch.models import load_cifar_resnet  # noqa: E402
 
 
@@ -67,17 +70,30 @@ def resnet(root: Path, n_images: int, repeat: int) -> list[tuple[str, float, str
         with torch.no_grad():
             return m(x)
 
+    engines = [e for m in model.modules() if isinstance(m, AnalogModule) for e in m.engines]
+
+    def loop_fn(x):
+        for e in engines:
+            e._serial_tiles = True  # the tile-by-tile pipeline
+        try:
+            return torch_fn(x)
+        finally:
+            for e in engines:
+                e._serial_tiles = False
+
     net.logits(X[:2])
     torch_fn(Xt[:2])
     rows = [("NumPy AnalogNetwork.prepare (10 cal. images)", t_prepare, "s"),
             ("xbarsolve.torch.convert (10 cal. images)", t_convert, "s")]
     threads = torch.get_num_threads()
-    t_np, t_th = [], {threads: [], 1: []}
-    for _ in range(repeat):  # NumPy, torch on its default threads, torch on one thread, interleaved
+    t_np, t_th, t_loop = [], {threads: [], 1: []}, []
+    for _ in range(repeat):  # NumPy, torch on its default threads, on one thread, the loop, interleaved
         t_np.append(_pass(net.logits, X, 50))
         for n in t_th:
             torch.set_num_threads(n)
             t_th[n].append(_pass(torch_fn, Xt, 50))
+        torch.set_num_threads(1)
+        t_loop.append(_pass(loop_fn, Xt, 50))
         torch.set_num_threads(threads)
     rows.append(("ResNet-20 NumPy engine, ms/image (median)", 1e3 * float(np.median(t_np)), "ms"))
     for n, t in t_th.items():
@@ -85,6 +101,10 @@ def resnet(root: Path, n_images: int, repeat: int) -> list[tuple[str, float, str
         rows += [(f"ResNet-20 torch CPU, {n} thread(s), ms/image (median)", 1e3 * float(np.median(t)), "ms"),
                  (f"  torch ({n} thread(s)) / NumPy, per interleaved pass", float(np.median(ratios)),
                   "x  (" + ", ".join(f"{r:.2f}" for r in ratios) + ")")]
+    ratios = [b / a for a, b in zip(t_np, t_loop)]
+    rows += [("ResNet-20 torch CPU tile loop, 1 thread, ms/image (median)", 1e3 * float(np.median(t_loop)), "ms"),
+             ("  torch tile loop (1 thread) / NumPy, per interleaved pass", float(np.median(ratios)),
+              "x  (" + ", ".join(f"{r:.2f}" for r in ratios) + ")")]
     if torch.cuda.is_available():
         gpu = model.to("cuda")
         Xg = Xt.to("cuda")
@@ -183,12 +203,17 @@ def main(argv=None) -> int:
     ap.add_argument("--old-up-to", type=int, default=64,
                     help="largest hidden size timed on the former route too (its memory grows as H^2)")
     ap.add_argument("--skip-resnet", action="store_true", help="training-step rows only")
+    ap.add_argument("--skip-mlp", action="store_true", help="ResNet-20 rows only")
     args = ap.parse_args(argv)
     root = Path(args.data) if args.data else data_dir()
     print(f"# bench_torch: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch threads, CUDA {'yes' if torch.cuda.is_available() else 'no'}")
+    load = [f"{v:.1f}" for v in os.getloadavg()]
     rows = [] if args.skip_resnet else resnet(root, args.images, args.repeat)
-    rows += mlp_step(args.repeat, args.mlp_hidden, args.old_up_to, args.mlp_batch)
+    if not args.skip_mlp:
+        rows += mlp_step(args.repeat, args.mlp_hidden, args.old_up_to, args.mlp_batch)
+    print(f"# load average (1, 5, 15 min): before {', '.join(load)}; "
+          f"after {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     w = max(len(r[0]) for r in rows)
     for name, value, unit in rows:
         print(f"{name:<{w}}  {value:10.3f} {unit}")

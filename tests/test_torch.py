@@ -201,7 +201,7 @@ def test_training_reprograms_and_to_digital_returns_the_trained_weights(torch):
     y_train = analog(x).detach()
     with torch.no_grad():
         y_eval = analog.eval()(x)
-        assert torch.equal(y_eval, y_train)
+        assert _rel(y_eval.numpy(), y_train.numpy()) < 1e-12  # evaluation folds the tiles: round-off
         assert _rel(y_eval.numpy(), back(x).numpy()) > 1e-3  # 1-ohm wires, no conversion
     single = convert(nn.Conv2d(2, 3, 3).double(), AnalogConfig(**IDEAL))
     assert type(to_digital(single)) is nn.Conv2d

@@ -15,7 +15,10 @@ or these operations.  Here:
   off :meth:`xbarsolve.mapping.MappedMatrix.decode` itself;
 * bit slicing (:mod:`xbarsolve.cnn.slicing`) is the engine's: :class:`TorchMatrix` adds
   the straight-through gradients of the bit-serial inputs and re-programs sliced
-  weights, :func:`conductance_surrogate` passes the weight slicing straight through.
+  weights, :func:`conductance_surrogate` passes the weight slicing straight through;
+* without a weight gradient, :meth:`TorchMatrix.folded_products` runs a whole matrix as
+  one GEMM with the engine's fold (:meth:`~xbarsolve.cnn.network.AnalogMatrix.folded_matrix`)
+  where everything after the DAC is linear.
 """
 
 from __future__ import annotations
@@ -178,6 +181,39 @@ class TorchMatrix(AnalogMatrix):
         v = self.cfg.converter.v_max / self.x_scale
         return [(w, _straight_through(torch.relu(float(np.sign(w)) * P) * v, V))
                 for w, V in super()._voltages(_np(P), dac_bits)]
+
+    #: (M, device, M as a tensor, b as a tensor): the engine's fold on a device, kept
+    #: while :meth:`folded_matrix` returns the same ``M``
+    _fold_tensors: tuple | None = None
+
+    def folded_products(self, P: torch.Tensor) -> torch.Tensor | None:
+        """``products(P)`` as one GEMM with the engine's fold
+        (:meth:`~xbarsolve.cnn.network.AnalogMatrix.folded_matrix`) on ``P``'s device, or
+        None where the fold does not hold (ADC quantization, read noise, a nonlinear
+        tile) or the tile-by-tile pipeline is asked for (``_serial_tiles``).
+
+        Differentiable in ``P`` (``dL/dP = dL/dY @ M^T``, through the DAC's
+        straight-through estimator), not in the weights: training forwards take the
+        tile-by-tile pipeline.  ``M`` and ``b`` go to the device once and stay there until
+        the engine's fold changes (re-programming, re-calibration, ``load_state_dict``).
+        """
+        if self._serial_tiles or self.adc_bits is not None or self.read_noise_sigma > 0 or not self.tiles:
+            return None
+        fold = self.folded_matrix()
+        if fold is None:
+            return None
+        M, b = fold
+        held = self._fold_tensors
+        if held is None or held[0] is not M or held[1] != P.device:
+            held = self._fold_tensors = (M, P.device, torch.as_tensor(M, device=P.device),
+                                         torch.as_tensor(b, device=P.device))
+        Mt, bt = held[2], held[3]
+        if self.dac_bits is None and self.cfg.converter.input_bits is None:
+            return torch.addmm(bt, P, Mt)  # the ideal DAC: c * sum_j w_j V_j == P
+        V = None
+        for w, Vj in self._voltages(P, self.dac_bits, TorchOps):
+            V = w * Vj if V is None else V + w * Vj
+        return torch.addmm(bt, V, Mt, alpha=self.x_scale / self.cfg.converter.v_max)
 
     def remap(self, W: np.ndarray) -> list:
         if not self.cfg.mapping.sliced:

@@ -16,7 +16,11 @@ minus mapped conductances: the conversion and programming error, S), ``g{g}_t{k}
 ``g{g}_t{k}_lo`` / ``_hi`` (ADC ranges, A).
 
 Forward: float32 or float64 input on any device, computed in float64 on the crossbar
-path, returned in the input's dtype.  In training mode with gradients enabled the
+path, returned in the input's dtype.  Without a weight gradient (evaluation,
+``torch.no_grad``, frozen weights) and with everything after the DAC linear (linear
+arrays, ideal ADC, no read noise) a group is one GEMM with the engine's fold ``P @ M + b``
+(:meth:`xbarsolve.cnn.network.AnalogMatrix.folded_matrix`; the input gradient is
+``dL/dY @ M^T``); otherwise the tile-by-tile pipeline.  In training mode with gradients enabled the
 crossbars are re-programmed from the current weights first (same scale and offset, the
 same conversion correction ``dG``; a new transfer matrix), so the gradient with respect
 to the weights is that of the circuit (see :mod:`xbarsolve.torch._ops`).  Buffers are kept
@@ -117,7 +121,13 @@ class AnalogModule(nn.Module):
         return getattr(self, f"g{g}_{key}", None)
 
     def _sync(self) -> None:
-        """Engines from the buffers (after ``load_state_dict``)."""
+        """Engines from the buffers (after ``load_state_dict``): mappings, conductances,
+        transfer matrices, calibrations and ADC ranges, so that the engine's fold
+        (:meth:`~xbarsolve.torch._ops.TorchMatrix.folded_products`) is that of the buffers."""
+        def array(g, key):
+            b = self._buffer(g, key)
+            return None if b is None else b.detach().cpu().numpy().copy()
+
         with torch.no_grad():
             mats = [M.detach().to(torch.float64).cpu().numpy() for M in self.matrices()]
         for g, eng in enumerate(self.engines):
@@ -125,7 +135,9 @@ class AnalogModule(nn.Module):
             eng.w_range = tuple(float(v) for v in self._buffer(g, "w_range"))
             for k, (t, mapped) in enumerate(zip(eng.tiles, eng.remap(mats[g]))):
                 t.mapped = mapped
-                t.crossbar = t.crossbar.with_conductances(self._buffer(g, f"t{k}_G").detach().cpu().numpy())
+                t.crossbar = t.crossbar.with_conductances(array(g, f"t{k}_G"))
+                t.T, t.slope, t.offset = array(g, f"t{k}_T"), array(g, f"t{k}_slope"), array(g, f"t{k}_offset")
+                t.analog_lo, t.analog_hi = array(g, f"t{k}_lo"), array(g, f"t{k}_hi")
 
     def _reprogram(self, g: int, M: np.ndarray) -> None:
         """Program group ``g`` from new weights ``M`` (same range, same correction ``dG``)."""
@@ -186,7 +198,8 @@ class AnalogModule(nn.Module):
             if train:
                 with torch.no_grad():
                     self._reprogram(g, mats[g].detach().to(torch.float64).cpu().numpy())
-            Y.append(eng.products(P[g], self._noise_rng, ops=TorchOps, tiles=self._tiles(g, mats[g])))
+            y = None if train else eng.folded_products(P[g])  # no weight gradient: the engine's fold
+            Y.append(eng.products(P[g], self._noise_rng, ops=TorchOps, tiles=self._tiles(g, mats[g])) if y is None else y)
         y = torch.cat(Y, dim=1) if len(Y) > 1 else Y[0]  # (vectors, outputs)
         if self.bias is not None:
             y = y + self.bias.to(torch.float64)
