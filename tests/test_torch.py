@@ -32,12 +32,13 @@ def test_import_xbarsolve_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_resnet20_equals_the_numpy_engine(torch, data_dir):
-    """The PyTorch ResNet-20 converted with 1-ohm wires, 64x64 tiles, conversion and
-    calibration gives the logits of AnalogNetwork(load_torch_resnet(...)) (1e-9 relative)."""
+def _resnet20_case(torch, data_dir):
+    """The PyTorch CIFAR ResNet-20 of the reference data on 1-ohm wires, 64x64 tiles,
+    conversion and calibration: images ``X`` (NHWC) and ``Xt`` (NCHW tensor), the NumPy
+    ``AnalogNetwork`` and the converted float64 model, both calibrated on ``X[-4:]``."""
     from xbarsolve.cnn import AnalogNetwork, load_torch_resnet
     from xbarsolve.cnn.datasets import cifar10_torch_input, load_cifar10
-    from xbarsolve.torch import AnalogModule, convert
+    from xbarsolve.torch import convert
     from xbarsolve.torch.models import load_cifar_resnet
 
     ckpt = data_dir / "models" / "torch_resnet_cifar10" / "resnet20-12fca82f.th"
@@ -47,6 +48,15 @@ def test_resnet20_equals_the_numpy_engine(torch, data_dir):
     cfg = AnalogConfig(rows_max=64, cols_max=64)
     net = AnalogNetwork(load_torch_resnet(ckpt), cfg).prepare(X[-4:])
     model = convert(load_cifar_resnet(ckpt).double(), cfg, calibration_data=Xt[-4:])
+    return X, Xt, net, model
+
+
+def test_resnet20_equals_the_numpy_engine(torch, data_dir):
+    """The PyTorch ResNet-20 converted with 1-ohm wires, 64x64 tiles, conversion and
+    calibration gives the logits of AnalogNetwork(load_torch_resnet(...)) (1e-9 relative)."""
+    from xbarsolve.torch import AnalogModule
+
+    X, Xt, net, model = _resnet20_case(torch, data_dir)
     analog = [m for m in model.modules() if isinstance(m, AnalogModule)]
     assert len(analog) == 20 and sum(m.n_crossbars for m in analog) == net.n_crossbars
     assert sum(m.n_clipped for m in analog) == net.n_clipped

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_torch import _rel
+from test_torch import _rel, _resnet20_case
 from test_torch_sliced import _mlp, _numpy_mlp
 
 from xbarsolve.cnn import AnalogConfig
@@ -38,18 +38,8 @@ def test_resnet20_fold_equals_the_loop_and_the_numpy_engine(torch, data_dir):
     """The ResNet-20 case of test_torch (1-ohm wires, 64x64 tiles, conversion and
     calibration): the folded forward equals the tile loop and AnalogNetwork (1e-9
     relative), and so does its input gradient the loop's."""
-    from xbarsolve.cnn import AnalogNetwork, load_torch_resnet
-    from xbarsolve.cnn.datasets import cifar10_torch_input, load_cifar10
-    from xbarsolve.torch import convert
-    from xbarsolve.torch.models import load_cifar_resnet
-
-    ckpt = data_dir / "models" / "torch_resnet_cifar10" / "resnet20-12fca82f.th"
-    images, _ = load_cifar10(data_dir, n=10)
-    X = cifar10_torch_input(images)  # NHWC
-    Xt = torch.as_tensor(np.ascontiguousarray(X.transpose(0, 3, 1, 2)))
-    cfg = AnalogConfig(rows_max=64, cols_max=64)
-    net = AnalogNetwork(load_torch_resnet(ckpt), cfg).prepare(X[-4:])
-    model = convert(load_cifar_resnet(ckpt).double(), cfg, calibration_data=Xt[-4:]).eval()
+    X, Xt, net, model = _resnet20_case(torch, data_dir)
+    model.eval()
     ref = net.logits(X[:3])
     R = torch.randn(3, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     y_fold, g_fold = _forward_and_input_grad(torch, model, Xt[:3], R)
