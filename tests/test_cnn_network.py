@@ -200,3 +200,25 @@ def test_cache_write_uses_a_private_temporary_name(tmp_path, rng, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         AnalogNetwork(model, AnalogConfig(), cache_dir=tmp_path).prepare(x)
     assert [p.name for p in tmp_path.iterdir()] == [other.name]
+
+
+def test_adc_range_max_takes_the_mapping_range_without_a_calibration_pass(rng, monkeypatch):
+    """adc_range="max": every tile's ADC range is its mapping's largest analog output,
+    set without solving the tiles on the calibration vectors; "calibration" solves them."""
+    from xbarsolve.cnn import layers as L
+    from xbarsolve.cnn.network import AnalogMatrix
+
+    model = L.Model((L.Node("fc", L.Dense(rng.normal(size=(12, 5)))),), (12,), "fc")
+    x = np.abs(rng.normal(size=(20, 12)))
+    calls = []
+    solve_tiles = AnalogMatrix._solve_tiles
+    monkeypatch.setattr(AnalogMatrix, "_solve_tiles", lambda self, parts: calls.append(1) or solve_tiles(self, parts))
+    cfg = dict(r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0, calibration=False, rows_max=6, adc_bits=6)
+    net = AnalogNetwork(model, AnalogConfig(**cfg, adc_range="max")).prepare(x[:10])
+    assert calls == []
+    for al in net.layers.values():
+        for t in al.tiles:
+            lo, hi = t.mapped.analog_range(net.config.converter.v_max)
+            assert np.array_equal(t.analog_lo, lo) and np.array_equal(t.analog_hi, hi)
+    AnalogNetwork(model, AnalogConfig(**cfg)).prepare(x[:10])
+    assert calls

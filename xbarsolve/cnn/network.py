@@ -306,18 +306,21 @@ class AnalogMatrix:
         for t in self.tiles:
             t.slope = t.offset = None
             t.analog_lo = t.analog_hi = None
-        # ADC ranges (calibration pass), with ideal converters.
-        parts = self._voltages(P, dac_bits=None)
-        solved = self._solve_tiles(parts)
-        for k, t in enumerate(self.tiles):
-            lo = hi = None
-            for j, (_, V) in enumerate(parts):
-                a = t.mapped.analog_output(t.currents(V[:, t.rows]) if solved is None else solved[k][j])
-                lo = a.min(axis=0) if lo is None else np.minimum(lo, a.min(axis=0))
-                hi = a.max(axis=0) if hi is None else np.maximum(hi, a.max(axis=0))
-            if self.cfg.converter.adc_range == "max":
-                lo, hi = t.mapped.analog_range(self.cfg.converter.v_max)
-            t.analog_lo, t.analog_hi = lo, hi
+        # ADC ranges: the largest the mapping can produce, or from a calibration pass with
+        # ideal converters (only then are the tiles solved here).
+        if self.cfg.converter.adc_range == "max":
+            for t in self.tiles:
+                t.analog_lo, t.analog_hi = t.mapped.analog_range(self.cfg.converter.v_max)
+        else:
+            parts = self._voltages(P, dac_bits=None)
+            solved = self._solve_tiles(parts)
+            for k, t in enumerate(self.tiles):
+                lo = hi = None
+                for j, (_, V) in enumerate(parts):
+                    a = t.mapped.analog_output(t.currents(V[:, t.rows]) if solved is None else solved[k][j])
+                    lo = a.min(axis=0) if lo is None else np.minimum(lo, a.min(axis=0))
+                    hi = a.max(axis=0) if hi is None else np.maximum(hi, a.max(axis=0))
+                t.analog_lo, t.analog_hi = lo, hi
         if not self.cfg.compensation.calibration:
             return
         # Per-column linear calibration on n_calibration random vectors that are not all zero.
