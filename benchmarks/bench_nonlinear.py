@@ -22,7 +22,12 @@ For each size and batch (1 and 256 vectors) the table gives
   the exact solution of the circuit linearised at 0 V (``_lines._START``); ``generic``,
   the generic scalar residual kernel for cells with a middle node (the path before the
   vectorised ``evaluate_3t``; ``xbarsolve.solve._net._GENERIC_CELLS``; ``-`` for 1R cells,
-  which take the vectorised two-terminal kernel either way);
+  which take the vectorised two-terminal kernel either way); ``gemm-start``, the linear
+  start as one GEMM with the array's start matrix (``_lines._START = "gemm"``);
+  ``two-pass-last``, every sweep with two passes (``_lines._LAST_PASS = False``: no single
+  pass in a sweep predicted to be the last); ``iterate-zeros``, all-zero inputs iterated
+  like the others (``newton._SKIP_ZERO = False``); ``before-last-pass``, both of these
+  (the code before the BENCHMARKS.md section 10 subsection on the sinh CNN tiles);
 * times are medians over ``--passes`` interleaved passes (default, chord, compared path,
   then again), so that a drift of the shared machine's speed affects every column alike;
 * ``SciPy``: plain Newton on the full nodal system with a sparse LU of the Jacobian per
@@ -32,7 +37,7 @@ For each size and batch (1 and 256 vectors) the table gives
   matched to the model), skipped when it exceeds the time limit, and the deviation.
 
 Run: ``python benchmarks/bench_nonlinear.py [--cells 1T1M|1R] [--sizes 576x64,...] [--passes 3]
-[--no-baselines] [--threads N] [--compare before|one-pass|float64|linear-start|generic]`` (``--quick`` for a
+[--no-baselines] [--threads N] [--compare NAME]`` (NAME: one of the paths above) (``--quick`` for a
 smoke run).
 """
 
@@ -53,7 +58,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import xbarsolve as xs  # noqa: E402
 from naive_newton import naive_newton  # noqa: E402
-from xbarsolve.solve import _lines, _net  # noqa: E402
+from xbarsolve.solve import _lines, _net, newton  # noqa: E402
 
 SIZES = [(64, 64), (144, 16), (288, 32), (576, 64), (128, 128)]
 
@@ -77,7 +82,10 @@ def timed(fn, *args, **kw):
 #: compared solve runs.
 COMPARE = {"before": ((_lines, "_PASSES", 1), (_lines, "_SINGLE", False)),
            "one-pass": ((_lines, "_PASSES", 1),), "float64": ((_lines, "_SINGLE", False),),
-           "linear-start": ((_lines, "_START", "linear"),), "generic": ((_net, "_GENERIC_CELLS", True),)}
+           "linear-start": ((_lines, "_START", "linear"),), "generic": ((_net, "_GENERIC_CELLS", True),),
+           "gemm-start": ((_lines, "_START", "gemm"),), "two-pass-last": ((_lines, "_LAST_PASS", False),),
+           "iterate-zeros": ((newton, "_SKIP_ZERO", False),),
+           "before-last-pass": ((_lines, "_LAST_PASS", False), (newton, "_SKIP_ZERO", False))}
 
 
 @contextlib.contextmanager
