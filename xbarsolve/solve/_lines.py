@@ -154,7 +154,7 @@ def _predicted_update(prev: np.ndarray, older: np.ndarray, rate: float | None) -
     and ``older`` (inf where unknown): ``max(C prev^2, rate prev)``, Newton's quadratic
     term with ``C = prev / older^2`` (an upper bound of the constant, the sweep before
     having contracted by at least Newton's rate) and the Gauss-Seidel passes' contraction
-    ``rate`` (:func:`_note_rate`; inf until observed on this array)."""
+    ``rate`` (:func:`_note_rate`; inf until observed in this call)."""
     with np.errstate(all="ignore"):
         quad = prev * (prev / older) ** 2
         lin = prev * (np.inf if rate is None else rate)
