@@ -259,6 +259,20 @@ def test_zero_inputs_take_the_zero_state_without_iterating(rng):
     assert np.abs(res.currents - ref).max() <= 1e-10 * np.abs(ref).max()
     for a, b in ((res.v_top, vt), (res.v_mid, vm), (res.v_bottom, vb)):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
-    assert newton._zero_solves(xbar._cache["newton"])
+    assert newton._zero_solves(xbar, xbar._cache["newton"])
     zeros = xs.solve(xbar, np.zeros((2, 9)))
     assert zeros.converged.all() and (zeros.iterations == 0).all() and (zeros.currents == 0).all()
+
+
+def test_zero_inputs_on_floating_middle_nodes_keep_the_documented_error(rng):
+    """Where middle nodes float at 0 V (a device without conductance at 0 V behind a
+    cut-off transistor without leakage), zero inputs are iterated as before and raise the
+    singular-Jacobian error that names the floating cells."""
+    from test_newton import Cube
+
+    from xbarsolve.solve import newton
+
+    xbar = random_array(rng, 6, 5, Cube(), xs.transistors.Level1(v_gate=0.0, is_=0.0, gmin=0.0))
+    with pytest.raises(xs.ConvergenceError, match="singular.*floats"):
+        xs.solve(xbar, np.zeros((2, 6)))
+    assert not newton._zero_solves(xbar, xbar._cache["newton"])

@@ -39,7 +39,8 @@ Three iterations:
   finishes those it does not converge within ``chord_iterations`` with exact Newton.
 
 All-zero input vectors are not iterated where every node at 0 V is their exact solution
-(the cells pass no current at 0 V): converged, 0 iterations, residual 0 A.
+(the cells pass no current at 0 V) and no middle node floats: converged, 0 iterations,
+residual 0 A.
 
 A vector has converged when every node's KCL residual divided by the node's total
 small-signal conductance and the update computed at that point are both at most
@@ -155,12 +156,14 @@ _DEFAULTS = NewtonOptions()
 _SKIP_ZERO = True
 
 
-def _zero_solves(net: _Net) -> bool:
+def _zero_solves(xbar: Crossbar, net: _Net) -> bool:
     """Whether every node at 0 V solves the array for zero inputs exactly (KCL residual 0:
-    the devices, transistors and junctions pass no current at 0 V), kept in ``net.cache``."""
+    the devices, transistors and junctions pass no current at 0 V) with a regular Newton
+    system there (no floating middle node, :func:`floating_cells`, whose documented error
+    zero inputs keep raising), kept in ``net.cache``."""
     if "zero_solves" not in net.cache:
         ev = _evaluate(net, _state(net, np.zeros((1, net.p if net.rows_first else net.q))))
-        net.cache["zero_solves"] = bool(ev.res[0] == 0.0 and ev.res_v[0] == 0.0)
+        net.cache["zero_solves"] = bool(ev.res[0] == 0.0 and ev.res_v[0] == 0.0 and not floating_cells(xbar).size)
     return net.cache["zero_solves"]
 
 
@@ -171,7 +174,7 @@ def _solve(xbar: Crossbar, net: _Net, V: np.ndarray, full: bool, opts: NewtonOpt
     k_all = V.shape[0]
     vtol_k, itol_k = opts.tolerances(V)
     zero = ~V.any(axis=1) if _SKIP_ZERO else np.zeros(k_all, dtype=bool)
-    if zero.any() and _zero_solves(net):
+    if zero.any() and _zero_solves(xbar, net):
         keep = np.flatnonzero(~zero)
         X = [np.zeros((net.p, net.q, k_all)) for _ in range(3)] if full else None
         currents = np.zeros((net.n_columns, k_all))
