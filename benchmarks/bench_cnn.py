@@ -30,7 +30,7 @@ its target.
 ``--nonlinear-only`` times only the sinh networks, against the issue's absolute targets
 (10 and 100 ms/image); ``--compare-before`` adds interleaved passes on the Newton path
 before the sinh-tile changes (private flags, :data:`BEFORE`) and the largest logit
-difference; ``--tile-profile`` replays the MNIST sinh network's tile solves of one batch
+difference; ``--tile-profile`` replays each sinh network's tile solves of one batch
 and prints the CPU time per layer on each path of :data:`PATHS` (BENCHMARKS.md section 10).
 
     python benchmarks/bench_cnn.py [--data DIR] [--images 50] [--nonlinear-images 32]
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
                     help="also time the nonlinear networks on the Newton path before the sinh-tile changes, interleaved")
     ap.add_argument("--skip-resnet-nonlinear", action="store_true")
     ap.add_argument("--tile-profile", action="store_true",
-                    help="MNIST sinh: replay every tile's Newton call of one batch, CPU time per layer and path")
+                    help="sinh networks: replay every tile's Newton call of one batch, CPU time per layer and path")
     args = ap.parse_args(argv)
     d = data_dir(args.data)
 
@@ -254,7 +254,7 @@ def _nonlinear(args, rows, lin, model, Xcal, Xm, resnet, X) -> None:
             t0 = time.perf_counter()
             net = AnalogNetwork(mdl, cfg).prepare(xcal)
             prep = time.perf_counter() - t0
-            if args.tile_profile and key == "mnist":
+            if args.tile_profile:
                 tile_profile(net, xs_)
             if args.nonlinear_only:  # the targets; with --compare-before, (before, now) x 3
                 target = {"mnist": 0.010, "resnet": 0.100}[key]
