@@ -10,7 +10,8 @@ For each size and batch (1 and 256 vectors) the table gives
 * ``xbarsolve``: wall time per vector of ``xs.solve`` (default options) and the CPU time
   of this process per vector (the machine is shared: CPU time is what the solve costs);
 * ``dev ref``: largest relative deviation of its column currents from the converged
-  reference (exact Newton, ``iteration="newton"``, ``rtol=1e-13``) on the first vectors;
+  reference (exact Newton, ``iteration="newton"``, ``rtol=1e-13``) on a few vectors spread
+  over the batch (the first, the last and between);
 * ``chord``: wall time per vector with ``iteration="chord"`` (the default before the
   line relaxation) and the ratio of it to the default's;
 * ``--compare`` (an older or alternative path, CPU time per vector, the sweeps it took and
@@ -22,7 +23,12 @@ For each size and batch (1 and 256 vectors) the table gives
   the exact solution of the circuit linearised at 0 V (``_lines._START``); ``generic``,
   the generic scalar residual kernel for cells with a middle node (the path before the
   vectorised ``evaluate_3t``; ``xbarsolve.solve._net._GENERIC_CELLS``; ``-`` for 1R cells,
-  which take the vectorised two-terminal kernel either way);
+  which take the vectorised two-terminal kernel either way); ``gemm-start``, the linear
+  start as one GEMM with the array's start matrix (``_lines._START = "gemm"``);
+  ``two-pass-last``, every sweep with two passes (``_lines._LAST_PASS = False``: no single
+  pass in a sweep predicted to be the last); ``iterate-zeros``, all-zero inputs iterated
+  like the others (``newton._SKIP_ZERO = False``); ``before-last-pass``, both of these
+  (the code before the BENCHMARKS.md section 10 subsection on the sinh CNN tiles);
 * times are medians over ``--passes`` interleaved passes (default, chord, compared path,
   then again), so that a drift of the shared machine's speed affects every column alike;
 * ``SciPy``: plain Newton on the full nodal system with a sparse LU of the Jacobian per
@@ -32,7 +38,7 @@ For each size and batch (1 and 256 vectors) the table gives
   matched to the model), skipped when it exceeds the time limit, and the deviation.
 
 Run: ``python benchmarks/bench_nonlinear.py [--cells 1T1M|1R] [--sizes 576x64,...] [--passes 3]
-[--no-baselines] [--threads N] [--compare before|one-pass|float64|linear-start|generic]`` (``--quick`` for a
+[--no-baselines] [--threads N] [--compare NAME]`` (NAME: one of the paths above) (``--quick`` for a
 smoke run).
 """
 
@@ -53,7 +59,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import xbarsolve as xs  # noqa: E402
 from naive_newton import naive_newton  # noqa: E402
-from xbarsolve.solve import _lines, _net  # noqa: E402
+from xbarsolve.solve import _lines, _net, newton  # noqa: E402
 
 SIZES = [(64, 64), (144, 16), (288, 32), (576, 64), (128, 128)]
 
@@ -77,7 +83,10 @@ def timed(fn, *args, **kw):
 #: compared solve runs.
 COMPARE = {"before": ((_lines, "_PASSES", 1), (_lines, "_SINGLE", False)),
            "one-pass": ((_lines, "_PASSES", 1),), "float64": ((_lines, "_SINGLE", False),),
-           "linear-start": ((_lines, "_START", "linear"),), "generic": ((_net, "_GENERIC_CELLS", True),)}
+           "linear-start": ((_lines, "_START", "linear"),), "generic": ((_net, "_GENERIC_CELLS", True),),
+           "gemm-start": ((_lines, "_START", "gemm"),), "two-pass-last": ((_lines, "_LAST_PASS", False),),
+           "iterate-zeros": ((newton, "_SKIP_ZERO", False),),
+           "before-last-pass": ((_lines, "_LAST_PASS", False), (newton, "_SKIP_ZERO", False))}
 
 
 @contextlib.contextmanager
@@ -131,11 +140,14 @@ def main() -> None:
         xbar = array(m, n, rng, args.cells)
         V = rng.uniform(0.0, 0.4, (max(batches), m))
         n_ref = 2 if args.quick else 4
-        ref, _, _ = timed(xs.solve, xbar, V[:n_ref], iteration="newton", rtol=1e-13)
+        # reference vectors spread over the batch (the later chunks iterate differently:
+        # the single last pass needs the passes' rate seen in an earlier chunk)
+        ridx = np.unique(np.linspace(0, max(batches) - 1, n_ref).astype(int))
+        ref, _, _ = timed(xs.solve, xbar, V[ridx], iteration="newton", rtol=1e-13)
         scipy_ms = scipy_dev = None
         if not (args.no_baselines or (args.quick and m * n > 64 * 64)):
             k = args.scipy_vectors
-            (cur, *_), w, _ = timed(naive_newton, xbar, V[:k])
+            (cur, *_), w, _ = timed(naive_newton, xbar, V[ridx[:k]])
             scipy_ms, scipy_dev = w / k * 1e3, rel(cur, ref.currents[:k])
         sp_s = sp_dev = None
         if not (args.no_baselines or (args.quick and m * n > 64 * 64)):
@@ -163,8 +175,8 @@ def main() -> None:
             c_gen = float(np.median(t["other"])) if t["other"] else None
             gen = (f"{c_gen / k * 1e3:20.2f} {other_its:5d} {c_gen / c:5.1f}x" if c_gen
                    else f"{'-':>20} {'-':>5} {'-':>6}")
-            kk = min(k, n_ref)
-            dev = rel(res.currents[:kk], ref.currents[:kk])
+            sel = ridx < k
+            dev = rel(res.currents[ridx[sel]], ref.currents[sel])
             ms = w / k * 1e3
             speed = f"{scipy_ms / ms:8.0f}x" if scipy_ms else f"{'-':>9}"
             sp = (f"{sp_s:13.2f}" if isinstance(sp_s, float) else f"{sp_s or '-':>13}")

@@ -168,10 +168,12 @@ def naive_residual(xbar, V, v_top, v_mid, v_bottom):
     return max(np.abs(FT).max(), np.abs(FM).max(), np.abs(FB).max())
 
 
-def naive_newton(xbar, V, *, tol=1e-13, max_iter=60, history=None):
+def naive_newton(xbar, V, *, tol=1e-13, max_iter=60, history=None, first_step=False):
     """Column currents (A), shape (k, n), and node voltages of a nonlinear crossbar.
 
     Plain damped Newton on the full nodal system, sparse LU per iteration and vector.
+    ``first_step``: return instead the iterate after one undamped step from 0 V (the
+    exact solution of the circuit linearised at 0 V).
 
     Returns ``(currents, v_top, v_mid, v_bottom)`` (node voltages (k, m, n), V; ``v_mid``
     equals ``v_bottom`` without a middle node).  ``history``, a list, receives the
@@ -216,6 +218,9 @@ def naive_newton(xbar, V, *, tol=1e-13, max_iter=60, history=None):
 
         x = np.zeros(N)
         F, J = system(x)
+        if first_step:
+            out.append(splu(J).solve(-F))
+            continue
         for _ in range(max_iter):
             r = np.abs(F).max()
             if history is not None and kv == 0:

@@ -10,6 +10,8 @@ import pytest
 import xbarsolve as xs
 from naive_newton import cell_system, device_iv, naive_newton
 from test_newton import TRANSISTORS, random_array, rel
+
+DEVICES_SINH = xs.devices.Sinh(a=2.5)
 from xbarsolve.solve import _lines, _net
 from xbarsolve.solve import _newton_kernels as nk
 
@@ -156,6 +158,8 @@ def test_column_deliveries_match_the_evaluation(rng, tr, shape):
     sel = np.arange(k) % 3 == 1
     np.testing.assert_allclose(_net._delivered(net, x, sel), ev.column_currents(net)[:, sel], rtol=1e-13,
                                atol=1e-13 * np.abs(ev.i_col).max())
+    np.testing.assert_allclose(_net._delivered(net, x, np.ones(k, bool)), ev.column_currents(net), rtol=1e-13,
+                               atol=1e-13 * np.abs(ev.i_col).max())  # the whole group: no gather
 
 
 def test_line_relaxation_currents_are_those_of_its_last_iterate(rng):
@@ -169,3 +173,106 @@ def test_line_relaxation_currents_are_those_of_its_last_iterate(rng):
     res = xs.solve(xbar, V, iteration="lines")
     assert res.converged.all()
     assert rel(res.currents, ref.currents) < 1e-9
+
+
+@pytest.mark.parametrize("tr", [None, "level1"])
+@pytest.mark.parametrize("shape", [(12, 7), (6, 11)])
+def test_gemm_start_is_the_linear_solution_at_zero_volts(rng, tr, shape):
+    """The start matrix's GEMM gives the node potentials of the circuit linearised at 0 V:
+    the NumPy twin's first undamped Newton step from 0 V and the block-solve start
+    (``_START = "linear"``), for tall and wide arrays, with and without middle nodes."""
+    xbar = random_array(rng, *shape, xs.devices.Sinh(a=2.0), None if tr is None else TRANSISTORS[tr])
+    net = _net._net(xbar)
+    V = rng.uniform(0.0, 0.4, (5, shape[0]))
+    got = _net._state(net, V)
+    assert _lines._linear_start(net, got, "gemm", {})
+    blk = _net._state(net, V)
+    assert _lines._linear_start(net, blk, "linear", {})
+    _, vt, vm, vb = naive_newton(xbar, V, first_step=True)
+    flip = (lambda a: a) if net.rows_first else (lambda a: np.swapaxes(a, 0, 1))
+    top, bottom = (got[0], got[1]) if net.rows_first else (got[1], got[0])
+    for a, b in ((top, vt), (bottom, vb)) + (((got[2], vm),) if net.has_mid else ()):
+        np.testing.assert_allclose(np.moveaxis(flip(a), 2, 0), b, rtol=0, atol=1e-12 * np.abs(V).max())
+    for a, b in zip(got[:3], blk[:3]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-13 * np.abs(V).max())
+    Z, z0 = net.cache["start"]
+    assert Z.shape == (3 if net.has_mid else 2, xbar.G.size, shape[0]) and z0 is None  # sinh passes 0 A at 0 V
+
+
+@pytest.mark.parametrize("tr", [None, "level1"])
+def test_gemm_start_and_single_last_pass_reach_the_twin(rng, tr, monkeypatch):
+    """From the GEMM start (three passes in its first sweep) and with one pass in the
+    sweeps predicted to be the last, the line relaxation reaches the NumPy Newton twin's
+    currents, in no more sweeps than from the source start (GEMM; fewer for the vectors
+    whose cell voltages stay small, 0.1 V here) and with fewer passes for the same sweeps
+    (single last pass, once the passes' contraction has been seen in an earlier chunk)."""
+    xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, (64, 40)), r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
+                       device=xs.devices.Sinh(a=2.0), transistor=None if tr is None else TRANSISTORS[tr])
+    V = rng.uniform(0.0, 0.4, (48, 64))
+    V[::2] *= 0.25
+    ref, *_ = naive_newton(xbar, V[:3])
+    calls = []
+    pre_p = nk.lines_pre_p
+    monkeypatch.setattr(nk, "lines_pre_p", lambda *a: (calls.append(a[3].shape[2]), pre_p(*a))[1])
+    got = {}
+    for start, last in (("sources", False), ("sources", True), ("gemm", True)):
+        monkeypatch.setattr(_lines, "_START", start)
+        monkeypatch.setattr(_lines, "_LAST_PASS", last)
+        calls.clear()
+        res = xs.solve(xbar, V, iteration="lines", chunk_size=16)
+        assert res.converged.all()
+        assert rel(res.currents[:3], ref) < 1e-9  # rtol 1e-8 of the inputs
+        got[start, last] = res.iterations, sum(calls)
+    (it_two, pre_two), (it_one, pre_one), (it_gemm, _) = got.values()
+    np.testing.assert_array_equal(it_one, it_two)
+    assert pre_one < pre_two, (pre_one, pre_two)
+    assert (it_gemm <= it_two).all() and (it_gemm[::2] < it_two[::2]).all(), (it_gemm, it_two)
+
+
+def test_predicted_update_bounds():
+    """The prediction for the next sweep: Newton's term ``prev^3 / older^2`` and the passes'
+    ``rate * prev``, the larger of the two; 0 for a vector already at its solution, inf
+    while the passes' rate is unknown or the history is NaN."""
+    prev, older = np.array([1e-6, 1e-6, 0.0, np.nan]), np.array([1e-2, 1e-4, 0.0, 1.0])
+    got = _lines._predicted_update(prev, older, 1e-5)
+    np.testing.assert_allclose(got[:2], [max(1e-18 / 1e-4, 1e-11), max(1e-18 / 1e-8, 1e-11)], rtol=1e-12)
+    assert got[2] == 0.0 and got[3] == np.inf
+    assert np.isinf(_lines._predicted_update(prev[:2], older[:2], None)).all()
+
+
+def test_zero_inputs_take_the_zero_state_without_iterating(rng):
+    """All-zero input vectors are converged at the zero state with 0 iterations and
+    residual 0 (exact: the cells pass no current at 0 V); the others are solved as
+    before (the NumPy twin), full outputs scattered back in place, and the callback sees
+    only the others' batch indices."""
+    from xbarsolve.solve import newton
+
+    xbar = random_array(rng, 9, 7, DEVICES_SINH, TRANSISTORS["level1"])
+    V = rng.uniform(0.0, 0.4, (7, 9))
+    V[[0, 2, 3]] = 0.0
+    seen = set()
+    res = xs.solve(xbar, V, full=True, rtol=1e-12, callback=lambda vec, r: seen.update(vec.tolist()))
+    assert res.converged.all() and (res.iterations[[0, 2, 3]] == 0).all() and (res.iterations[[1, 4, 5, 6]] > 0).all()
+    assert (res.residual[[0, 2, 3]] == 0).all() and (res.currents[[0, 2, 3]] == 0).all()
+    assert seen == {1, 4, 5, 6}
+    ref, vt, vm, vb = naive_newton(xbar, V)
+    assert np.abs(res.currents - ref).max() <= 1e-10 * np.abs(ref).max()
+    for a, b in ((res.v_top, vt), (res.v_mid, vm), (res.v_bottom, vb)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    assert newton._zero_solves(xbar, xbar._cache["newton"])
+    zeros = xs.solve(xbar, np.zeros((2, 9)))
+    assert zeros.converged.all() and (zeros.iterations == 0).all() and (zeros.currents == 0).all()
+
+
+def test_zero_inputs_on_floating_middle_nodes_keep_the_documented_error(rng):
+    """Where middle nodes float at 0 V (a device without conductance at 0 V behind a
+    cut-off transistor without leakage), zero inputs are iterated as before and raise the
+    singular-Jacobian error that names the floating cells."""
+    from test_newton import Cube
+
+    from xbarsolve.solve import newton
+
+    xbar = random_array(rng, 6, 5, Cube(), xs.transistors.Level1(v_gate=0.0, is_=0.0, gmin=0.0))
+    with pytest.raises(xs.ConvergenceError, match="singular.*floats"):
+        xs.solve(xbar, np.zeros((2, 6)))
+    assert not newton._zero_solves(xbar, xbar._cache["newton"])

@@ -8,7 +8,7 @@ factorization of a condensed system (:class:`_Factor`), shared by the three iter
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +31,9 @@ class _Net:
     pd: np.ndarray
     pt: np.ndarray
     funcs: tuple | None  # (current, didv, ids, junction) of user models; None for built-ins
+    #: What the iterations derive from the array once and keep (the line relaxation's
+    #: linear start matrix, ``"start"``); not pickled (rebuilt on demand).
+    cache: dict = field(default_factory=dict, repr=False)
 
     rows_first = property(lambda self: self.lad.rows_first)  # P chains are the rows (top nodes)
     wp = property(lambda self: self.lad.wp)  # (p, q-1)
@@ -41,6 +44,14 @@ class _Net:
     ts1 = property(lambda self: self.lad.ts1)
     p_diag = property(lambda self: self.lad.p_diag)  # (p, q) wire + terminal conductance on the P chains
     s_diag = property(lambda self: self.lad.s_diag)  # (p, q) same on the S chains
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["cache"] = {}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
     @property
     def p(self) -> int:
@@ -190,9 +201,13 @@ def _delivered(net: _Net, x, sel: np.ndarray) -> np.ndarray:
     """Column currents (A), (n, count), of the vectors ``sel`` (a mask over the batch) of
     the state ``x``: the cells' deliveries (:func:`_nk.column_deliveries`, built-in
     models only) summed along each column."""
-    idx = np.flatnonzero(sel)
-    xP, xS = np.take(x[0], idx, axis=2), np.take(x[1], idx, axis=2)
-    xM = np.take(x[2], idx, axis=2) if net.has_mid else xP
+    if sel.all():  # the whole group (a gather along the last axis costs what the kernel does)
+        xP, xS = x[0], x[1]
+        xM = x[2] if net.has_mid else xP
+    else:
+        idx = np.flatnonzero(sel)
+        xP, xS = np.take(x[0], idx, axis=2), np.take(x[1], idx, axis=2)
+        xM = np.take(x[2], idx, axis=2) if net.has_mid else xP
     out = np.empty_like(xP)
     _nk.column_deliveries(xP, xS, xM, net.G, net.vgc, net.pd, net.pt, net.rows_first, net.has_mid, out)
     return out.sum(axis=0 if net.rows_first else 1)

@@ -38,6 +38,10 @@ Three iterations:
   the line relaxation, gives the vectors whose sweeps stall to the chord iteration, and
   finishes those it does not converge within ``chord_iterations`` with exact Newton.
 
+All-zero input vectors are not iterated where every node at 0 V is their exact solution
+(the cells pass no current at 0 V) and no middle node floats: converged, 0 iterations,
+residual 0 A.
+
 A vector has converged when every node's KCL residual divided by the node's total
 small-signal conductance and the update computed at that point are both at most
 ``vtol`` (see :func:`solve_newton`).  Column currents are the sums along each column of
@@ -147,13 +151,60 @@ def solve_newton(
 _DEFAULTS = NewtonOptions()
 
 
+#: Give all-zero input vectors the zero state without iterating, where it is the exact
+#: solution (:func:`_zero_solves`); False iterates them like the others (the path before).
+_SKIP_ZERO = True
+
+
+def _zero_solves(xbar: Crossbar, net: _Net) -> bool:
+    """Whether every node at 0 V solves the array for zero inputs exactly (KCL residual 0:
+    the devices, transistors and junctions pass no current at 0 V) with a regular Newton
+    system there (no floating middle node, :func:`floating_cells`, whose documented error
+    zero inputs keep raising), kept in ``net.cache``."""
+    if "zero_solves" not in net.cache:
+        ev = _evaluate(net, _state(net, np.zeros((1, net.p if net.rows_first else net.q))))
+        net.cache["zero_solves"] = bool(ev.res[0] == 0.0 and ev.res_v[0] == 0.0 and not floating_cells(xbar).size)
+    return net.cache["zero_solves"]
+
+
 def _solve(xbar: Crossbar, net: _Net, V: np.ndarray, full: bool, opts: NewtonOptions) -> SolveResult:
-    """The chunk loop: each chunk of vectors through the iterations ``opts`` asks for."""
-    iteration, callback = opts.iteration, opts.callback
-    lines_iterations, chord_iterations = opts.lines_iterations, opts.chord_iterations
-    chunk_size = _threads.chunk_size(opts.chunk_size, xbar.G.size)
+    """Every vector through the iterations ``opts`` asks for (:func:`_chunks`), except
+    all-zero inputs where the zero state is their exact solution (``_SKIP_ZERO``): those
+    are converged with 0 iterations, residual 0 A, all currents and potentials 0."""
     k_all = V.shape[0]
     vtol_k, itol_k = opts.tolerances(V)
+    zero = ~V.any(axis=1) if _SKIP_ZERO else np.zeros(k_all, dtype=bool)
+    if zero.any() and _zero_solves(xbar, net):
+        keep = np.flatnonzero(~zero)
+        X = [np.zeros((net.p, net.q, k_all)) for _ in range(3)] if full else None
+        currents = np.zeros((net.n_columns, k_all))
+        converged, iterations, residual = np.ones(k_all, bool), np.zeros(k_all, np.int64), np.zeros(k_all)
+        reasons = {}
+        if keep.size:
+            cb = None if opts.callback is None else (lambda vec, r: opts.callback(keep[vec], r))
+            Xs, currents[:, keep], converged[keep], iterations[keep], residual[keep], why = _chunks(
+                net, V[keep], full, opts, vtol_k[keep], itol_k[keep], cb)
+            reasons = {int(keep[t]): r for t, r in why.items()}
+            if full:
+                for a, b in zip(X, Xs):
+                    if b.shape == a[:, :, keep].shape:
+                        a[:, :, keep] = b
+    else:
+        X, currents, converged, iterations, residual, reasons = _chunks(net, V, full, opts, vtol_k, itol_k, opts.callback)
+    _check_converged(xbar, opts, converged, iterations, residual, vtol_k, reasons,
+                     f"the {opts.iteration} iteration did not converge (lines_iterations={opts.lines_iterations}, "
+                     f"chord_iterations={opts.chord_iterations})")
+    return _result(xbar, net, V, X, currents, full, converged, iterations, residual)
+
+
+def _chunks(net: _Net, V: np.ndarray, full: bool, opts: NewtonOptions, vtol_k, itol_k, callback):
+    """The chunk loop: each chunk of vectors through the iterations ``opts`` asks for.
+    Returns the node potentials (``full``; else None), column currents (n, k) and the
+    per-vector converged, iterations, residual and failure reasons (by vector)."""
+    iteration = opts.iteration
+    lines_iterations, chord_iterations = opts.lines_iterations, opts.chord_iterations
+    chunk_size = _threads.chunk_size(opts.chunk_size, net.G.size)
+    k_all = V.shape[0]
     p, q = net.p, net.q
     # node potentials of the whole batch only when asked for (they are 3 m n doubles a vector)
     X = [np.zeros((p, q, k_all)) for _ in range(3)] if full else None
@@ -220,10 +271,7 @@ def _solve(xbar: Crossbar, net: _Net, V: np.ndarray, full: bool, opts: NewtonOpt
                     a[:, :, sl] = b
         converged[sl], iterations[sl], residual[sl] = ok, its, res
         currents[:, sl] = np.where(np.isnan(cur).any(axis=0)[None, :], _sensed(net, x), cur)
-    _check_converged(xbar, opts, converged, iterations, residual, vtol_k, reasons,
-                     f"the {iteration} iteration did not converge (lines_iterations={lines_iterations}, "
-                     f"chord_iterations={chord_iterations})")
-    return _result(xbar, net, V, X, currents, full, converged, iterations, residual)
+    return X, currents, converged, iterations, residual, reasons
 
 
 def _check_converged(xbar, opts: NewtonOptions, converged, iterations, residual, vtol_k, reasons: dict, default: str):
