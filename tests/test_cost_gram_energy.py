@@ -9,10 +9,10 @@ import pytest
 
 import xbarsolve as xs
 from xbarsolve.cost import TERMS, power_matrices, solution_power
-from xbarsolve.cost.fields import full_solution, prefer_iteration
+from xbarsolve.cost.fields import full_power, full_solution, ladder_power, prefer_iteration
 from xbarsolve.cost.power import gram_energy, gram_factor, has_forms
 
-from test_cost import DRIVES, SENSES, random_array
+from test_cost import DRIVES, SENSES, random_array, terms
 
 
 def batches(rng, m):
@@ -85,6 +85,37 @@ def test_full_solution_by_iteration_equals_the_block_solve(rng, drive, sense):
     assert full_solution(xbar, V).method == ("iterative" if prefer_iteration(11, 7, 4) else "block")
 
 
+@pytest.mark.parametrize("drive", DRIVES)
+@pytest.mark.parametrize("sense", SENSES)
+@pytest.mark.parametrize("shape", [(9, 6), (6, 9)])
+def test_full_power_equals_solution_power(rng, drive, sense, shape):
+    """The read power from ladder-ordered node voltages (iteration; block factorization in
+    both orientations) against ``solution_power`` of a full block solve, term by term to
+    1e-12 of the total; node_voltages against solve(full=True)."""
+    from xbarsolve.solve.linear import Factorization
+
+    m, n = shape
+    xbar = random_array(rng, m, n, drive, sense, transistor=xs.transistors.Resistor(r_on=2e3))
+    V = rng.uniform(-0.1, 0.4, (4, m))
+    ref = solution_power(xbar, xs.solve(xbar, V, full=True, method="block"))
+    tol = 1e-12 * ref.total.max()
+    for method in ("iterative", "block", "auto"):
+        got = full_power(xbar, V, method=method)
+        for k, v in terms(got).items():
+            np.testing.assert_allclose(v, getattr(ref, k), rtol=0, atol=tol, err_msg=f"{method} {k}")
+    for orientation in ("rows", "columns"):
+        f = Factorization(xbar, orientation)
+        X, U = f.node_voltages(V)
+        res = f.solve(V, full=True)
+        top, bottom = (X, U) if f.rows_first else (U, X)
+        np.testing.assert_allclose(np.moveaxis(top, 2, 0), res.v_top if f.rows_first else res.v_top.transpose(0, 2, 1),
+                                   rtol=0, atol=1e-14, err_msg=orientation)
+        np.testing.assert_allclose(np.moveaxis(bottom, 2, 0), res.v_bottom if f.rows_first
+                                   else res.v_bottom.transpose(0, 2, 1), rtol=0, atol=1e-14, err_msg=orientation)
+        for k, v in terms(ladder_power(f._ladder, V, X, U)).items():
+            np.testing.assert_allclose(v, getattr(ref, k), rtol=0, atol=tol, err_msg=f"{orientation} {k}")
+
+
 def test_full_solution_choices_and_fallback(rng, monkeypatch):
     from xbarsolve.solve import iterative
 
@@ -99,8 +130,24 @@ def test_full_solution_choices_and_fallback(rng, monkeypatch):
     monkeypatch.setattr(iterative, "MAXITER", 1)
     res = full_solution(xbar, V, method="iterative")
     assert res.method == "block"
-    with pytest.raises(ValueError, match="method"):
-        full_solution(xbar, V, method="cg")
+    ref = solution_power(xbar, res)
+    np.testing.assert_allclose(full_power(xbar, V, method="iterative").total, ref.total, rtol=1e-12)
+    monkeypatch.undo()
+    # Batches in parts of 3 vectors (bounded temporaries) give the same powers.
+    import xbarsolve.cost.fields as fields
+
+    W = rng.uniform(0.0, 0.4, (8, 8))
+    whole = {m: full_power(xbar, W, method=m) for m in ("iterative", "block")}
+    monkeypatch.setattr(fields, "_CHUNK_DOUBLES", 5 * 8 * 6 * 3)
+    for m, p in whole.items():
+        got = full_power(xbar, W, method=m)
+        assert got.total.shape == (8,)
+        np.testing.assert_allclose(got.total, p.total, rtol=1e-14, err_msg=m)
+        np.testing.assert_allclose(got.sense, p.sense, rtol=1e-14, err_msg=m)
+    np.testing.assert_allclose(full_power(zero, V).total, solution_power(zero, full_solution(zero, V)).total, rtol=1e-12)
+    for f in (full_solution, full_power):
+        with pytest.raises(ValueError, match="method"):
+            f(xbar, V, method="cg")
 
 
 # ------------------------------------------------------------------ network_cost

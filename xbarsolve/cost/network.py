@@ -10,9 +10,10 @@ actual DAC voltages of the forward pass are collected; per image:
   negative part of signed inputs); tiles of a layer work in parallel, one read cycle per
   pass, and the layers run one after another (no pipelining);
 - **conversions**: DAC = cycles x rows, ADC = cycles x analog outputs, per tile;
-- **energy**: analog read = the exact read power of each pass
-  (:func:`~xbarsolve.cost.read_power`, from the quadratic forms and the inputs' Gram matrix
-  ``sum_w V_w V_w^T`` for linear arrays, :mod:`~xbarsolve.cost.grams`; Newton per vector
+- **energy**: analog read = the exact read power of each pass (linear arrays: ``<P, C>``
+  for the quadratic forms ``P`` and the inputs' Gram matrix ``C = sum_w V_w V_w^T``,
+  :mod:`~xbarsolve.cost.grams`; from the cached forms, or as the read power of the
+  synthetic vectors of ``C``, :func:`~xbarsolve.cost.power.gram_energy`; Newton per vector
   otherwise) x ``table.read_cycle_ns``; DAC and ADC = conversions x energy per conversion at the
   layer's resolution; digital = sample-and-hold and shift-and-add per ADC conversion and
   buffer accesses for the DAC input bits and the ADC output bits;

@@ -299,9 +299,9 @@ def gram_energy(xbar: Crossbar, L: np.ndarray) -> np.ndarray:
     """Per-term read-power sums (W, :data:`TERMS` order) of a linear crossbar over a batch
     whose Gram matrix is ``L^T L``: the read power of the rows of ``L`` (r, m) (from
     :func:`gram_factor`, or the vectors themselves), by one full solve of them
-    (:func:`xbarsolve.cost.fields.full_solution`).  Equals ``<P[term], L^T L>`` with the
+    (:func:`xbarsolve.cost.fields.full_power`).  Equals ``<P[term], L^T L>`` with the
     forms of :func:`power_matrices` to round-off, without building them."""
-    from .fields import full_solution
+    from .fields import full_power
 
     if not xbar.is_linear:
         raise TypeError("gram_energy needs a linear crossbar; a nonlinear array's power is not a quadratic form")
@@ -311,7 +311,7 @@ def gram_energy(xbar: Crossbar, L: np.ndarray) -> np.ndarray:
     topology(xbar).require_ladder("gram_energy")
     if L.shape[0] == 0:
         return np.zeros(len(TERMS))
-    p = solution_power(xbar, full_solution(xbar, L))
+    p = full_power(xbar, L)
     return np.array([float(getattr(p, k).sum()) for k in TERMS])
 
 
