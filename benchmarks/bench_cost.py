@@ -29,7 +29,8 @@ tiles.  In interleaved passes: the read energy as before the synthetic vectors
 have rows, a solve per vector for the others) and now (``read="auto"``: the synthetic
 vectors of the inputs' Gram matrices, one full solve per crossbar); the forms are removed
 from the crossbars before every pass.  Ratio old / new and the largest relative
-difference of a layer's read energy terms.
+difference of a layer's read energy terms, relative to the term and to the layer's read
+energy.
 
 ``--fields``: the full solve of r vectors (``xbarsolve.cost.fields.full_power``) by
 conjugate gradients against the block factorization on fresh arrays, per crossbar, with
@@ -120,7 +121,7 @@ def fresh(args) -> int:
           f"load {os.getloadavg()[0]:.2f} at start; network_cost of {args.images} images, {args.repeat} interleaved "
           "passes, forms removed before each")
     head = (f"{'case':<18} {'xbars':>6} {'prepare s':>9} | {'old s':>8} {'new s':>8} {'old/new':>8} | "
-            f"{'|new-old|':>9} {'read nJ':>10}")
+            f"{'|new-old|/term':>14} {'/read':>8} {'read nJ':>10}")
     print(head)
     print("-" * len(head))
     for case in args.cases.split(","):
@@ -140,11 +141,13 @@ def fresh(args) -> int:
                 costs[key] = network_cost(net, Xc, read=read)
                 times[key].append(time.perf_counter() - t0)
         drop_forms(net)
-        diff = max(abs(a - o) / abs(o) for lo, ln in zip(costs["old"].layers, costs["new"].layers)
-                   for a, o in zip(ln.read_split_pJ, lo.read_split_pJ) if o)
+        pairs = [(a, o, lo.read_pJ) for lo, ln in zip(costs["old"].layers, costs["new"].layers)
+                 for a, o in zip(ln.read_split_pJ, lo.read_split_pJ) if o]
+        diff = max(abs(a - o) / abs(o) for a, o, _ in pairs)
+        diff_read = max(abs(a - o) / r for a, o, r in pairs)
         old, new = (float(np.median(times[k])) for k in ("old", "new"))
         n_xbars = sum(len(al.tiles) for al in net.layers.values())
-        print(f"{case:<18} {n_xbars:6d} {prep:9.1f} | {old:8.2f} {new:8.2f} {old / new:8.1f} | {diff:9.1e} "
+        print(f"{case:<18} {n_xbars:6d} {prep:9.1f} | {old:8.2f} {new:8.2f} {old / new:8.1f} | {diff:14.1e} {diff_read:8.1e} "
               f"{costs['new'].total('read_pJ') * 1e-3:10.2f}", flush=True)
     print(f"# load {os.getloadavg()[0]:.2f} at the end")
     return 0

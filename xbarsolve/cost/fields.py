@@ -9,7 +9,7 @@ currents, by one of two exact solvers:
   iterated until its error estimate stops decreasing, i.e. to round-off), then the row-node
   voltages by one tridiagonal solve per row chain.  ``O(iterations x m n)`` per vector and
   no factorization: 0.6 s instead of 18 s for 5 vectors on 800 x 501 (measured, loaded
-  2-core machine), 2 ms instead of 20-48 ms on 64 x 64;
+  2-core machine), 1.5-2 ms instead of 8-15 ms for 4 vectors on 64 x 64;
 - many vectors: the block factorization (:class:`xbarsolve.solve.linear.Factorization`),
   ``O(max(m, n) min(m, n)^3)`` once and ``O(max(m, n) min(m, n)^2)`` per vector.
 
@@ -40,9 +40,10 @@ def prefer_iteration(m: int, n: int, batch: int) -> bool:
     """Whether the iteration (the first solver above) beats the block factorization for a
     full solve of ``batch`` vectors on a fresh m x n array.
 
-    Measured (``benchmarks/bench_cost.py --fields``, loaded 2-core machine, 1 ohm wires,
-    4-17 iterations): the two cost the same at about ``min(m, n)`` vectors on 64 x 64 and
-    500 x 51; the iteration count grows with the wire resistance, hence half of that.
+    Measured (``benchmarks/bench_cost.py --fields``, loaded 2-core machine, 1 and 2.5 ohm
+    wires and drivers, ``q = min(m, n)``): the iteration is 3-10x faster for 4 vectors and
+    breaks even between ``q / 2`` vectors (576 x 64) and ``q`` (64 x 64, 128 x 128);
+    hence ``batch <= q / 2``.
     """
     return batch <= max(1, min(m, n) // 2)
 
@@ -140,18 +141,18 @@ def ladder_power(lad, V: np.ndarray, X: np.ndarray, U: np.ndarray) -> ReadPower:
         theirs (0 V); otherwise the other way round.
     """
     VT = V.T  # (m, batch)
-    if lad.rows_first:
-        d, drive_p = X - U, True  # cell voltage, top minus bottom
-        v_row = VT[:, None, :]  # potential driving the cells' rows, per P chain
-    else:
-        d, drive_p = U - X, False
-        v_row = VT[None, :, :]  # per S position
-    g = lad.g[:, :, None]
-    gd = g * d
+    drive_p = lad.rows_first  # the P chains are the rows, driven from their terminals
+    d = np.subtract(X, U) if drive_p else np.subtract(U, X)  # cell voltage, top minus bottom
+    gd = d * lad.g[:, :, None]  # cell currents
     cells = np.einsum("pqk,pqk->k", gd, d)
-    total = np.einsum("pqk,pqk->k", gd, np.broadcast_to(v_row, d.shape))
-    p_wires = np.einsum("pqk,pq->k", np.square(X[:, 1:] - X[:, :-1]), lad.wp)
-    s_wires = np.einsum("pqk,pq->k", np.square(U[1:] - U[:-1]), lad.c)
+    # Source power sum_i V_i sum_j I_ij: the cells' row currents times the row voltages.
+    total = np.einsum("pk,pk->k", gd.sum(axis=1), VT) if drive_p else np.einsum("qk,qk->k", gd.sum(axis=0), VT)
+    del d, gd
+    dw = np.diff(X, axis=1)
+    p_wires = np.einsum("pqk,pqk,pq->k", dw, dw, lad.wp)
+    dw = np.diff(U, axis=0)
+    s_wires = np.einsum("pqk,pqk,pq->k", dw, dw, lad.c)
+    del dw
     p_src = VT if drive_p else 0.0  # the P terminals' far side: the sources, or the sense's 0 V
     s_src = 0.0 if drive_p else VT
     p_term = np.square(p_src - X[:, 0]).T @ lad.tp0 + np.square(p_src - X[:, -1]).T @ lad.tp1

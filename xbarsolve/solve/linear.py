@@ -201,18 +201,20 @@ class Factorization:
         p, q = lad.p, lad.q
         _memory.require(5 * p * q * k, f"the node voltages of {k} vectors on a {self.xbar.m}x{self.xbar.n} array",
                         "solve the batch in smaller parts")
-        F = np.zeros((p, q, k))
         if lad.rows_first:
-            F += self._h[:, :, None] * V.T[:, None, :]
+            F = np.multiply(self._h[:, :, None], V.T[:, None, :], out=np.empty((p, q, k)))
         else:
+            F = np.zeros((p, q, k))
             F[0] += lad.ts0[:, None] * V.T
             F[-1] += lad.ts1[:, None] * V.T
         with single_thread_blas():
             U = _kernels.block_solve(self._Kinv, lad.c, F)
+            # x[a] = W[a] (g[a] * u[a] + terminal injections), one product per chain.
             F = np.multiply(self._g[:, :, None], U, out=F)  # reused
+            if lad.rows_first:
+                F[:, 0] += lad.tp0[:, None] * V.T
+                F[:, -1] += lad.tp1[:, None] * V.T
             X = np.matmul(self._W, F)
-        if lad.rows_first:
-            X += (lad.tp0[:, None] * self._W[:, :, 0] + lad.tp1[:, None] * self._W[:, :, -1])[:, :, None] * V.T[:, None, :]
         return X, U
 
     def solve_from_sense(self, U: np.ndarray, full: bool = False) -> SolveResult:
