@@ -9,7 +9,7 @@ currents, by one of two exact solvers:
   iterated until its error estimate stops decreasing, i.e. to round-off), then the row-node
   voltages by one tridiagonal solve per row chain.  ``O(iterations x m n)`` per vector and
   no factorization: 0.6 s instead of 18 s for 5 vectors on 800 x 501 (measured, loaded
-  2-core machine), 1.5-2 ms instead of 8-15 ms for 4 vectors on 64 x 64;
+  2-core machine), 1.6 ms instead of 11-17 ms for 4 vectors on 64 x 64;
 - many vectors: the block factorization (:class:`xbarsolve.solve.linear.Factorization`),
   ``O(max(m, n) min(m, n)^3)`` once and ``O(max(m, n) min(m, n)^2)`` per vector.
 
@@ -22,6 +22,7 @@ terminals) instead of building the node-numbered arrays of ``solution_power``.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -41,11 +42,13 @@ def prefer_iteration(m: int, n: int, batch: int) -> bool:
     full solve of ``batch`` vectors on a fresh m x n array.
 
     Measured (``benchmarks/bench_cost.py --fields``, loaded 2-core machine, 1 and 2.5 ohm
-    wires and drivers, ``q = min(m, n)``): the iteration is 3-10x faster for 4 vectors and
-    breaks even between ``q / 2`` vectors (576 x 64) and ``q`` (64 x 64, 128 x 128);
-    hence ``batch <= q / 2``.
+    wires and drivers; ``q = min(m, n)``, ``p = max(m, n)``): the iteration is 3-20x faster
+    for 4 vectors and breaks even at about ``q / 2`` to ``q`` vectors on 64 x 64 and
+    128 x 128, but at 10-16 on 576 x 64 (the longer chains need more iterations while the
+    factorization stays ``O(p q^3)``); hence ``batch <= (q / 2) sqrt(q / p)``.
     """
-    return batch <= max(1, min(m, n) // 2)
+    q, p = min(m, n), max(m, n)
+    return batch <= max(1, int(q / 2 * math.sqrt(q / p)))
 
 
 def _check(method: str) -> None:
