@@ -223,17 +223,15 @@ def _exact_read(al, P: np.ndarray, x: np.ndarray | None, read: Read = "auto"):
     (built on first use) for tiles that read at least as many vectors as they have rows, a
     solve per vector for the others.  Nonlinear tiles: a Newton solve per vector."""
     n = P.shape[0]
-    if read == "forms":
-        forms = [t for t in al.tiles if uses_forms(t.crossbar, n)]
-        synthetic = []
-    else:
-        forms = [t for t in al.tiles if t.crossbar.is_linear and has_forms(t.crossbar)]
-        synthetic = [t for t in al.tiles if t.crossbar.is_linear and not has_forms(t.crossbar)]
-    solved = [t for t in al.tiles if t not in forms and t not in synthetic]
-    # Synthetic tiles whose blocks have fewer rows than the batch has vectors take the
-    # Gram matrix; the others their vectors.
-    by_gram = [t for t in synthetic if n > t.rows.stop - t.rows.start]
-    by_vectors = [t for t in synthetic if t not in by_gram]
+    forms, solved, by_gram, by_vectors = [], [], [], []
+    for t in al.tiles:
+        xb = t.crossbar
+        if uses_forms(xb, n) if read == "forms" else xb.is_linear and has_forms(xb):
+            forms.append(t)
+        elif read == "forms" or not xb.is_linear:
+            solved.append(t)
+        else:  # synthetic vectors: of the Gram matrix when the batch has more vectors than the block rows
+            (by_gram if n > t.rows.stop - t.rows.start else by_vectors).append(t)
     blocks = sorted({(t.rows.start, t.rows.stop) for t in forms + by_gram})
     windows = _stride1_windows(al, x) if x is not None and blocks else None
     if windows is not None:
