@@ -237,10 +237,8 @@ def read_power(xbar: Crossbar, V, *, method: Method = "auto", rtol: float = 1e-1
         Source voltages (V).
     method : {"auto", "forms", "solve"}
         Linear arrays: ``"forms"`` evaluates the cached quadratic forms
-        (:func:`power_matrices`, built on first use), ``"solve"`` solves the batch for its
-        node voltages (:func:`xbarsolve.cost.fields.full_power`: conjugate gradients for a
-        few vectors, the block factorization for more) and sums ``g * dv**2`` over the
-        elements, as :func:`solution_power` does; ``"auto"`` uses
+        (:func:`power_matrices`, built on first use), ``"solve"`` solves every vector
+        (``solve(..., full=True)``) and evaluates :func:`solution_power`; ``"auto"`` uses
         the forms when they are cached or the batch has at least m vectors.  Nonlinear
         arrays are always solved.
     rtol : float
@@ -267,9 +265,7 @@ def read_power(xbar: Crossbar, V, *, method: Method = "auto", rtol: float = 1e-1
     V = as_batch(xbar, V)
     if not uses_forms(xbar, V.shape[0], method):
         if xbar.is_linear:
-            from .fields import full_power
-
-            return full_power(xbar, V)
+            return solution_power(xbar, solve(xbar, V, full=True))
         return solution_power(xbar, solve(xbar, V, full=True, rtol=rtol))
     P = power_matrices(xbar)
     with one_blas_thread():
