@@ -112,7 +112,7 @@ def test_full_power_equals_solution_power(rng, drive, sense, shape):
                                    rtol=0, atol=1e-14, err_msg=orientation)
         np.testing.assert_allclose(np.moveaxis(bottom, 2, 0), res.v_bottom if f.rows_first
                                    else res.v_bottom.transpose(0, 2, 1), rtol=0, atol=1e-14, err_msg=orientation)
-        for k, v in terms(ladder_power(f._ladder, V, X, U)).items():
+        for k, v in terms(ladder_power(f.ladder, V, X, U)).items():
             np.testing.assert_allclose(v, getattr(ref, k), rtol=0, atol=tol, err_msg=f"{orientation} {k}")
 
 

@@ -116,7 +116,7 @@ def full_power(xbar: Crossbar, V: np.ndarray, *, method: Method = "auto") -> Rea
         else:
             return _concatenate(out)
     f = factorize(xbar)
-    return _concatenate([ladder_power(f._ladder, W, *f.node_voltages(W)) for W in parts])
+    return _concatenate([ladder_power(f.ladder, W, *f.node_voltages(W)) for W in parts])
 
 
 #: Temporaries of one part of :func:`full_power`'s batch (doubles; 256 MB).

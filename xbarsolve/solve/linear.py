@@ -117,6 +117,11 @@ class Factorization:
         return self._ladder.rows_first
 
     @property
+    def ladder(self) -> CellLadder:
+        """The eliminated ladder (orientation, wire, terminal and cell conductances)."""
+        return self._ladder
+
+    @property
     def block_size(self) -> int:
         """Size q of the dense blocks."""
         return self._ladder.q
