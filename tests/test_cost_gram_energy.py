@@ -156,6 +156,7 @@ def test_full_solution_choices_and_fallback(rng, monkeypatch):
     dict(),
     dict(rows_max=32, input_bits=3),
     dict(rows_max=16, conv_mapping="sparse"),
+    dict(rows_max=16, r_out=0.0),  # a zero resistance: the sparse solver's node voltages
 ])
 def test_network_cost_synthetic_vectors_equal_the_forms_path(rng, cfg_kw):
     """``read="auto"`` (synthetic vectors, no forms built) against ``read="forms"`` (forms
