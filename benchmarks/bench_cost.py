@@ -19,8 +19,29 @@ calibration (as in bench_cnn.py), 64x64 tiles and one crossbar per layer.  Per c
   ``pass`` is shown too, but on a loaded machine it is the difference of two noisy times.
 * ``|new - old|``: the largest relative difference of a layer's read energy terms.
 
+``--fresh``: ``network_cost`` on crossbars without cached forms, as the design-space job
+(``xbarsolve/sweeps/dse.py::run_task``) calls it: 1-ohm wires, drivers and senses, 8-bit
+converters, calibration on 100 (MNIST) or 50 (CIFAR-10) images, the read energy of
+``--images`` images (the job's 5).  Cases: the MNIST CNN with one crossbar per layer, on
+64x64 tiles, with the sparse (Toeplitz) mapping on 64x64 tiles, and ResNet-20 on 64x64
+tiles.  In interleaved passes: the read energy as before the synthetic vectors
+(``read="forms"``: forms built for crossbars that read at least as many vectors as they
+have rows, a solve per vector for the others) and now (``read="auto"``: the synthetic
+vectors of the inputs' Gram matrices, one full solve per crossbar); the forms are removed
+from the crossbars before every pass.  Ratio old / new and the largest relative
+difference of a layer's read energy terms, relative to the term and to the layer's read
+energy.
+
+``--fields``: the full solve of r vectors (``xbarsolve.cost.fields.full_power``) by
+conjugate gradients against the block factorization on fresh arrays, per crossbar, with
+building the forms (``power_matrices``) beside; the measurement behind
+``xbarsolve.cost.fields.prefer_iteration`` (q = min(m, n); a crossbar reading N vectors
+solves ``min(m, N)`` of them).
+
     python benchmarks/bench_cost.py [--data DIR] [--images 50] [--batch 50] [--repeat 5]
                                     [--tiles 64,none]
+    python benchmarks/bench_cost.py --fresh [--images 5] [--repeat 2] [--cases mnist-layer,...]
+    python benchmarks/bench_cost.py --fields [--repeat 3]
 """
 
 from __future__ import annotations
@@ -40,7 +61,15 @@ from xbarsolve.cnn import AnalogConfig, AnalogNetwork  # noqa: E402
 from xbarsolve.cnn.datasets import cifar10_keras_input, data_dir, load_cifar10  # noqa: E402
 from xbarsolve.cnn.models import load_keras_h5  # noqa: E402
 from xbarsolve.cost import ISAAC, network_cost, power_matrices  # noqa: E402
-from xbarsolve.cost.network import _layer_cost  # noqa: E402
+from xbarsolve.cost.network import _FORMS_KEY, _layer_cost  # noqa: E402
+from xbarsolve.cost.power import _CACHE_KEY  # noqa: E402
+
+FRESH_CASES = {
+    "mnist-layer": ("mnist_cnn4", dict()),
+    "mnist-64": ("mnist_cnn4", dict(rows_max=64, cols_max=64)),
+    "mnist-sparse-64": ("mnist_cnn4", dict(conv_mapping="sparse", rows_max=64, cols_max=64)),
+    "resnet20-64": ("resnet20", dict(rows_max=64, cols_max=64)),
+}
 
 
 def layer_inputs(net, X):
@@ -75,6 +104,95 @@ def ratio(num, den):
     return f"{np.median(r):6.1%} ({r.min():.1%}-{r.max():.1%})"
 
 
+def drop_forms(net) -> None:
+    """Remove the read-power forms from every crossbar of ``net`` (T stays cached)."""
+    for al in net.layers.values():
+        for t in al.tiles:
+            t.crossbar._cache.pop(_CACHE_KEY, None)
+            t.crossbar._cache.pop(_FORMS_KEY, None)
+
+
+def fresh(args) -> int:
+    """``--fresh``: network_cost as the design-space job calls it, old against new."""
+    from xbarsolve.sweeps.cnn import _load
+
+    d = str(data_dir(args.data))
+    print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+          f"load {os.getloadavg()[0]:.2f} at start; network_cost of {args.images} images, {args.repeat} interleaved "
+          "passes, forms removed before each")
+    head = (f"{'case':<18} {'xbars':>6} {'prepare s':>9} | {'old s':>8} {'new s':>8} {'old/new':>8} | "
+            f"{'|new-old|/term':>14} {'/read':>8} {'read nJ':>10}")
+    print(head)
+    print("-" * len(head))
+    for case in args.cases.split(","):
+        network, kw = FRESH_CASES[case]
+        model, x_cal, X, _ = _load(network, d, 100 if network == "mnist_cnn4" else 50)
+        t0 = time.perf_counter()
+        net = AnalogNetwork(model, AnalogConfig(r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0, **kw)).prepare(x_cal)
+        prep = time.perf_counter() - t0
+        net.set_quantization(dac_bits=8, adc_bits=8)
+        Xc = X[:args.images]
+        times = {"old": [], "new": []}
+        costs = {}
+        for _ in range(args.repeat):
+            for key, read in (("old", "forms"), ("new", "auto")):
+                drop_forms(net)
+                t0 = time.perf_counter()
+                costs[key] = network_cost(net, Xc, read=read)
+                times[key].append(time.perf_counter() - t0)
+        drop_forms(net)
+        pairs = [(a, o, lo.read_pJ) for lo, ln in zip(costs["old"].layers, costs["new"].layers)
+                 for a, o in zip(ln.read_split_pJ, lo.read_split_pJ) if o]
+        diff = max(abs(a - o) / abs(o) for a, o, _ in pairs)
+        diff_read = max(abs(a - o) / r for a, o, r in pairs)
+        old, new = (float(np.median(times[k])) for k in ("old", "new"))
+        n_xbars = sum(len(al.tiles) for al in net.layers.values())
+        print(f"{case:<18} {n_xbars:6d} {prep:9.1f} | {old:8.2f} {new:8.2f} {old / new:8.1f} | {diff:14.1e} {diff_read:8.1e} "
+              f"{costs['new'].total('read_pJ') * 1e-3:10.2f}", flush=True)
+    print(f"# load {os.getloadavg()[0]:.2f} at the end")
+    return 0
+
+
+def fields(args) -> int:
+    """``--fields``: full solve of r vectors by iteration and by block factorization."""
+    from xbarsolve.cost.fields import full_power
+    from xbarsolve.cost.power import one_blas_thread
+
+    from xbarsolve import Crossbar
+
+    rng = np.random.default_rng(0)
+    print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+          f"load {os.getloadavg()[0]:.2f} at start; ms per fresh crossbar (G uniform 1-100 uS), median of "
+          f"{args.repeat}; BLAS on one thread")
+    print(f"{'array':<10} {'wire ohm':>8} {'forms':>8} | " + " ".join(f"{'r=' + s:>17}" for s in ("4", "16", "q/2", "q", "m"))
+          + "   (iteration / block)")
+    with one_blas_thread():
+        for m, n in ((64, 64), (128, 128), (576, 64)):
+            for wire in (1.0, 2.5):
+                def make():
+                    return Crossbar(rng.uniform(1e-6, 1e-4, (m, n)), r_row=wire, r_col=wire, r_in=wire, r_out=wire)
+
+                def clock(f):
+                    out = []
+                    for _ in range(args.repeat):
+                        xb = make()
+                        t0 = time.perf_counter()
+                        f(xb)
+                        out.append(time.perf_counter() - t0)
+                    return 1e3 * float(np.median(out))
+
+                full_power(make(), np.ones((2, m)), method="iterative")  # compile
+                L = rng.uniform(0.0, 0.3, (m, m))
+                q = min(m, n)
+                row = [clock(power_matrices)]
+                for r in (4, 16, q // 2, q, m):
+                    row += [clock(lambda xb: full_power(xb, L[:r], method=method)) for method in ("iterative", "block")]
+                print(f"{m}x{n:<7} {wire:8.1f} {row[0]:8.1f} | "
+                      + " ".join(f"{row[i]:8.1f}/{row[i + 1]:<8.1f}" for i in range(1, len(row), 2)), flush=True)
+    print(f"# load {os.getloadavg()[0]:.2f} at the end")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=None)
@@ -85,7 +203,14 @@ def main(argv=None) -> int:
     ap.add_argument("--bits", default="ideal",
                     help="comma-separated DAC/ADC resolutions, 'ideal' = ideal converters (the pass then folds each "
                          "layer into one matrix); e.g. 'ideal,8'")
+    ap.add_argument("--fresh", action="store_true", help="network_cost on uncached crossbars, old against new")
+    ap.add_argument("--cases", default=",".join(FRESH_CASES), help=f"--fresh cases, of {', '.join(FRESH_CASES)}")
+    ap.add_argument("--fields", action="store_true", help="full solves: iteration against block factorization")
     args = ap.parse_args(argv)
+    if args.fresh:
+        return fresh(args)
+    if args.fields:
+        return fields(args)
     d = data_dir(args.data)
     folder = d / "models" / "keras_resnet_cifar10"
     resnet = load_keras_h5(folder / "resnet20v1_cifar10.h5", name="resnet20")

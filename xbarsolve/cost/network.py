@@ -10,9 +10,10 @@ actual DAC voltages of the forward pass are collected; per image:
   negative part of signed inputs); tiles of a layer work in parallel, one read cycle per
   pass, and the layers run one after another (no pipelining);
 - **conversions**: DAC = cycles x rows, ADC = cycles x analog outputs, per tile;
-- **energy**: analog read = the exact read power of each pass
-  (:func:`~xbarsolve.cost.read_power`, from the quadratic forms and the inputs' Gram matrix
-  ``sum_w V_w V_w^T`` for linear arrays, :mod:`~xbarsolve.cost.grams`; Newton per vector
+- **energy**: analog read = the exact read power of each pass (linear arrays: ``<P, C>``
+  for the quadratic forms ``P`` and the inputs' Gram matrix ``C = sum_w V_w V_w^T``,
+  :mod:`~xbarsolve.cost.grams`; from the cached forms, or as the read power of the
+  synthetic vectors of ``C``, :func:`~xbarsolve.cost.power.gram_energy`; Newton per vector
   otherwise) x ``table.read_cycle_ns``; DAC and ADC = conversions x energy per conversion at the
   layer's resolution; digital = sample-and-hold and shift-and-add per ADC conversion and
   buffer accesses for the DAC input bits and the ADC output bits;
@@ -31,7 +32,7 @@ from typing import Literal
 import numpy as np
 
 from .grams import Windows, row_block_grams
-from .power import TERMS, one_blas_thread, power_matrices, read_power, uses_forms
+from .power import TERMS, gram_energy, gram_factor, has_forms, one_blas_thread, power_matrices, read_power, uses_forms
 from .tables import ISAAC, CostTable
 
 __all__ = ["LayerCost", "NetworkCost", "network_cost"]
@@ -203,20 +204,36 @@ def _stride1_windows(al, x: np.ndarray):
     return layer.kernel.shape[:2], layer.pads(x.shape[1:3])
 
 
-def _exact_read(al, P: np.ndarray, x: np.ndarray | None):
+Grams = Literal["auto", "gemm"]
+Read = Literal["auto", "forms"]
+
+
+def _exact_read(al, P: np.ndarray, x: np.ndarray | None, read: Read = "auto"):
     """Per-term read-power sums (W) over every input vector ``P`` of a layer and every
     input pass, and the number of passes.
 
     The DAC voltages are computed once per pass, of the feature map ``x`` when the vectors
     are its stride-1 windows (a ninth of the entries for a 3 x 3 kernel; the passes are the
     same, every pixel being in some window) and then :meth:`Windows.grams`, otherwise of the
-    vectors and :func:`row_block_grams`; tiles that read fewer vectors than they have rows
-    are solved per vector (:func:`read_power`)."""
+    vectors and :func:`row_block_grams`.  Per linear tile (``read="auto"``): the cached
+    forms and the pass's Gram matrix when the forms are cached; otherwise the synthetic
+    vectors of the Gram matrix summed over the passes (:func:`gram_factor`; the vectors
+    themselves when there are no more of them than rows) and one full solve of them
+    (:func:`gram_energy`).  ``read="forms"``: as before the synthetic vectors, the forms
+    (built on first use) for tiles that read at least as many vectors as they have rows, a
+    solve per vector for the others.  Nonlinear tiles: a Newton solve per vector."""
     n = P.shape[0]
-    forms = [t for t in al.tiles if uses_forms(t.crossbar, n)]
-    solved = [t for t in al.tiles if not uses_forms(t.crossbar, n)]
-    blocks = sorted({(t.rows.start, t.rows.stop) for t in forms})
-    windows = _stride1_windows(al, x) if x is not None and forms else None
+    forms, solved, by_gram, by_vectors = [], [], [], []
+    for t in al.tiles:
+        xb = t.crossbar
+        if uses_forms(xb, n) if read == "forms" else xb.is_linear and has_forms(xb):
+            forms.append(t)
+        elif read == "forms" or not xb.is_linear:
+            solved.append(t)
+        else:  # synthetic vectors: of the Gram matrix when the batch has more vectors than the block rows
+            (by_gram if n > t.rows.stop - t.rows.start else by_vectors).append(t)
+    blocks = sorted({(t.rows.start, t.rows.stop) for t in forms + by_gram})
+    windows = _stride1_windows(al, x) if x is not None and blocks else None
     if windows is not None:
         w = Windows(x.shape, *windows)
         parts = al._voltages(w.arrange(x), al.dac_bits)
@@ -228,8 +245,20 @@ def _exact_read(al, P: np.ndarray, x: np.ndarray | None):
     for g in grams:
         for t in forms:
             sums += _stacked_forms(t.crossbar) @ g[t.rows.start, t.rows.stop].ravel()
-    if solved:
+    factors = {}  # per row block: the synthetic vectors of the Gram matrix summed over the passes
+    for t in by_gram:
+        key = t.rows.start, t.rows.stop
+        if key not in factors:
+            factors[key] = gram_factor(sum(g[key] for g in grams))
+        sums += gram_energy(t.crossbar, factors[key])
+    if solved or by_vectors:
         vectors = al._voltages(P, al.dac_bits) if windows is not None else parts
+        for t in by_vectors:
+            Vt = np.concatenate([V[:, t.rows] for _, V in vectors])
+            Vt = Vt[Vt.any(axis=1)]  # a zero vector reads nothing
+            if Vt.shape[0] > Vt.shape[1]:  # several passes: more vectors than rows
+                Vt = gram_factor(Vt.T @ Vt)
+            sums += gram_energy(t.crossbar, Vt)
         for _, V in vectors:
             for t in solved:
                 p = read_power(t.crossbar, V[:, t.rows], method="solve")
@@ -237,12 +266,9 @@ def _exact_read(al, P: np.ndarray, x: np.ndarray | None):
     return sums, len(parts)
 
 
-Grams = Literal["auto", "gemm"]
-
-
 def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable,
                 sample: np.ndarray | None = None, x: np.ndarray | None = None,
-                grams: Grams = "auto") -> LayerCost:
+                grams: Grams = "auto", read: Read = "auto") -> LayerCost:
     """Cost of one analog layer whose input vectors (all images) are ``P`` (input units),
     of the feature map ``x`` when given.
 
@@ -250,21 +276,26 @@ def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable,
     ``grams="gemm"``: the exact read energy as computed before :func:`_exact_read` (DAC
     voltages of the vectors, a separate probe for the number of passes, one ``V^T V`` per
     row block and term-by-term inner products); kept to time and test against.
+    ``read="forms"``: the exact read energy of tiles without cached forms as before the
+    synthetic vectors (forms built for tiles with at least as many vectors as rows, a
+    solve per vector otherwise; :func:`_exact_read`); kept likewise.
     """
     if grams not in ("auto", "gemm"):
         raise ValueError(f"grams must be 'auto' or 'gemm'; got {grams!r}")
+    if read not in ("auto", "forms"):
+        raise ValueError(f"read must be 'auto' or 'forms'; got {read!r}")
     with one_blas_thread():
         if sample is None and grams == "auto":
-            (read, n_passes), stderr = _exact_read(al, P, x), 0.0
+            (read_sums, n_passes), stderr = _exact_read(al, P, x, read), 0.0
         else:
             # Input passes of the whole batch (a second one when any input is negative); the
             # DAC voltages of the vectors whose read energy is computed (all, or the sample).
             n_passes = len(al._voltages(P[[int(np.argmin(P)) // P.shape[1]]], al.dac_bits)) if P.size else 1
             parts = al._voltages(P if sample is None else P[sample], al.dac_bits)
             if sample is None:
-                read, stderr = sum(_read_terms(al.tiles, V)[0] for _, V in parts), 0.0
+                read_sums, stderr = sum(_read_terms(al.tiles, V)[0] for _, V in parts), 0.0
             else:
-                read, stderr = _sampled_read(al.tiles, parts, P.shape[0])
+                read_sums, stderr = _sampled_read(al.tiles, parts, P.shape[0])
     dac_bits = table.dac_ref_bits if al.dac_bits is None else int(al.dac_bits)
     adc_bits = table.adc_ref_bits if al.adc_bits is None else int(al.adc_bits)
     dac, adc = table.dac(dac_bits), table.adc(adc_bits)
@@ -281,7 +312,7 @@ def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable,
         dac_conv += cycles * m
         adc_conv += cycles * t.mapped.n_out
     to_pJ = table.read_cycle_ns * 1e-9 / n_images * 1e12  # W * s summed over vectors -> pJ per image
-    read_split = read * to_pJ
+    read_split = read_sums * to_pJ
     buffer_bits = dac_conv * dac_bits + adc_conv * adc_bits
     digital = (adc_conv * (table.sample_hold_energy_pJ + table.shift_add_energy_pJ)
                + buffer_bits / table.buffer_access_bits * table.buffer_energy_pJ)
@@ -301,7 +332,7 @@ def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable,
 
 
 def network_cost(net, x: np.ndarray, table: CostTable = ISAAC, *, max_vectors: int | None = None,
-                 seed: int = 0) -> NetworkCost:
+                 seed: int = 0, read: Read = "auto") -> NetworkCost:
     """Energy, area and latency per inference of a prepared analog network.
 
     Parameters
@@ -320,6 +351,12 @@ def network_cost(net, x: np.ndarray, table: CostTable = ISAAC, *, max_vectors: i
         the other energies stay exact), with its standard error in ``read_stderr_pJ``.
     seed : int
         Seed of that sample.
+    read : {"auto", "forms"}
+        How the exact read energy of a linear crossbar without cached forms is computed:
+        ``"auto"`` from the synthetic vectors of the inputs' Gram matrix (see Notes);
+        ``"forms"`` as before them (the forms built when the crossbar reads at least as many
+        vectors as it has rows, a solve per vector otherwise), to time and test against.
+        Equal to round-off.
 
     Returns
     -------
@@ -328,16 +365,24 @@ def network_cost(net, x: np.ndarray, table: CostTable = ISAAC, *, max_vectors: i
 
     Notes
     -----
-    A linear crossbar that reads at least as many vectors as it has rows (or whose forms
-    are cached) is costed by its read-power quadratic forms (built once: a solve with m
-    right-hand sides and ``O(m^3 n)`` work, cached on the crossbar) and one Gram matrix
-    ``C = sum_w V_w V_w^T`` per row block and input pass; one with fewer vectors (sparse
-    mapping: one per image) by a nodal solve per vector.  The Gram matrices of a stride-1
+    The read energy of a linear crossbar over the inputs is ``<P, C>`` for each term's
+    quadratic form ``P`` and the inputs' Gram matrix ``C = sum_w V_w V_w^T`` (per row block,
+    summed over the input passes).  When the forms are cached on the crossbar
+    (:func:`~xbarsolve.cost.power_matrices`, e.g. by an earlier call) that inner product is
+    taken; otherwise ``C = sum_k l_k l_k^T`` is factored (``eigh``, numerical rank
+    ``r <= min(m, vectors)``; the vectors themselves when there are no more of them than
+    rows) and ``<P, C> = sum_k l_k^T P l_k`` is the read power of the r synthetic vectors
+    ``l_k``, one full solve (conjugate gradients for a few vectors, the block factorization
+    for many; :mod:`~xbarsolve.cost.fields`).  The forms are not built: building them costs
+    a full solve of m vectors and ``O(m^3 n)`` more, which a crossbar costed once never
+    recovers.  The Gram matrices of a stride-1
     convolution come from its input feature map (:class:`~xbarsolve.cost.grams.Windows`:
     one product of channel blocks per pixel and kernel shift that the row blocks need, at
     most ``(2k - 1)^2 / 2`` for a k x k kernel), those of other layers from their vectors
     (``V^T V``, ``m^2 / 2`` per vector, against the products' ``m n``).
     """
+    if read not in ("auto", "forms"):
+        raise ValueError(f"read must be 'auto' or 'forms'; got {read!r}")
     if not getattr(net, "layers", None):
         raise RuntimeError("network_cost needs a prepared AnalogNetwork: call net.prepare(x_cal) first")
     if not isinstance(table, CostTable):
@@ -356,7 +401,7 @@ def network_cost(net, x: np.ndarray, table: CostTable = ISAAC, *, max_vectors: i
         sample = None
         if max_vectors is not None and P.shape[0] > max_vectors:
             sample = np.sort(rng.choice(P.shape[0], max_vectors, replace=False))
-        layers[nd.name] = _layer_cost(nd.name, al, P, x.shape[0], table, sample, v)
+        layers[nd.name] = _layer_cost(nd.name, al, P, x.shape[0], table, sample, v, read=read)
         return al.layer.finish(al.products(P).reshape(*grid, -1))
 
     net.model.forward(x, linear=linear)

@@ -13,6 +13,12 @@ A linear array's node voltages are linear in the inputs, so every term is a quad
 from the node voltages of the m unit inputs and cached on it.  A nonlinear array is solved
 by Newton's method per input vector (``full=True``) and the terms are evaluated from its
 node voltages and cell currents.
+
+Summed over a batch, a linear array's read energy needs neither the forms nor a solve per
+vector: with the batch's Gram matrix ``C = sum_w V_w V_w^T`` and any factor
+``C = sum_k l_k l_k^T`` (:func:`gram_factor`), ``sum_w V_w^T P V_w = <P, C> = sum_k l_k^T P l_k``,
+the read power of ``r <= min(m, batch)`` synthetic vectors ``l_k``, one full solve of them
+(:func:`gram_energy`).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from ..crossbar import Crossbar
 from ..results import SolveResult
 from ..topology import topology
 
-__all__ = ["ReadPower", "read_power", "power_matrices", "solution_power", "TERMS"]
+__all__ = ["ReadPower", "read_power", "power_matrices", "solution_power", "gram_factor", "gram_energy", "TERMS"]
 
 #: The dissipation terms, in the order of :class:`ReadPower`'s fields after ``total``.
 TERMS = ("cells", "row_wires", "column_wires", "drivers", "sense")
@@ -264,3 +270,51 @@ def read_power(xbar: Crossbar, V, *, method: Method = "auto", rtol: float = 1e-1
     P = power_matrices(xbar)
     with one_blas_thread():
         return ReadPower(**{k: ((V @ P[k]) * V).sum(axis=1) for k in ("total", *TERMS)})
+
+
+#: Eigenvalues of a Gram matrix below this times its largest (and m) are round-off and
+#: dropped by :func:`gram_factor`; ``eigh`` is accurate to about that anyway.
+_EIG_RTOL = 1e-15
+
+
+def gram_factor(C: np.ndarray) -> np.ndarray:
+    """Rows ``l_k`` (r, m) with ``sum_k l_k l_k^T = C`` to round-off, for a symmetric
+    positive semidefinite Gram matrix ``C`` (m, m).
+
+    From ``eigh``: ``l_k = sqrt(lambda_k) u_k`` for the eigenvalues above ``m * 1e-15``
+    times the largest (the rest, tiny negatives of round-off included, are round-off), so
+    ``r`` is the numerical rank.
+    """
+    C = np.asarray(C, dtype=np.float64)
+    if C.ndim != 2 or C.shape[0] != C.shape[1]:
+        raise ValueError(f"C must be a square Gram matrix; got shape {C.shape}")
+    if not C.any():
+        return np.zeros((0, C.shape[0]))
+    lam, U = np.linalg.eigh(C)
+    keep = lam > _EIG_RTOL * C.shape[0] * lam[-1]
+    return (U[:, keep] * np.sqrt(lam[keep])).T
+
+
+def gram_energy(xbar: Crossbar, L: np.ndarray) -> np.ndarray:
+    """Per-term read-power sums (W, :data:`TERMS` order) of a linear crossbar over a batch
+    whose Gram matrix is ``L^T L``: the read power of the rows of ``L`` (r, m) (from
+    :func:`gram_factor`, or the vectors themselves), by one full solve of them
+    (:func:`xbarsolve.cost.fields.full_power`).  Equals ``<P[term], L^T L>`` with the
+    forms of :func:`power_matrices` to round-off, without building them."""
+    from .fields import full_power
+
+    if not xbar.is_linear:
+        raise TypeError("gram_energy needs a linear crossbar; a nonlinear array's power is not a quadratic form")
+    L = np.asarray(L, dtype=np.float64)
+    if L.ndim != 2 or L.shape[1] != xbar.m:
+        raise ValueError(f"L must have shape (r, {xbar.m}); got {L.shape}")
+    topology(xbar).require_ladder("gram_energy")
+    if L.shape[0] == 0:
+        return np.zeros(len(TERMS))
+    p = full_power(xbar, L)
+    return np.array([float(getattr(p, k).sum()) for k in TERMS])
+
+
+def has_forms(xbar: Crossbar) -> bool:
+    """Whether the quadratic forms of :func:`power_matrices` are cached on the crossbar."""
+    return _CACHE_KEY in xbar._cache

@@ -117,6 +117,11 @@ class Factorization:
         return self._ladder.rows_first
 
     @property
+    def ladder(self) -> CellLadder:
+        """The eliminated ladder (orientation, wire, terminal and cell conductances)."""
+        return self._ladder
+
+    @property
     def block_size(self) -> int:
         """Size q of the dense blocks."""
         return self._ladder.q
@@ -184,6 +189,38 @@ class Factorization:
             v_top = np.moveaxis(U, 2, 0).transpose(0, 2, 1)
             v_bottom = np.moveaxis(X, 2, 0).transpose(0, 2, 1)
         return _with_cells(xbar, V, currents, np.ascontiguousarray(v_top), np.ascontiguousarray(v_bottom), "block")
+
+    def node_voltages(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Node voltages (V) of a batch ``V`` (batch, m) in ladder order, for callers that
+        reduce them right away (the read power, :mod:`xbarsolve.cost.fields`).
+
+        Returns ``(X, U)``, each (p, q, batch): the P-chain and S-chain node voltages
+        (:attr:`rows_first`: X the cells' top nodes, U their bottom nodes; otherwise the
+        other way round).  The values of ``solve(V, full=True)``, without its reordered
+        copies and cell arrays, and with the P-chain products as batched matrix products
+        (BLAS) instead of an ``einsum``.
+        """
+        lad = self._ladder
+        V = np.asarray(V, dtype=np.float64)
+        k = V.shape[0]
+        p, q = lad.p, lad.q
+        _memory.require(5 * p * q * k, f"the node voltages of {k} vectors on a {self.xbar.m}x{self.xbar.n} array",
+                        "solve the batch in smaller parts")
+        if lad.rows_first:
+            F = np.multiply(self._h[:, :, None], V.T[:, None, :], out=np.empty((p, q, k)))
+        else:
+            F = np.zeros((p, q, k))
+            F[0] += lad.ts0[:, None] * V.T
+            F[-1] += lad.ts1[:, None] * V.T
+        with single_thread_blas():
+            U = _kernels.block_solve(self._Kinv, lad.c, F)
+            # x[a] = W[a] (g[a] * u[a] + terminal injections), one product per chain.
+            F = np.multiply(self._g[:, :, None], U, out=F)  # reused
+            if lad.rows_first:
+                F[:, 0] += lad.tp0[:, None] * V.T
+                F[:, -1] += lad.tp1[:, None] * V.T
+            X = np.matmul(self._W, F)
+        return X, U
 
     def solve_from_sense(self, U: np.ndarray, full: bool = False) -> SolveResult:
         """Solve the array driven from its sense ends: voltages ``U`` (V), shape (batch, n),
