@@ -182,3 +182,27 @@ def test_network_cost_synthetic_vectors_equal_the_forms_path(rng, cfg_kw):
         np.testing.assert_allclose(c.read_split_pJ, b.read_split_pJ, rtol=0, atol=1e-12 * b.read_pJ, err_msg=a.name)
     with pytest.raises(ValueError, match="read"):
         network_cost(net, x, read="gram")
+
+
+def test_network_cost_builds_the_forms_of_a_crossbar_costed_again(rng):
+    """Ski rental: the first costing of a crossbar solves synthetic vectors, the
+    ``forms_after``-th builds its forms (and later ones read them); the energies agree
+    to round-off whichever way each call took."""
+    from xbarsolve.cost import network_cost
+    from xbarsolve.cost.network import forms_after
+
+    from test_cost_grams import conv_network
+
+    net = conv_network(rng, dict(rows_max=16, cols_max=8))
+    x = rng.uniform(-1.0, 1.0, (5, 6, 6, 3))
+    tiles = [t for al in net.layers.values() for t in al.tiles]
+    due = {id(t.crossbar): forms_after(t.crossbar) for t in tiles}
+    assert min(due.values()) >= 2
+    first = network_cost(net, x)
+    for k in range(2, max(due.values()) + 1):
+        again = network_cost(net, x)
+        for t in tiles:
+            assert has_forms(t.crossbar) == (k >= due[id(t.crossbar)]), (k, t.crossbar.shape)
+        for a, b in zip(again.layers, first.layers):
+            np.testing.assert_allclose(a.read_split_pJ, b.read_split_pJ, rtol=0, atol=1e-12 * b.read_pJ, err_msg=a.name)
+    assert all(has_forms(t.crossbar) for t in tiles)

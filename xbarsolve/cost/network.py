@@ -208,6 +208,28 @@ Grams = Literal["auto", "gemm"]
 Read = Literal["auto", "forms"]
 
 
+_COSTINGS_KEY = "xbarsolve.cost.network.costings"
+
+
+def forms_after(xbar) -> int:
+    """The costing of a linear crossbar at which :func:`network_cost` builds its read-power
+    forms instead of solving synthetic vectors again: ``ceil(2 sqrt(p / q))`` (p, q the
+    larger and smaller side).  Building the forms costs about that many full solves of m
+    vectors (measured: 2x on 64 x 64, 6x on 576 x 64; BENCHMARKS.md section 7), so, as in
+    ski rental, a crossbar costed once never pays for them and one costed many times pays
+    at most twice what the better choice in hindsight would have."""
+    p, q = max(xbar.shape), min(xbar.shape)
+    return max(2, math.ceil(2.0 * math.sqrt(p / q)))
+
+
+def _forms_due(xbar) -> bool:
+    """Count a costing of ``xbar`` by synthetic vectors; True when its forms are due
+    (:func:`forms_after`)."""
+    k = xbar._cache.get(_COSTINGS_KEY, 0) + 1
+    xbar._cache[_COSTINGS_KEY] = k
+    return k >= forms_after(xbar)
+
+
 def _exact_read(al, P: np.ndarray, x: np.ndarray | None, read: Read = "auto"):
     """Per-term read-power sums (W) over every input vector ``P`` of a layer and every
     input pass, and the number of passes.
@@ -216,7 +238,8 @@ def _exact_read(al, P: np.ndarray, x: np.ndarray | None, read: Read = "auto"):
     are its stride-1 windows (a ninth of the entries for a 3 x 3 kernel; the passes are the
     same, every pixel being in some window) and then :meth:`Windows.grams`, otherwise of the
     vectors and :func:`row_block_grams`.  Per linear tile (``read="auto"``): the cached
-    forms and the pass's Gram matrix when the forms are cached; otherwise the synthetic
+    forms and the pass's Gram matrix when the forms are cached or due (the crossbar's
+    :func:`forms_after`-th costing, when they are built); otherwise the synthetic
     vectors of the Gram matrix summed over the passes (:func:`gram_factor`; the vectors
     themselves when there are no more of them than rows) and one full solve of them
     (:func:`gram_energy`).  ``read="forms"``: as before the synthetic vectors, the forms
@@ -226,7 +249,7 @@ def _exact_read(al, P: np.ndarray, x: np.ndarray | None, read: Read = "auto"):
     forms, solved, by_gram, by_vectors = [], [], [], []
     for t in al.tiles:
         xb = t.crossbar
-        if uses_forms(xb, n) if read == "forms" else xb.is_linear and has_forms(xb):
+        if uses_forms(xb, n) if read == "forms" else xb.is_linear and (has_forms(xb) or _forms_due(xb)):
             forms.append(t)
         elif read == "forms" or not xb.is_linear:
             solved.append(t)
