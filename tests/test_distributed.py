@@ -37,10 +37,7 @@ def _sinh_net(rng):
 
 @pytest.fixture(scope="module")
 def client():
-    import dask.distributed as distributed  # a test dependency: never skipped
-
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as c:
+    with D.local_cluster(2) as c:  # Dask: a test dependency, never skipped
         yield c
 
 
@@ -145,22 +142,27 @@ def _where_and_threads(task: dict) -> dict:
 
     blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
     return {"pid": os.getpid(), "numba_threads": numba.get_num_threads(), "blas_threads": max(blas),
-            "y": task["x"] ** 2}
+            "y": task["x"] ** 2, "trim": os.environ.get("MALLOC_TRIM_THRESHOLD_", "unset")}
 
 
 def test_run_tasks_on_a_local_cluster_of_single_threaded_workers(tmp_path, monkeypatch):
     # the workers import this module to run its function
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # left here by clusters of Dask's defaults
     s = run_tasks([{"x": i} for i in range(8)], _where_and_threads, tmp_path / "w.h5", workers=2, progress=False)
     assert s.run == 8
     recs = [r for _, r in read_records(tmp_path / "w.h5")]
     assert sorted(r["y"] for r in recs) == [i * i for i in range(8)]
     assert os.getpid() not in {r["pid"] for r in recs} and len({r["pid"] for r in recs}) <= 2
     assert {r["numba_threads"] for r in recs} == {1} and {r["blas_threads"] for r in recs} == {1}
+    assert {r["trim"] for r in recs} == {"unset"}  # Dask's default for its workers is left out
     with pytest.raises(ValueError, match="workers must be an integer >= 1; got 0"):
         run_tasks([{"x": 1}], _where_and_threads, tmp_path / "e.h5", workers=0)
     with pytest.raises(ValueError, match="pass either scheduler or workers, not both"):
         run_tasks([{"x": 1}], _where_and_threads, tmp_path / "e.h5", workers=2, scheduler="tcp://127.0.0.1:1")
+    with pytest.raises(ValueError, match="n_workers must be an integer >= 1; got 1.5"):
+        with D.local_cluster(1.5):
+            pass
 
 
 def test_reproduce_dse_quick_on_two_workers_and_resume(tmp_path, data_dir, capsys):

@@ -18,9 +18,9 @@ API
   ``dask.distributed.Client`` runs them on that cluster; the driver writes each record
   as its future completes.
 * ``workers``: ``N`` starts a ``dask.distributed.LocalCluster`` of ``N`` worker
-  processes with one thread each for the run (not with ``scheduler``); every task runs
-  on one Numba and one BLAS thread there, so ``N`` workers share ``N`` cores without
-  oversubscribing them.  The jobs' command lines take ``--scheduler ADDRESS`` or
+  processes with one thread each for the run (:func:`xbarsolve.cnn.distributed.local_cluster`;
+  not with ``scheduler``); every task runs on one Numba and one BLAS thread there, so
+  ``N`` workers share ``N`` cores without oversubscribing them.  The jobs' command lines take ``--scheduler ADDRESS`` or
   ``--workers N`` (:func:`add_cluster_arguments`).
 * Returns a :class:`RunSummary` (tasks run, skipped, seconds).
 
@@ -462,14 +462,14 @@ def _workers_count(text: str) -> int:
 
 def _run_dask(pending, fn, parts: Path, scheduler, workers: int | None, bar) -> None:
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, as_completed
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("running on a cluster needs Dask: pip install 'dask[distributed]'") from exc
     with contextlib.ExitStack() as stack:
         if workers is not None:
-            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                       dashboard_address=None))
-            client = stack.enter_context(Client(cluster))
+            from ..cnn.distributed import local_cluster
+
+            client = stack.enter_context(local_cluster(workers))
             submit = lambda key, task: client.submit(_on_one_thread, fn, task, key=f"xbarsolve-{key}", pure=False)  # noqa: E731
         else:
             client = scheduler if isinstance(scheduler, Client) else stack.enter_context(Client(scheduler))
