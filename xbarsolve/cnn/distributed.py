@@ -4,7 +4,9 @@ The prepared :class:`~xbarsolve.cnn.network.AnalogNetwork` (programmed crossbars
 transfer matrices, calibrations) is sent to every worker; the images are cut into the
 same batches as the in-process run and every batch is one task.  Each task returns small
 per-layer statistics and the predictions, which the client merges in batch order, so the
-result equals :meth:`AnalogNetwork.evaluate` without a client bit for bit.
+result equals :meth:`AnalogNetwork.evaluate` without a client bit for bit, on the same
+number of BLAS threads as the tasks (``threads``; more threads may round a large GEMM
+differently in the last bits).
 
 The network is sent once per client: later calls with the same client reuse the copy on
 the workers as long as the network is unchanged (the same pickled bytes, compared by a
@@ -69,7 +71,8 @@ def evaluate(net: AnalogNetwork, x: np.ndarray, labels: np.ndarray | None = None
     Returns
     -------
     ErrorReport
-        Equal to the in-process report (``seconds``: the wall time here).
+        Equal to the in-process report on ``threads`` BLAS threads (``seconds``: the wall
+        time here).
 
     Raises
     ------
