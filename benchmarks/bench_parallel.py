@@ -23,7 +23,7 @@ machine whose speed drifts:
 * Dask, a batch job (``xbarsolve reproduce dse --quick``, its dense tasks with 4- and
   6-bit converters: 4 tasks, no crossbar cache): in process against ``--workers 1`` and
   ``--workers 2`` (:func:`xbarsolve.sweeps._runner.run_tasks`; each run starts its own
-  cluster, and that start is timed).
+  cluster, and that start is timed; printed first: what starting and closing one costs).
 
 Prints one table: case, method, workers/threads, ms per image, ratio to the first
 (serial) method of the case, max abs difference of the logits against it.  The first row
@@ -287,6 +287,14 @@ def main(argv=None) -> int:
                    ("Dask, network sent every call", "2 workers", _on_dask(mnist_sinh, two, resend=True))],
                   xs_, args.dask_batch, args.repeat)
     if not args.skip_jobs:
+        from xbarsolve.cnn.distributed import local_cluster
+
+        for n in (1, 2):
+            t0 = time.perf_counter()
+            with local_cluster(n):
+                started = time.perf_counter() - t0
+            print(f"  a local cluster of {n} worker(s): started in {started:.2f} s, closed in "
+                  f"{time.perf_counter() - t0 - started:.2f} s (each --workers run pays both)", flush=True)
         tasks, methods = _job_methods(d)
         _rows(f"reproduce dse --quick, {len(tasks)} dense tasks (ms/task)", methods, np.zeros(len(tasks)), 1,
               args.repeat)
