@@ -13,7 +13,8 @@ machine whose speed drifts:
   (the Newton solver on its default kernel threads) against the tiles solved side by side
   on ``--threads`` threads (one kernel thread each);
 * Dask, a CNN evaluation (MNIST CNN, sinh devices): the in-process run against a
-  ``distributed.LocalCluster`` of 1 and 2 worker processes with 1 thread each
+  ``distributed.LocalCluster`` of 1 and 2 worker processes with 1 thread each (and the
+  in-process run on one thread, as one worker's task runs)
   (:func:`xbarsolve.cnn.distributed.local_cluster`, :func:`~xbarsolve.cnn.distributed.logits`,
   one task per batch).  First the pickled
   network's size, and each fresh worker's first image (the network sent, unpickled and
@@ -80,6 +81,16 @@ def _on_dask(net, client, resend=False):
             distributed._SENT.pop(net, None)
         return distributed.logits(net, x, client=client, batch_size=batch)
     return run
+
+
+def _one_thread(run):
+    """``run`` on one Numba and one BLAS thread (as a worker's task)."""
+    from xbarsolve.solve._threads import kernel_threads
+
+    def wrapped(x, batch):
+        with kernel_threads(1):
+            return run(x, batch)
+    return wrapped
 
 
 def _pickle_sizes(net) -> None:
@@ -281,7 +292,8 @@ def main(argv=None) -> int:
             for label, client in (("1 worker", one), ("2 workers", two)):
                 _fresh_workers(label, client, mnist_sinh, xs_)
             _rows(f"MNIST CNN, sinh, batches of {args.dask_batch}",
-                  [("in process", "1", _in_process(mnist_sinh, False, None)),
+                  [("in process", "default", _in_process(mnist_sinh, False, None)),
+                   ("in process, one thread", "1", _one_thread(_in_process(mnist_sinh, False, None))),
                    ("Dask LocalCluster", "1 worker", _on_dask(mnist_sinh, one)),
                    ("Dask LocalCluster", "2 workers", _on_dask(mnist_sinh, two)),
                    ("Dask, network sent every call", "2 workers", _on_dask(mnist_sinh, two, resend=True))],
