@@ -132,7 +132,7 @@ def test_a_fresh_worker_loads_every_kernel_from_the_disk_cache(rng):
     np.testing.assert_array_equal(y, want)
     assert compiled == {}, f"a fresh worker compiled {compiled} ({seconds:.1f} s)"
     Sinh(a=2.0).current(np.ones(2), np.full(2, 1e-5))  # a kernel compiled per process: counted
-    assert D._compiled_in_this_process().get("xbarsolve.devices._evaluate") == 1
+    assert D._compiled_in_this_process().get("xbarsolve.devices._evaluate", 0) >= 1
 
 
 # --------------------------------------------------------------------- batch jobs
