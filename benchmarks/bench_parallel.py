@@ -12,9 +12,19 @@ machine whose speed drifts:
 * sinh devices (a = 2 /V, Newton), the MNIST CNN and ResNet-20: the serial tile loop
   (the Newton solver on its default kernel threads) against the tiles solved side by side
   on ``--threads`` threads (one kernel thread each);
-* Dask: the in-process run against a ``distributed.LocalCluster`` of 1 and 2 worker
-  processes with 1 thread each (:func:`xbarsolve.cnn.distributed.logits`, one task per
-  batch; workers warmed up first, so Numba compilation is not timed).
+* Dask, a CNN evaluation (MNIST CNN, sinh devices): the in-process run against a
+  ``distributed.LocalCluster`` of 1 and 2 worker processes with 1 thread each (and the
+  in-process run on one thread, as one worker's task runs)
+  (:func:`xbarsolve.cnn.distributed.local_cluster`, :func:`~xbarsolve.cnn.distributed.logits`,
+  one task per batch).  First the pickled
+  network's size, and each fresh worker's first image (the network sent, unpickled and
+  run once; which kernels it compiled); the timed calls then find the network on the
+  workers.  A row with the network sent again on every call (the behaviour before) shows
+  what sending it costs;
+* Dask, a batch job (``xbarsolve reproduce dse --quick``, its dense tasks with 4- and
+  6-bit converters: 4 tasks, no crossbar cache): in process against ``--workers 1`` and
+  ``--workers 2`` (:func:`xbarsolve.sweeps._runner.run_tasks`; each run starts its own
+  cluster, and that start is timed; printed first: what starting and closing one costs).
 
 Prints one table: case, method, workers/threads, ms per image, ratio to the first
 (serial) method of the case, max abs difference of the logits against it.  The first row
@@ -24,8 +34,8 @@ after the other and on ``--threads`` threads at once (ratio 0.5 on two free core
 
     python benchmarks/bench_parallel.py [--data DIR] [--repeat 3] [--images 20]
         [--mnist-images 50] [--nonlinear-images 16] [--nonlinear-resnet-images 2]
-        [--dask-images 16] [--dask-batch 4] [--threads 2] [--skip-dask] [--skip-nonlinear]
-        [--profile]
+        [--dask-images 16] [--dask-batch 4] [--threads 2] [--skip-linear] [--skip-nonlinear]
+        [--skip-dask] [--skip-jobs] [--profile]
 """
 
 from __future__ import annotations
@@ -63,10 +73,80 @@ def _in_process(net, serial: bool, threads: int | None):
     return run
 
 
-def _on_dask(net, client):
-    from xbarsolve.cnn.distributed import logits
+def _on_dask(net, client, resend=False):
+    from xbarsolve.cnn import distributed
 
-    return lambda x, batch: logits(net, x, client=client, batch_size=batch)
+    def run(x, batch):
+        if resend:  # forget the copy on the workers: the network is sent again
+            distributed._SENT.pop(net, None)
+        return distributed.logits(net, x, client=client, batch_size=batch)
+    return run
+
+
+def _one_thread(run):
+    """``run`` on one Numba and one BLAS thread (as a worker's task)."""
+    from xbarsolve.solve._threads import kernel_threads
+
+    def wrapped(x, batch):
+        with kernel_threads(1):
+            return run(x, batch)
+    return wrapped
+
+
+def _pickle_sizes(net) -> None:
+    """The pickled network's size, and what the crossbars' rebuilt forms would add."""
+    import pickle
+
+    from xbarsolve.crossbar import _REBUILT_AFTER_PICKLING
+
+    lean = len(pickle.dumps(net, protocol=5))
+    forms = sum(len(pickle.dumps({k: v for k, v in t.crossbar._cache.items() if k in _REBUILT_AFTER_PICKLING}, protocol=5))
+                for al in net.layers.values() for t in al.tiles)
+    print(f"  pickled MNIST sinh network: {lean / 1e6:.1f} MB (its crossbars' topology and Newton forms, left out, "
+          f"would add {forms / 1e6:.1f} MB)", flush=True)
+
+
+def _fresh_workers(label, client, net, x) -> None:
+    """Send the network to fresh workers and run one image on each: the seconds of the
+    send and of each worker's first image, and the kernels each compiled."""
+    from xbarsolve.cnn import distributed
+
+    t0 = time.perf_counter()
+    remote = distributed._on_workers(client, net)
+    workers = list(client.scheduler_info()["workers"])
+    futures = [client.submit(distributed._timed_logits, remote, x[:1], workers=[w], pure=False, allow_other_workers=False)
+               for w in workers]
+    results = client.gather(futures)
+    sent = time.perf_counter() - t0
+    for w, (_, compiled, seconds) in zip(workers, results):
+        print(f"  {label}, fresh worker {w}: first image {seconds:.2f} s, compiled kernels {compiled or 'none'}")
+    print(f"  {label}: network sent and one image on every worker in {sent:.2f} s", flush=True)
+
+
+def _job_methods(data):
+    """In process, ``--workers 1`` and ``--workers 2`` for the dense tasks of the quick
+    DSE preset with 4- and 6-bit converters; each run writes a fresh results file."""
+    import functools
+    import tempfile
+
+    from xbarsolve.sweeps import dse
+    from xbarsolve.sweeps._runner import read_records, run_tasks
+
+    preset = dict(dse.PRESETS["quick"], mappings=["dense"], bits=[4, 6])
+    tasks = dse.build_tasks(**preset)
+    fn = functools.partial(dse.run_task, data=str(data), cache=None)
+    folder = Path(tempfile.mkdtemp(prefix="bench_parallel_jobs_"))
+    count = iter(range(1 << 30))
+
+    def method(workers):
+        def run(x, batch):
+            path = folder / f"run{next(count)}.h5"
+            run_tasks(tasks[:len(x)], fn, path, workers=workers, progress=False)
+            recs = sorted(read_records(path), key=lambda tr: sorted(tr[0].items()))
+            return np.array([[r["accuracy_analog"], r["energy_pJ"], r["latency_ns"]] for _, r in recs])
+        return run
+    return tasks, [("in process", "1", method(None)), ("--workers 1", "1 worker", method(1)),
+                   ("--workers 2", "2 workers", method(2))]
 
 
 def _interleaved(methods, x, batch, repeat):
@@ -145,16 +225,6 @@ def _control(threads: int, repeat: int) -> None:
           np.zeros(1), 1, repeat)
 
 
-def _warm_workers(client, net, x):
-    """Compile the kernels on every worker before timing (one image each)."""
-    def warm(net, x):
-        net.logits(x)
-        return True
-    remote = client.scatter(net, broadcast=True, hash=False)
-    workers = list(client.scheduler_info()["workers"])
-    client.gather([client.submit(warm, remote, x[:1], workers=[w], pure=False, allow_other_workers=False) for w in workers])
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=None)
@@ -166,8 +236,10 @@ def main(argv=None) -> int:
     ap.add_argument("--dask-images", type=int, default=16, help="MNIST images, sinh devices, on Dask")
     ap.add_argument("--dask-batch", type=int, default=4, help="images per Dask task")
     ap.add_argument("--threads", type=int, default=2, help="tile threads of the parallel rows")
+    ap.add_argument("--skip-linear", action="store_true")
     ap.add_argument("--skip-nonlinear", action="store_true")
-    ap.add_argument("--skip-dask", action="store_true")
+    ap.add_argument("--skip-dask", action="store_true", help="no Dask CNN evaluation")
+    ap.add_argument("--skip-jobs", action="store_true", help="no Dask batch job")
     ap.add_argument("--profile", action="store_true", help="also profile the linear tile loop (GEMM share)")
     args = ap.parse_args(argv)
     d = data_dir(args.data)
@@ -187,8 +259,8 @@ def main(argv=None) -> int:
     mnist = mnist_cnn4()
     tiles = dict(rows_max=64, cols_max=64)
 
-    for title, model, xcal, xs_ in (("ResNet-20, linear", resnet, X[-10:], X[:args.images]),
-                                     ("MNIST CNN, linear", mnist, Xcal, Xm[:args.mnist_images])):
+    for title, model, xcal, xs_ in () if args.skip_linear else (
+            ("ResNet-20, linear", resnet, X[-10:], X[:args.images]), ("MNIST CNN, linear", mnist, Xcal, Xm[:args.mnist_images])):
         net = AnalogNetwork(model, AnalogConfig(**tiles)).prepare(xcal)
         if args.profile:
             _loop_profile(title, net, xs_, 50)
@@ -212,19 +284,32 @@ def main(argv=None) -> int:
                       xs_, len(xs_), args.repeat)
 
     if not args.skip_dask:
-        import dask.distributed as distributed
+        from xbarsolve.cnn.distributed import local_cluster
 
         xs_ = Xm[:args.dask_images]
-        kw = dict(threads_per_worker=1, processes=True, dashboard_address=":0")
-        with distributed.LocalCluster(n_workers=1, **kw) as c1, distributed.Client(c1) as one, \
-                distributed.LocalCluster(n_workers=2, **kw) as c2, distributed.Client(c2) as two:
-            for client in (one, two):
-                _warm_workers(client, mnist_sinh, xs_)
+        _pickle_sizes(mnist_sinh)
+        with local_cluster(1) as one, local_cluster(2) as two:
+            for label, client in (("1 worker", one), ("2 workers", two)):
+                _fresh_workers(label, client, mnist_sinh, xs_)
             _rows(f"MNIST CNN, sinh, batches of {args.dask_batch}",
-                  [("in process", "1", _in_process(mnist_sinh, False, None)),
+                  [("in process", "default", _in_process(mnist_sinh, False, None)),
+                   ("in process, one thread", "1", _one_thread(_in_process(mnist_sinh, False, None))),
                    ("Dask LocalCluster", "1 worker", _on_dask(mnist_sinh, one)),
-                   ("Dask LocalCluster", "2 workers", _on_dask(mnist_sinh, two))],
+                   ("Dask LocalCluster", "2 workers", _on_dask(mnist_sinh, two)),
+                   ("Dask, network sent every call", "2 workers", _on_dask(mnist_sinh, two, resend=True))],
                   xs_, args.dask_batch, args.repeat)
+    if not args.skip_jobs:
+        from xbarsolve.cnn.distributed import local_cluster
+
+        for n in (1, 2):
+            t0 = time.perf_counter()
+            with local_cluster(n):
+                started = time.perf_counter() - t0
+            print(f"  a local cluster of {n} worker(s): started in {started:.2f} s, closed in "
+                  f"{time.perf_counter() - t0 - started:.2f} s (each --workers run pays both)", flush=True)
+        tasks, methods = _job_methods(d)
+        _rows(f"reproduce dse --quick, {len(tasks)} dense tasks (ms/task)", methods, np.zeros(len(tasks)), 1,
+              args.repeat)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 

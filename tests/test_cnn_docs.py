@@ -11,7 +11,7 @@ def test_cnn_docs_examples_run(tmp_path, monkeypatch, data_dir):
     monkeypatch.setenv("XBARSOLVE_DATA", str(data_dir))
     monkeypatch.chdir(tmp_path)  # the example writes its cache under ./calibration/cnn
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "cnn.md").read_text(), flags=re.S)
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     namespace: dict = {}
     for code in blocks:
         exec(compile(code, "docs/cnn.md", "exec"), namespace)

@@ -33,6 +33,12 @@ Sense = Literal["bottom", "top", "both"]
 
 _DRIVES = ("left", "right", "both")
 _SENSES = ("bottom", "top", "both")
+#: Entries of ``Crossbar._cache`` that a pickle leaves out: forms derived from the fields
+#: alone, deterministically and in milliseconds (the topology and its ladder forms, the
+#: Newton solver's ladder form, the sparse nodal system), rebuilt on first use.  The
+#: transfer matrix and the power forms stay: they cost solves to rebuild, and whether the
+#: transfer matrix is cached decides which solver ``solve(method="auto")`` takes.
+_REBUILT_AFTER_PICKLING = frozenset({"topology", "newton", "nodal", "nodal_lift"})
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -176,6 +182,14 @@ class Crossbar:
             raise TypeError(f"transistor must be None or an xbarsolve.transistors model; got {self.transistor!r}")
         if not isinstance(self.device, Device):
             raise TypeError(f"device must be an xbarsolve.devices model; got {self.device!r}")
+
+    def __getstate__(self) -> dict:
+        """The pickled state: the fields and the cached results that are costly to rebuild
+        (see ``_REBUILT_AFTER_PICKLING``), so that sending a crossbar to another process
+        (Dask workers) does not carry its derived forms; the results are the same."""
+        state = dict(self.__dict__)
+        state["_cache"] = {k: v for k, v in self._cache.items() if k not in _REBUILT_AFTER_PICKLING}
+        return state
 
     # ----------------------------------------------------------------- shape
     @property

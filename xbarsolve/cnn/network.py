@@ -509,6 +509,19 @@ class AnalogLayer(AnalogMatrix):
             matrix, self.sparse_grid = layer.weight_matrix, None
         super().__init__(matrix, node.name, cfg)
 
+    def __getstate__(self) -> dict:
+        """Pickled without the dense mapping's matrix: it is a view of the layer's weights
+        (pickled with the layer anyway) and :meth:`__setstate__` takes the view again."""
+        state = dict(self.__dict__)
+        if not state.get("sparse"):
+            state.pop("matrix", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "matrix" not in state:
+            self.matrix = np.asarray(self.layer.weight_matrix, dtype=np.float64)
+
     # ------------------------------------------------------------------ vectors
     def _vectors(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
         """Crossbar input vectors (batch, rows) in input units, and the shape (N, *grid)

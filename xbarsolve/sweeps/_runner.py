@@ -4,7 +4,7 @@ Used by every batch job (``xbarsolve reproduce crossbar``, ``xbarsolve reproduce
 
 API
 ---
-``run_tasks(tasks, fn, path, *, scheduler=None, progress=True, desc=None, file_attrs=None)``
+``run_tasks(tasks, fn, path, *, scheduler=None, workers=None, progress=True, desc=None, file_attrs=None)``
 
 * ``tasks``: list of dicts of JSON-able scalars (str, int, float, bool).  A task's
   identity is its content: :func:`task_key` hashes the canonical JSON (sorted keys), so
@@ -17,6 +17,11 @@ API
   tqdm progress bar); a Dask scheduler address (``"tcp://host:8786"``) or a
   ``dask.distributed.Client`` runs them on that cluster; the driver writes each record
   as its future completes.
+* ``workers``: ``N`` starts a ``dask.distributed.LocalCluster`` of ``N`` worker
+  processes with one thread each for the run (:func:`xbarsolve.cnn.distributed.local_cluster`;
+  not with ``scheduler``); every task runs on one Numba and one BLAS thread there, so
+  ``N`` workers share ``N`` cores without oversubscribing them.  The jobs' command lines take ``--scheduler ADDRESS`` or
+  ``--workers N`` (:func:`add_cluster_arguments`).
 * Returns a :class:`RunSummary` (tasks run, skipped, seconds).
 
 Read results with :func:`read_records` (a list of ``(task, record)`` pairs, nested dicts
@@ -71,7 +76,8 @@ import numpy as np
 from .._atomic import atomic_hdf5, create_dataset, read_dataset
 from ..errors import FormatError, LockError
 
-__all__ = ["task_key", "run_tasks", "run_job", "report_job", "read_records", "records_table", "RunSummary", "merge_parts"]
+__all__ = ["task_key", "run_tasks", "run_job", "report_job", "read_records", "records_table", "RunSummary", "merge_parts",
+           "add_cluster_arguments"]
 
 FORMAT = "xbarsolve-records"
 VERSION = 1
@@ -331,6 +337,7 @@ def run_tasks(
     path,
     *,
     scheduler: Any = None,
+    workers: int | None = None,
     progress: bool = True,
     desc: str | None = None,
     file_attrs: dict | None = None,
@@ -347,6 +354,9 @@ def run_tasks(
         The HDF5 results file (created if missing; parent folders too).
     scheduler : str or dask.distributed.Client, optional
         Dask scheduler address or client; ``None`` runs locally, in order.
+    workers : int, optional
+        Run on a new local Dask cluster of this many single-threaded worker processes
+        (>= 1; see the module notes); not together with ``scheduler``.
     progress : bool
         Show a tqdm progress bar.
     desc : str, optional
@@ -362,7 +372,14 @@ def run_tasks(
     ------
     LockError
         If another run is writing ``path`` (see "One run at a time" in the module notes).
+    ValueError
+        If ``workers`` is not an integer >= 1, or is given with ``scheduler``.
     """
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+        if scheduler is not None:
+            raise ValueError(f"pass either scheduler or workers, not both; got scheduler={scheduler!r} and workers={workers}")
     t0 = time.perf_counter()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -380,13 +397,13 @@ def run_tasks(
 
             bar = tqdm(total=len(pending), desc=desc or path.name, unit="task")
         try:
-            if scheduler is None:
+            if scheduler is None and workers is None:
                 for key, task in pending:
                     _write_part(parts, key, task, fn(task))
                     if bar is not None:
                         bar.update()
-            else:
-                _run_dask(pending, fn, parts, scheduler, bar)
+            elif pending:
+                _run_dask(pending, fn, parts, scheduler, workers, bar)
         finally:
             if bar is not None:
                 bar.close()
@@ -395,7 +412,7 @@ def run_tasks(
                       seconds=time.perf_counter() - t0, path=str(path))
 
 
-def run_job(tasks: list[dict], fn, path, *, job: str, preset: dict, scheduler=None,
+def run_job(tasks: list[dict], fn, path, *, job: str, preset: dict, scheduler=None, workers: int | None = None,
             progress: bool = True) -> tuple[RunSummary, list[tuple[dict, dict]]]:
     """Run a batch job's tasks into ``path`` (:func:`run_tasks`) and return the summary and
     the records of exactly these tasks (a results file may also hold other presets').
@@ -403,7 +420,7 @@ def run_job(tasks: list[dict], fn, path, *, job: str, preset: dict, scheduler=No
     ``job`` names the job in the progress bar and the file's ``job`` attribute; ``preset``
     (JSON-serialisable) is stored as the file's ``preset`` attribute.
     """
-    summary = run_tasks(tasks, fn, path, scheduler=scheduler, progress=progress, desc=job,
+    summary = run_tasks(tasks, fn, path, scheduler=scheduler, workers=workers, progress=progress, desc=job,
                         file_attrs={"job": job, "preset": json.dumps(preset)})
     wanted = {json.dumps(t, sort_keys=True) for t in tasks}
     records = [(t, r) for t, r in read_records(path) if json.dumps(t, sort_keys=True) in wanted]
@@ -422,24 +439,56 @@ def report_job(out: Path, path, summary: RunSummary, table_name: str, table: str
     return 0
 
 
-def _run_dask(pending, fn, parts: Path, scheduler, bar) -> None:
+def add_cluster_arguments(p) -> None:
+    """The batch jobs' ``--scheduler ADDRESS`` and ``--workers N`` options (one of them)."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="Dask scheduler address, e.g. tcp://host:8786 (default: run in this process)")
+    where.add_argument("--workers", type=_workers_count, default=None, metavar="N",
+                       help="run on a local Dask cluster of N single-threaded worker processes (one per core)")
+
+
+def _workers_count(text: str) -> int:
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (worker processes); got {text!r}")
+    return n
+
+
+def _run_dask(pending, fn, parts: Path, scheduler, workers: int | None, bar) -> None:
     try:
         from dask.distributed import Client, as_completed
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("running on a cluster needs Dask: pip install 'dask[distributed]'") from exc
-    own = not isinstance(scheduler, Client)
-    client = Client(scheduler) if own else scheduler
-    try:
-        futures = {client.submit(fn, task, key=f"xbarsolve-{key}", pure=False): (key, task) for key, task in pending}
+    with contextlib.ExitStack() as stack:
+        if workers is not None:
+            from ..cnn.distributed import local_cluster
+
+            client = stack.enter_context(local_cluster(workers))
+            submit = lambda key, task: client.submit(_on_one_thread, fn, task, key=f"xbarsolve-{key}", pure=False)  # noqa: E731
+        else:
+            client = scheduler if isinstance(scheduler, Client) else stack.enter_context(Client(scheduler))
+            submit = lambda key, task: client.submit(fn, task, key=f"xbarsolve-{key}", pure=False)  # noqa: E731
+        futures = {submit(key, task): (key, task) for key, task in pending}
         for fut in as_completed(futures):
             key, task = futures[fut]
             _write_part(parts, key, task, fut.result())
             fut.release()
             if bar is not None:
                 bar.update()
-    finally:
-        if own:
-            client.close()
+
+
+def _on_one_thread(fn, task: dict) -> dict:
+    """``fn(task)`` on one Numba and one BLAS thread (a worker of ``--workers``: one per core)."""
+    from ..solve._threads import kernel_threads
+
+    with kernel_threads(1):
+        return fn(task)
 
 
 def _read_group(group, path) -> dict:

@@ -61,7 +61,9 @@ def add_aras_arguments(p: argparse.ArgumentParser) -> None:
                    help="networks whose accuracy is also measured on the analog engine")
     p.add_argument("--analog-images", type=int, default=None, help="test images of the analog accuracy tasks")
     p.add_argument("--seed", type=int, default=0, help="seed of the write-verify pulse counts")
-    p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: run locally)")
+    from ._runner import add_cluster_arguments
+
+    add_cluster_arguments(p)  # --scheduler ADDRESS or --workers N
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plots", action="store_true")
 
@@ -221,6 +223,7 @@ def aras_main(args: argparse.Namespace) -> int:
     path = out / "aras_results.h5"
     fn = functools.partial(run_task, data=data)
     summary, records = run_job(tasks, fn, path, job="reproduce aras", preset=preset, scheduler=args.scheduler,
+                               workers=args.workers,
                                progress=not args.no_progress)
     figures = None
     if not args.no_plots:

@@ -91,7 +91,9 @@ def add_cnn_arguments(p: argparse.ArgumentParser) -> None:
                    help="held-out calibration images for converter ranges and calibration samples "
                         "(default 100 MNIST training images, the last 50 CIFAR-10 images)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: run locally)")
+    from ._runner import add_cluster_arguments
+
+    add_cluster_arguments(p)  # --scheduler ADDRESS or --workers N
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plots", action="store_true")
 
@@ -406,6 +408,7 @@ def cnn_main(args: argparse.Namespace) -> int:
     path = out / "cnn_results.h5"
     fn = functools.partial(run_task, data=data, cache=args.cache or None)
     summary, records = run_job(tasks, fn, path, job="reproduce cnn", preset=preset, scheduler=args.scheduler,
+                               workers=args.workers,
                                progress=not args.no_progress)
     from ..cnn.plotting import save_figures, table6_markdown
 

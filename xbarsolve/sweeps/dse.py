@@ -90,7 +90,9 @@ def add_dse_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-cost", type=int, default=None, help="images costed per task (the first of the test images)")
     p.add_argument("--allow-large", action="store_true", help="build sparse mappings over 1 GiB (ResNets)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: run locally)")
+    from ._runner import add_cluster_arguments
+
+    add_cluster_arguments(p)  # --scheduler ADDRESS or --workers N
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plots", action="store_true")
 
@@ -372,6 +374,7 @@ def dse_main(args: argparse.Namespace) -> int:
     path = out / "dse_results.h5"
     fn = functools.partial(run_task, data=data, cache=cache or None, allow_large=args.allow_large)
     summary, records = run_job(tasks, fn, path, job="reproduce dse", preset=preset, scheduler=args.scheduler,
+                               workers=args.workers,
                                progress=not args.no_progress)
     figures = save_figures(records, out) if records and not args.no_plots else None
     return report_job(out, path, summary, "dse_table.md", table_markdown(records), figures)
