@@ -126,28 +126,37 @@ def reference_currents(xbar, V):
     return np.asarray(sense_matrix(xbar).T.astype(np.longdouble) @ x, dtype=np.float64).T
 
 
-def fixed_point(xbar: xs.Crossbar, v: np.ndarray, tol: float, gamma: float = 0.8, max_iter: int = 10_000):
+def fixed_point(xbar: xs.Crossbar, v: np.ndarray, tol: float, gamma: float = 0.8, max_iter: int = 1000):
     """Column currents (1, n) of one input vector ``v`` (1, m) by successive under-relaxation
     of the cell voltages (CrossSim's scheme; uniform wire, driver and sense resistances,
-    rows driven at the left, columns sensed at the bottom)."""
+    rows driven at the left, columns sensed at the bottom).  As CrossSim does, a run that
+    does not converge (here: diverges, or takes ``max_iter`` iterations) is repeated with
+    ``gamma`` reduced by 2 % until ``gamma`` falls below 0.01."""
     G = xbar.G
     r_in, r_row, r_col, r_out = (float(np.max(getattr(xbar, k))) for k in ("r_in", "r_row", "r_col", "r_out"))
     dV0 = np.repeat(v.reshape(-1, 1), xbar.n, axis=1)
-    dV = dV0.copy()
-    T, B = np.empty_like(dV), np.empty_like(dV)
-    for _ in range(max_iter):
-        current = G * dV
-        along_row = np.cumsum(current[:, ::-1], axis=1)[:, ::-1]  # entering column k of row i
-        T[:, 0] = dV0[:, 0] - r_in * along_row[:, 0]
-        T[:, 1:] = T[:, :1] - r_row * np.cumsum(along_row[:, 1:], axis=1)
-        down_col = np.cumsum(current, axis=0)  # leaving row k of column j downwards
-        B[-1] = r_out * down_col[-1]
-        B[:-1] = B[-1] + r_col * np.cumsum(down_col[:-1][::-1], axis=0)[::-1]
-        err = T - B - dV
-        if np.abs(err).max() < tol:
-            return current.sum(axis=0, keepdims=True)
-        dV += gamma * err
-    raise RuntimeError(f"the fixed point did not converge to {tol} V in {max_iter} iterations")
+    T, B = np.empty_like(dV0), np.empty_like(dV0)
+    while gamma >= 0.01:
+        dV = dV0.copy()
+        first = None
+        for _ in range(max_iter):
+            current = G * dV
+            along_row = np.cumsum(current[:, ::-1], axis=1)[:, ::-1]  # entering column k of row i
+            T[:, 0] = dV0[:, 0] - r_in * along_row[:, 0]
+            T[:, 1:] = T[:, :1] - r_row * np.cumsum(along_row[:, 1:], axis=1)
+            down_col = np.cumsum(current, axis=0)  # leaving row k of column j downwards
+            B[-1] = r_out * down_col[-1]
+            B[:-1] = B[-1] + r_col * np.cumsum(down_col[:-1][::-1], axis=0)[::-1]
+            err = T - B - dV
+            e = np.abs(err).max()
+            if e < tol:
+                return current.sum(axis=0, keepdims=True)
+            first = e if first is None else first
+            if not e < 1e3 * first:  # diverging (or not finite)
+                break
+            dV += gamma * err
+        gamma *= 0.98
+    raise RuntimeError(f"the fixed point did not converge to {tol} V for any gamma >= 0.01")
 
 
 def methods(shape):
