@@ -170,29 +170,14 @@ def _iterative_fields(xbar: Crossbar, V: np.ndarray):
     (batch, m, n) each, by conjugate gradients; None if some vector did not converge in
     :data:`xbarsolve.solve.iterative.MAXITER` iterations (the caller factors instead)."""
     from ..solve import _iterative_kernels as kernels
-    from ..solve.iterative import _TOL_FACTOR, MAXITER, chain_factors
-    from ..solve.linear import cell_ladder
+    from ..solve.iterative import MAXITER, schur_cg
 
-    lad = cell_ladder(xbar, rows_first=True)  # P = rows (top nodes), S = columns (bottom nodes)
-    p, q = lad.p, lad.q
-    pinv, pf, sinv, sf = chain_factors(lad)
-    s_term = np.zeros((p, q))
-    s_term[0] += lad.ts0
-    s_term[-1] += lad.ts1
-    k = V.shape[0]
-    rhs = np.empty((k, p, q))
-    f = np.zeros((p, q))
-    for t in range(k):  # G A_P^{-1} f_P: the sources inject through the row terminals
-        f[:, 0] = lad.tp0 * V[t]
-        f[:, -1] += lad.tp1 * V[t]
-        kernels.solve_p_chains(pinv, pf, f, rhs[t])
-        rhs[t] *= lad.g
-        f[:, -1] = 0.0
     # The smallest tolerance solve_small_batch takes: the iteration stops when its error
     # estimate stops decreasing (round-off).
-    U, its = kernels.pcg_schur(lad.g, lad.c, s_term, pinv, pf, sinv, sf, rhs, _TOL_FACTOR * 1e-15, MAXITER)
+    lad, pinv, pf, U, its, rhs = schur_cg(xbar, V, 1e-15)
     if (its >= MAXITER).any():
         return None
+    k = V.shape[0]
     X = rhs  # reused: row-node voltages A_P^{-1} (G u + f_P)
     for t in range(k):
         f = lad.g * U[t]

@@ -68,6 +68,17 @@ def solve_small_batch(xbar: Crossbar, V, rtol: float = 1e-12) -> np.ndarray:
     if not 1e-15 <= rtol <= 1e-3:
         raise ValueError(f"rtol must be in [1e-15, 1e-3]; got {rtol!r}")
     V = as_batch(xbar, V)
+    lad, pinv, pf, U, its, _ = schur_cg(xbar, V, rtol)
+    if (its >= MAXITER).any():
+        raise RuntimeError(f"solve_small_batch did not converge in {MAXITER} iterations; use xbarsolve.solve")
+    return lad.ts0 * U[:, 0, :] + lad.ts1 * U[:, -1, :]
+
+
+def schur_cg(xbar: Crossbar, V: np.ndarray, rtol: float):
+    """Conjugate gradients on the column Schur system of the rows-first ladder for the
+    vectors ``V`` (batch, m): ``(ladder, pinv, pf, U, iterations, work)`` with the
+    column-node voltages ``U`` (batch, m, n), the row chains' pivots ``pinv, pf`` and a
+    spare (batch, m, n) array ``work`` (the right-hand side, no longer needed)."""
     lad = cell_ladder(xbar, rows_first=True)  # P = rows (driven), S = columns (sensed)
     p, q = lad.p, lad.q
     pinv, pf, sinv, sf = chain_factors(lad)
@@ -85,9 +96,7 @@ def solve_small_batch(xbar: Crossbar, V, rtol: float = 1e-12) -> np.ndarray:
         rhs[t] *= lad.g
         f[:, -1] = 0.0
     U, its = _kernels.pcg_schur(lad.g, lad.c, s_term, pinv, pf, sinv, sf, rhs, _TOL_FACTOR * rtol, MAXITER)
-    if (its >= MAXITER).any():
-        raise RuntimeError(f"solve_small_batch did not converge in {MAXITER} iterations; use xbarsolve.solve")
-    return lad.ts0 * U[:, 0, :] + lad.ts1 * U[:, -1, :]
+    return lad, pinv, pf, U, its, rhs
 
 
 def chain_factors(lad) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
