@@ -189,3 +189,24 @@ def test_reproduce_dse_quick_on_two_workers_and_resume(tmp_path, data_dir, capsy
     assert "argument --scheduler: not allowed with argument --workers" in capsys.readouterr().err
     assert main([*argv, "--workers", "0"]) == 2
     assert "argument --workers: must be an integer >= 1 (worker processes); got '0'" in capsys.readouterr().err
+
+
+def test_reproduce_crossbar_takes_workers(tmp_path, monkeypatch, capsys):
+    """``reproduce crossbar --workers N`` hands N to the task runner, and refuses it beside
+    ``--scheduler`` with the same one-line error as the other jobs."""
+    from xbarsolve.cli import main
+    from xbarsolve.sweeps import crossbar as job
+
+    seen = {}
+
+    def fake_run_tasks(tasks, fn, path, **kw):
+        seen.update(kw)
+
+    monkeypatch.setattr(job, "run_tasks", fake_run_tasks)
+    argv = ["reproduce", "crossbar", "--quick", "--out", str(tmp_path), "--no-progress", "--no-plots"]
+    assert main([*argv, "--workers", "2"]) == 0
+    assert seen["workers"] == 2 and seen["scheduler"] is None
+    assert main(argv) == 0
+    assert seen["workers"] is None
+    assert main([*argv, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "argument --scheduler: not allowed with argument --workers" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """The single-crossbar study of Zhang & Hu 2022 (Sec. 4.2, Figs. 11-18) as a batch job.
 
-``xbarsolve reproduce crossbar [--out DIR] [--quick] [--scheduler ADDRESS]``, or
+``xbarsolve reproduce crossbar [--out DIR] [--quick] [--scheduler ADDRESS | --workers N]``, or
 :func:`reproduce_crossbar` from Python.
 
 Each task is one array: a size (27x16, 144x16, 288x32, 576x64), a kernel type (1
@@ -197,7 +197,8 @@ def run_task(task: dict) -> dict:
 
 
 def reproduce_crossbar(out="out/crossbar", *, quick: bool = False, config: SweepConfig | None = None,
-                       scheduler=None, progress: bool = True, plots: bool = True) -> Path:
+                       scheduler=None, workers: int | None = None, progress: bool = True,
+                       plots: bool = True) -> Path:
     """Run (or resume) the sweep and write ``<out>/crossbar.h5`` and ``<out>/figures/``.
 
     Parameters
@@ -210,6 +211,9 @@ def reproduce_crossbar(out="out/crossbar", *, quick: bool = False, config: Sweep
         A custom grid (overrides ``quick``).
     scheduler : str or dask.distributed.Client, optional
         Dask scheduler address; local execution when ``None``.
+    workers : int, optional
+        Run on a local Dask cluster of this many single-threaded worker processes
+        (:func:`xbarsolve.sweeps._runner.run_tasks`); not together with ``scheduler``.
     progress : bool
         Show a progress bar.
     plots : bool
@@ -223,7 +227,7 @@ def reproduce_crossbar(out="out/crossbar", *, quick: bool = False, config: Sweep
     cfg = config or (QUICK if quick else FULL)
     out = Path(out)
     path = out / "crossbar.h5"
-    run_tasks(cfg.tasks(), run_task, path, scheduler=scheduler, progress=progress, desc="crossbar sweep",
+    run_tasks(cfg.tasks(), run_task, path, scheduler=scheduler, workers=workers, progress=progress, desc="crossbar sweep",
               file_attrs={"study": "Zhang & Hu 2022 single-crossbar study (xbarsolve reproduce crossbar)"})
     if plots:
         from ..plotting import crossbar_figures
@@ -236,7 +240,9 @@ def add_crossbar_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``xbarsolve reproduce crossbar``."""
     parser.add_argument("--out", default="out/crossbar", help="output folder (default: out/crossbar)")
     parser.add_argument("--quick", action="store_true", help="small grid for tests (seconds)")
-    parser.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://host:8786")
+    from ._runner import add_cluster_arguments
+
+    add_cluster_arguments(parser)  # --scheduler ADDRESS or --workers N
     parser.add_argument("--no-plots", action="store_true", help="do not regenerate the figures")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--r-wire", type=float, default=None, help="wire segment resistance (ohm); default 1")
@@ -255,7 +261,8 @@ def crossbar_main(args: argparse.Namespace) -> int:
     if args.device != "linear":
         changes.update(device=args.device, nonlinearity=args.nonlinearity)
     cfg = replace(cfg, **changes)
-    path = reproduce_crossbar(args.out, config=cfg, scheduler=args.scheduler, progress=not args.no_progress,
+    path = reproduce_crossbar(args.out, config=cfg, scheduler=args.scheduler, workers=args.workers,
+                              progress=not args.no_progress,
                               plots=not args.no_plots)
     print(f"results: {path}")
     if not args.no_plots:
