@@ -658,6 +658,46 @@ def column_deliveries(xP, xS, xM, G, vgc, pd, pt, top_is_P, has_mid, out):  # pr
                     o[t] = cur[t]
 
 
+@njit(**NJIT_SIMD, inline="always")
+def _p_chain_solve(d, e, wp, src, r, inv):  # pragma: no cover - compiled
+    """``r = tridiag(-wp, d + e, -wp)^-1 src`` along one P chain (q nodes, k vectors;
+    ``src`` may be ``r``), with the reciprocal pivots in the scratch ``inv`` (q, k)."""
+    q, k = r.shape
+    for t in range(k):
+        inv[0, t] = 1.0 / (d[0] + e[0, t])
+        r[0, t] = src[0, t]
+    for b in range(1, q):
+        wb = wp[b - 1]
+        d0 = d[b]
+        for t in range(k):
+            r[b, t] = src[b, t] + wb * r[b - 1, t] * inv[b - 1, t]
+            inv[b, t] = 1.0 / (d0 + e[b, t] - wb * wb * inv[b - 1, t])
+    for t in range(k):
+        r[q - 1, t] *= inv[q - 1, t]
+    for b in range(q - 2, -1, -1):
+        wb = wp[b]
+        for t in range(k):
+            r[b, t] = (r[b, t] + wb * r[b + 1, t]) * inv[b, t]
+
+
+@njit(**NJIT_SIMD, inline="always")
+def _s_chains_forward(s_diag, e, c, z, piv, b0, b1):  # pragma: no cover - compiled
+    """Forward elimination of ``tridiag(-c, s_diag + e, -c) x = z`` along the S chains
+    ``b0 <= b < b1`` (axis 0), in place in ``z``, with the reciprocal pivots in ``piv``
+    (which may be ``e``: each entry of ``e`` is read before its pivot is written)."""
+    p, _, k = z.shape
+    for b in range(b0, b1):
+        for t in range(k):
+            piv[0, b, t] = 1.0 / (s_diag[0, b] + e[0, b, t])
+    for a in range(1, p):
+        for b in range(b0, b1):
+            ca = c[a - 1, b]
+            d0 = s_diag[a, b]
+            for t in range(k):
+                z[a, b, t] += ca * z[a - 1, b, t] * piv[a - 1, b, t]
+                piv[a, b, t] = 1.0 / (d0 + e[a, b, t] - ca * ca * piv[a - 1, b, t])
+
+
 @njit(**NJIT_SIMD_PARALLEL)
 def lines_p(p_diag, eP, wp, rP, w, rS):  # pragma: no cover - compiled
     """First half of a line-relaxation sweep, in place: solve
@@ -668,21 +708,7 @@ def lines_p(p_diag, eP, wp, rP, w, rS):  # pragma: no cover - compiled
     for a in prange(p):
         inv = np.empty((q, k))
         r = rP[a]
-        e = eP[a]
-        for t in range(k):
-            inv[0, t] = 1.0 / (p_diag[a, 0] + e[0, t])
-        for b in range(1, q):
-            wb = wp[a, b - 1]
-            d0 = p_diag[a, b]
-            for t in range(k):
-                r[b, t] += wb * r[b - 1, t] * inv[b - 1, t]
-                inv[b, t] = 1.0 / (d0 + e[b, t] - wb * wb * inv[b - 1, t])
-        for t in range(k):
-            r[q - 1, t] *= inv[q - 1, t]
-        for b in range(q - 2, -1, -1):
-            wb = wp[a, b]
-            for t in range(k):
-                r[b, t] = (r[b, t] + wb * r[b + 1, t]) * inv[b, t]
+        _p_chain_solve(p_diag[a], eP[a], wp[a], r, r, inv)
         ws = w[a]
         rs = rS[a]
         for b in range(q):
@@ -708,15 +734,8 @@ def lines_s(s_diag, eS, c, rS, xP, xS, xM, dP, m0, mP, mS, has_mid, step):  # pr
         b1 = (blk + 1) * q // n_blocks
         for b in range(b0, b1):
             for t in range(k):
-                eS[0, b, t] = 1.0 / (s_diag[0, b] + eS[0, b, t])
                 step[b, t] = 0.0
-        for a in range(1, p):
-            for b in range(b0, b1):
-                ca = c[a - 1, b]
-                d0 = s_diag[a, b]
-                for t in range(k):
-                    rS[a, b, t] += ca * rS[a - 1, b, t] * eS[a - 1, b, t]
-                    eS[a, b, t] = 1.0 / (d0 + eS[a, b, t] - ca * ca * eS[a - 1, b, t])
+        _s_chains_forward(s_diag, eS, c, rS, eS, b0, b1)  # the pivots overwrite eS
         for b in range(b0, b1):
             for t in range(k):
                 rS[p - 1, b, t] *= eS[p - 1, b, t]
@@ -751,23 +770,7 @@ def lines_pre_p(p_diag, eP, wp, src, w, rS, out, zS):  # pragma: no cover - comp
     for a in prange(p):
         inv = np.empty((q, k))
         r = out[a]
-        s = src[a]
-        e = eP[a]
-        for t in range(k):
-            inv[0, t] = 1.0 / (p_diag[a, 0] + e[0, t])
-            r[0, t] = s[0, t]
-        for b in range(1, q):
-            wb = wp[a, b - 1]
-            d0 = p_diag[a, b]
-            for t in range(k):
-                r[b, t] = s[b, t] + wb * r[b - 1, t] * inv[b - 1, t]
-                inv[b, t] = 1.0 / (d0 + e[b, t] - wb * wb * inv[b - 1, t])
-        for t in range(k):
-            r[q - 1, t] *= inv[q - 1, t]
-        for b in range(q - 2, -1, -1):
-            wb = wp[a, b]
-            for t in range(k):
-                r[b, t] = (r[b, t] + wb * r[b + 1, t]) * inv[b, t]
+        _p_chain_solve(p_diag[a], eP[a], wp[a], src[a], r, inv)
         ws = w[a]
         rs = rS[a]
         z = zS[a]
@@ -793,16 +796,7 @@ def lines_pre_s(s_diag, eS, c, zS, piv, rP, u, out):  # pragma: no cover - compi
     for blk in prange(n_blocks):
         b0 = blk * q // n_blocks
         b1 = (blk + 1) * q // n_blocks
-        for b in range(b0, b1):
-            for t in range(k):
-                piv[0, b, t] = 1.0 / (s_diag[0, b] + eS[0, b, t])
-        for a in range(1, p):
-            for b in range(b0, b1):
-                ca = c[a - 1, b]
-                d0 = s_diag[a, b]
-                for t in range(k):
-                    zS[a, b, t] += ca * zS[a - 1, b, t] * piv[a - 1, b, t]
-                    piv[a, b, t] = 1.0 / (d0 + eS[a, b, t] - ca * ca * piv[a - 1, b, t])
+        _s_chains_forward(s_diag, eS, c, zS, piv, b0, b1)
         for b in range(b0, b1):
             for t in range(k):
                 zS[p - 1, b, t] *= piv[p - 1, b, t]
