@@ -44,7 +44,7 @@ from ..metrics import bit_accuracy
 from .config import DEFAULT_V_CONV, AnalogConfig
 from .layers import LinearLayer, Model, Node
 from .mapping import map_weights, tile_slices
-from .quantization import quantize
+from .quantization import dac_voltages, quantize
 from .slicing import bit_planes, slice_mappings, tile_target
 
 if TYPE_CHECKING:
@@ -190,6 +190,12 @@ class NumpyOps:
     @staticmethod
     def quantize(x, bits, lo, hi):
         return quantize(x, bits, lo, hi)
+
+    @staticmethod
+    def dac(x, bits, full_scale, v_max):
+        """DAC voltages (:func:`~xbarsolve.cnn.quantization.dac_voltages`): an ideal DAC
+        (``bits=None``) does not saturate, a real one saturates at full scale."""
+        return dac_voltages(x, bits, full_scale, v_max)
 
     @staticmethod
     def currents(tile: "_Tile", V):
@@ -345,13 +351,7 @@ class AnalogMatrix:
             parts = [(1.0, ops.relu(P)), (-1.0, ops.relu(-P))]
         if self.cfg.converter.input_bits is not None:  # bit-serial DAC, in every pass (NumPy only)
             return bit_planes(parts, self.x_scale, self.cfg.converter.input_bits, self.cfg.converter.v_max, dac_bits)
-        out = []
-        for sign, Q in parts:
-            if dac_bits is None:  # the ideal DAC does not saturate
-                out.append((sign, Q * (self.cfg.converter.v_max / self.x_scale)))
-            else:  # a real DAC saturates at full scale
-                out.append((sign, ops.quantize(Q / self.x_scale, dac_bits, 0.0, 1.0) * self.cfg.converter.v_max))
-        return out
+        return [(sign, ops.dac(Q, dac_bits, self.x_scale, self.cfg.converter.v_max)) for sign, Q in parts]
 
     def _tile_output(self, t: _Tile, parts, *, adc_bits, noise_rng, ops=NumpyOps, currents=None):
         """Decoded (uncalibrated) output of one tile for the DAC voltages ``parts``

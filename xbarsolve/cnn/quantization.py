@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Quantizer", "quantize", "quantize_weights", "check_count"]
+__all__ = ["Quantizer", "quantize", "dac_voltages", "quantize_weights", "check_count"]
 
 
 def check_count(value, name: str, low: int = 1, *, none_ok: bool = False) -> int | None:
@@ -74,8 +74,35 @@ class Quantizer:
         return cls(bits, lo, hi)
 
 
-def _round(x: np.ndarray, bits: int, lo, hi) -> np.ndarray:
-    """The rounding rule of :class:`Quantizer` (``bits`` already checked)."""
+#: Bit counts whose ``2**bits - 1`` levels convert to a float exactly (the compiled rule).
+_KERNEL_MAX_BITS = 52
+
+
+def _round(x: np.ndarray, bits: int, lo, hi, pre: float = 1.0, post: float = 1.0) -> np.ndarray:
+    """The rounding rule of :class:`Quantizer` (``bits`` already checked), of ``x / pre``,
+    times ``post``: the compiled kernel where the ranges are scalars or one per element of
+    the last axis (every converter of the package), :func:`_round_numpy` otherwise; the two
+    agree bit for bit."""
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    cols = x.shape[-1] if x.ndim else 0
+    ranges_ok = all(r.ndim == 0 or (r.ndim == 1 and r.shape[0] in (1, cols)) for r in (lo, hi))
+    if x.size == 0 or not x.ndim or not ranges_ok or bits > _KERNEL_MAX_BITS or np.ndim(pre) or np.ndim(post):
+        y = _round_numpy(x / pre if pre != 1.0 else x, bits, lo, hi)
+        return y * post if post != 1.0 else y
+    from ._quantization_kernels import round_levels
+
+    x2 = x.reshape(-1, cols)
+    out = np.empty(x2.shape)
+    round_levels(x2, float(2 ** bits - 1), np.broadcast_to(lo, (cols,)).copy(), np.broadcast_to(hi, (cols,)).copy(),
+                 float(pre), float(post), out)
+    return out.reshape(x.shape)
+
+
+def _round_numpy(x: np.ndarray, bits: int, lo, hi) -> np.ndarray:
+    """The rounding rule in NumPy: ``2**bits - 1`` steps of ``(hi - lo) / (2**bits - 1)``
+    from ``lo``, round half to even, saturating; ``lo`` where ``hi <= lo``.  The twin of
+    the compiled kernel, and the path for ranges of any other shape."""
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
     span = hi - lo
@@ -93,6 +120,16 @@ def quantize(x, bits: int | None, lo, hi) -> np.ndarray:
     bits = check_count(bits, "bits", 1, none_ok=True)
     x = np.asarray(x, dtype=np.float64)
     return x if bits is None else _round(x, bits, lo, hi)
+
+
+def dac_voltages(x, bits: int | None, full_scale: float, v_max: float) -> np.ndarray:
+    """A DAC's output voltages (V) for the inputs ``x`` (input units, ``full_scale`` of
+    which map to ``v_max``): ``quantize(x / full_scale, bits, 0, 1) * v_max``, saturating,
+    in one pass over ``x`` and bit for bit that expression; ``bits=None`` (the ideal DAC,
+    which does not saturate): ``x * (v_max / full_scale)``."""
+    bits = check_count(bits, "bits", 1, none_ok=True)
+    x = np.asarray(x, dtype=np.float64)
+    return x * (v_max / full_scale) if bits is None else _round(x, bits, 0.0, 1.0, full_scale, v_max)
 
 
 def quantize_weights(W, bits: int | None, lo: float | None = None, hi: float | None = None) -> np.ndarray:

@@ -100,6 +100,12 @@ class TorchOps:
         return _straight_through(x, _quantize(_np(x), bits, _np(lo), _np(hi)))
 
     @staticmethod
+    def dac(x, bits, full_scale, v_max):
+        if bits is None:
+            return x * (v_max / full_scale)
+        return TorchOps.quantize(x / full_scale, bits, 0.0, 1.0) * v_max
+
+    @staticmethod
     def currents(tile: TensorTile, V):
         return _Currents.apply(V, tile.G, tile)
 
