@@ -32,6 +32,11 @@ from the crossbars before every pass.  Ratio old / new and the largest relative
 difference of a layer's read energy terms, relative to the term and to the layer's read
 energy.
 
+``--quantizer``: the compiled quantizer (``xbarsolve/cnn/_quantization_kernels.py``)
+against NumPy's rule (``quantization._COMPILED = False``) in the analog pass and in the
+accounting, interleaved, on 64x64 tiles; both must give the same logits and read energies
+bit for bit.
+
 ``--fields``: the full solve of r vectors (``xbarsolve.cost.fields.full_power``) by
 conjugate gradients against the block factorization on fresh arrays, per crossbar, with
 building the forms (``power_matrices``) beside; the measurement behind
@@ -42,6 +47,7 @@ solves ``min(m, N)`` of them).
                                     [--tiles 64,none]
     python benchmarks/bench_cost.py --fresh [--images 5] [--repeat 2] [--cases mnist-layer,...]
     python benchmarks/bench_cost.py --fields [--repeat 3]
+    python benchmarks/bench_cost.py --quantizer [--bits 8,ideal] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -104,6 +110,11 @@ def ratio(num, den):
     return f"{np.median(r):6.1%} ({r.min():.1%}-{r.max():.1%})"
 
 
+def times(num, den):
+    r = np.asarray(num) / np.asarray(den)
+    return f"{np.median(r):.2f}x ({r.min():.2f}-{r.max():.2f})"
+
+
 def drop_forms(net) -> None:
     """Remove the read-power forms from every crossbar of ``net`` (T stays cached)."""
     for al in net.layers.values():
@@ -151,6 +162,59 @@ def fresh(args) -> int:
               f"{costs['new'].total('read_pJ') * 1e-3:10.2f}", flush=True)
     print(f"# load {os.getloadavg()[0]:.2f} at the end")
     return 0
+
+
+def quantizer(args) -> int:
+    """``--quantizer``: the compiled quantizer against NumPy's, in the pass and in the
+    accounting (interleaved; the logits and read energies must be equal bit for bit)."""
+    from xbarsolve.cnn import quantization
+
+    print(f"# {platform.node()}, {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f} at start; ResNet-20, "
+          f"{args.images} images in batches of {args.batch}, 64x64 tiles, {args.repeat} interleaved passes")
+    head = (f"{'converters':<12} | {'pass numpy':>10} {'pass kernel':>11} {'numpy/kernel':>18} | {'acct numpy':>10} "
+            f"{'acct kernel':>11} {'numpy/kernel':>18} | {'acct/pass now':>22} {'equal':>5}")
+    print(head + "\n" + "-" * len(head))
+    model, X = _resnet(args)[:2]
+    for bits in args.bits.split(","):
+        nbits = None if bits == "ideal" else int(bits)
+        net = AnalogNetwork(model, AnalogConfig(rows_max=64, cols_max=64, dac_bits=nbits, adc_bits=nbits)).prepare(X[-10:])
+        for al in net.layers.values():
+            for t in al.tiles:
+                power_matrices(t.crossbar)
+        Xb = X[:args.images]
+        batches = [Xb[i:i + args.batch] for i in range(0, len(Xb), args.batch)]
+        inputs = [layer_inputs(net, b) for b in batches]
+        w = {k: [] for k in ("pn", "pk", "an", "ak")}
+        c = {k: [] for k in w}
+        out = {}
+        try:
+            for _ in range(args.repeat):
+                for flag, p, a in ((False, "pn", "an"), (True, "pk", "ak")):
+                    quantization._COMPILED = flag
+                    with Clock(w[p], c[p], len(Xb)):
+                        out[p] = [net.logits(b) for b in batches]
+                    with Clock(w[a], c[a], len(Xb)):
+                        out[a] = [[_layer_cost(name, al, P, len(b), ISAAC, x=v).read_split_pJ for name, al, v, P in layers]
+                                  for b, layers in zip(batches, inputs)]
+        finally:
+            quantization._COMPILED = True
+        equal = (all(np.array_equal(a, b) for a, b in zip(out["pn"], out["pk"])) and out["an"] == out["ak"])
+        med = {k: float(np.median(v)) for k, v in w.items()}
+        print(f"{bits:<12} | {1e3 * med['pn']:10.2f} {1e3 * med['pk']:11.2f} {times(w['pn'], w['pk']):>18} | "
+              f"{1e3 * med['an']:10.2f} {1e3 * med['ak']:11.2f} {times(w['an'], w['ak']):>18} | "
+              f"{ratio(w['ak'], w['pk']):>22} {str(equal):>5}", flush=True)
+    print("# ms per image, medians; ratio = numpy / kernel (median of the per-pass ratios, range in brackets)")
+    print(f"# load {os.getloadavg()[0]:.2f} at the end")
+    return 0
+
+
+def _resnet(args):
+    """ResNet-20 (Keras) and its CIFAR-10 inputs."""
+    d = data_dir(args.data)
+    folder = d / "models" / "keras_resnet_cifar10"
+    resnet = load_keras_h5(folder / "resnet20v1_cifar10.h5", name="resnet20")
+    xc, _ = load_cifar10(d, n=1000)
+    return resnet, cifar10_keras_input(xc, np.load(folder / "cifar10_x_train_mean.npy"))
 
 
 def fields(args) -> int:
@@ -206,16 +270,15 @@ def main(argv=None) -> int:
     ap.add_argument("--fresh", action="store_true", help="network_cost on uncached crossbars, old against new")
     ap.add_argument("--cases", default=",".join(FRESH_CASES), help=f"--fresh cases, of {', '.join(FRESH_CASES)}")
     ap.add_argument("--fields", action="store_true", help="full solves: iteration against block factorization")
+    ap.add_argument("--quantizer", action="store_true", help="compiled quantizer against NumPy's (pass, accounting)")
     args = ap.parse_args(argv)
     if args.fresh:
         return fresh(args)
     if args.fields:
         return fields(args)
-    d = data_dir(args.data)
-    folder = d / "models" / "keras_resnet_cifar10"
-    resnet = load_keras_h5(folder / "resnet20v1_cifar10.h5", name="resnet20")
-    xc, _ = load_cifar10(d, n=1000)
-    X = cifar10_keras_input(xc, np.load(folder / "cifar10_x_train_mean.npy"))
+    if args.quantizer:
+        return quantizer(args)
+    resnet, X = _resnet(args)
     Xb = X[:args.images]
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
           f"load {os.getloadavg()[0]:.2f} at start; {args.images} images in batches of {args.batch}, "
@@ -267,7 +330,7 @@ def main(argv=None) -> int:
             with Clock(w["samp"], c["samp"], n):
                 for b, layers, samp in zip(batches, inputs, samples):
                     for (name, al, v, P), sm in zip(layers, samp):
-                        _layer_cost(name, al, P, len(b), ISAAC, sm)
+                        _layer_cost(name, al, P, len(b), ISAAC, sm, x=v)
             with Clock(w["cost"], c["cost"], n):
                 for b in batches:
                     cost = network_cost(net, b)

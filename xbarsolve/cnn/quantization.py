@@ -76,6 +76,9 @@ class Quantizer:
 
 #: Bit counts whose ``2**bits - 1`` levels convert to a float exactly (the compiled rule).
 _KERNEL_MAX_BITS = 52
+#: False: every quantization in NumPy (:func:`_round_numpy`), the path before the kernel,
+#: kept so that ``benchmarks/bench_cost.py --quantizer`` can time one against the other.
+_COMPILED = True
 
 
 def _round(x: np.ndarray, bits: int, lo, hi, pre: float = 1.0, post: float = 1.0) -> np.ndarray:
@@ -87,11 +90,16 @@ def _round(x: np.ndarray, bits: int, lo, hi, pre: float = 1.0, post: float = 1.0
     hi = np.asarray(hi, dtype=np.float64)
     cols = x.shape[-1] if x.ndim else 0
     ranges_ok = all(r.ndim == 0 or (r.ndim == 1 and r.shape[0] in (1, cols)) for r in (lo, hi))
-    if x.size == 0 or not x.ndim or not ranges_ok or bits > _KERNEL_MAX_BITS or np.ndim(pre) or np.ndim(post):
+    if not _COMPILED or x.size == 0 or not x.ndim or not ranges_ok or bits > _KERNEL_MAX_BITS or np.ndim(pre) or np.ndim(post):
         y = _round_numpy(x / pre if pre != 1.0 else x, bits, lo, hi)
         return y * post if post != 1.0 else y
-    from ._quantization_kernels import round_levels
+    from ._quantization_kernels import round_flat, round_levels
 
+    if lo.size == hi.size == 1:  # one range (the DAC): a flat loop
+        flat = np.ascontiguousarray(x).reshape(-1)
+        out = np.empty(flat.shape)
+        round_flat(flat, float(2 ** bits - 1), float(lo.flat[0]), float(hi.flat[0]), float(pre), float(post), out)
+        return out.reshape(x.shape)
     x2 = x.reshape(-1, cols)
     out = np.empty(x2.shape)
     round_levels(x2, float(2 ** bits - 1), np.broadcast_to(lo, (cols,)).copy(), np.broadcast_to(hi, (cols,)).copy(),

@@ -157,10 +157,9 @@ def _read_terms(tiles, V: np.ndarray, per_vector: bool = False):
         key = (t.rows.start, t.rows.stop)
         if key not in grams:
             grams[key] = Vt.T @ Vt
-        C, P = grams[key], power_matrices(t.crossbar)
-        sums += [float(np.vdot(P[k], C)) for k in TERMS]
+        sums += _stacked_forms(t.crossbar) @ grams[key].ravel()
         if per_vector:
-            totals += ((Vt @ P["total"]) * Vt).sum(axis=1)
+            totals += ((Vt @ power_matrices(t.crossbar)["total"]) * Vt).sum(axis=1)
     return sums, totals
 
 
@@ -289,6 +288,16 @@ def _exact_read(al, P: np.ndarray, x: np.ndarray | None, read: Read = "auto"):
     return sums, len(parts)
 
 
+def _probe(P: np.ndarray, x: np.ndarray | None) -> np.ndarray:
+    """One input vector with the most negative entry of ``P`` (its DAC passes are every
+    vector's): the first vector when the layer's input ``x`` has no negative entry (the
+    vectors hold its entries and zeros), a scan of ``P``, 9x larger for a 3 x 3 kernel,
+    only when it has."""
+    if x is not None and x.size and x.min() >= 0:
+        return P[:1]
+    return P[[int(np.argmin(P)) // P.shape[1]]]
+
+
 def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable,
                 sample: np.ndarray | None = None, x: np.ndarray | None = None,
                 grams: Grams = "auto", read: Read = "auto") -> LayerCost:
@@ -313,7 +322,7 @@ def _layer_cost(name: str, al, P: np.ndarray, n_images: int, table: CostTable,
         else:
             # Input passes of the whole batch (a second one when any input is negative); the
             # DAC voltages of the vectors whose read energy is computed (all, or the sample).
-            n_passes = len(al._voltages(P[[int(np.argmin(P)) // P.shape[1]]], al.dac_bits)) if P.size else 1
+            n_passes = len(al._voltages(_probe(P, x), al.dac_bits)) if P.size else 1
             parts = al._voltages(P if sample is None else P[sample], al.dac_bits)
             if sample is None:
                 read_sums, stderr = sum(_read_terms(al.tiles, V)[0] for _, V in parts), 0.0
