@@ -470,6 +470,13 @@ def test_network_cost_sampled_read_energy(rng):
     assert est.read_stderr_pJ == pytest.approx(conv_s.read_stderr_pJ)
     with pytest.raises(ValueError, match="max_vectors"):
         network_cost(net, x, max_vectors=1)
+    # The number of DAC passes: two for signed inputs, one without negative entries (the
+    # sampled path reads it off one probe vector).
+    assert conv_s.cycles == 2 * conv_s.windows
+    x_pos = np.abs(x)
+    x_pos[:, 0, 0, 0] = 0.0  # the first vector starts with a zero, like a padded window
+    exact, est = network_cost(net, x_pos), network_cost(net, x_pos, max_vectors=90, seed=3)
+    assert est.layers[0].cycles == exact.layers[0].cycles == est.layers[0].windows
 
 
 def test_read_power_refuses_schemes_b_and_c(rng):

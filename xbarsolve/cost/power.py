@@ -23,7 +23,6 @@ the read power of ``r <= min(m, batch)`` synthetic vectors ``l_k``, one full sol
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,6 +30,7 @@ import numpy as np
 
 from ..crossbar import Crossbar
 from ..results import SolveResult
+from ..solve.linear import single_thread_blas
 from ..topology import topology
 
 __all__ = ["ReadPower", "read_power", "power_matrices", "solution_power", "gram_factor", "gram_energy", "TERMS"]
@@ -81,19 +81,11 @@ class ReadPower:
         return self.total.shape[0]
 
 
-@functools.cache
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-def one_blas_thread():
-    """Context running BLAS on one thread.  The products here are small (m x m forms,
-    m <= a few hundred); on a busy machine threaded OpenBLAS loses 10-100x on them to
-    thread synchronisation (measured: 6 forms of a 64 x 64 tile on 256 vectors took 134 ms
-    on two threads under load, against well under 1 ms of arithmetic)."""
-    return _blas_controller().limit(limits=1, user_api="blas")
+#: BLAS on one thread (:func:`xbarsolve.solve.linear.single_thread_blas`).  The products
+#: here are small (m x m forms, m <= a few hundred); on a busy machine threaded OpenBLAS
+#: lost 10-100x on them to thread synchronisation (measured: 6 forms of a 64 x 64 tile on
+#: 256 vectors took 134 ms on two threads under load, against well under 1 ms of arithmetic).
+one_blas_thread = single_thread_blas
 
 
 def _conductances(r: np.ndarray) -> np.ndarray:

@@ -46,6 +46,7 @@ import numpy as np
 
 from ..crossbar import Crossbar
 from ..solve._nodal import Nodal
+from ..solve.linear import single_thread_blas
 from ..topology import topology
 from ..transistors import Resistor
 
@@ -202,23 +203,12 @@ def column_current_sensitivities(xbar: Crossbar, V, params=PARAMETERS[:4], *, rt
 
     params = _check(xbar, params)
     V_in = as_batch(xbar, V)
-    with _one_blas_thread():
+    # Many modest GEMMs: threaded OpenBLAS on a busy machine lost 10-40x to spin-waiting
+    # (measured: 0.11 s per 128 x 64 evaluation on one thread, 0.3-4.3 s on two).
+    with single_thread_blas():
         if not xbar.is_linear:
             return _nonlinear_sensitivities(xbar, V_in, params, rtol)
         return _linear_sensitivities(xbar, V_in, params)
-
-
-def _one_blas_thread():
-    """Run BLAS on one thread: the work is many modest GEMMs, and threaded OpenBLAS on a
-    busy machine loses 10-40x to spin-waiting (measured here: 0.11 s per 128 x 64
-    evaluation on one thread, 0.3-4.3 s on two while other processes ran)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scipy's stack
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _linear_sensitivities(xbar: Crossbar, V_in: np.ndarray, params) -> Sensitivities:
