@@ -134,6 +134,8 @@ def main(argv=None) -> None:
     import torch
 
     dev = args.device
+    if dev == "cpu":  # two torch threads were 30x slower than one on the loaded 2-core machine (256 x 256 T)
+        torch.set_num_threads(1)
     if dev == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"bench_gpu: --device cuda needs a CUDA device; torch {torch.__version__} sees none "
                          "(use --device cpu for a smoke test)")
