@@ -257,6 +257,9 @@ def test_cuda_matches_cpu(rng, torch):
     """The comparisons above on the CUDA device itself, and on a 256 x 256 array against
     the dissection.  Fails (device='cuda' raises) where there is no CUDA device."""
     assert _torch_dense._AS_CUDA is None
+    xs.solve(random_xbar(rng, 4, 4), np.full(4, 0.1), device="cuda")  # raises without a CUDA device
+    assert _torch_dense.cuda_device() == "cuda" and _torch_dense.choose("auto", True) == "cuda"
+    assert _torch_dense.choose("auto", False) is None and _torch_dense.choose("cpu", True) is None
     for shape in SHAPES:
         for drive, sense in TOPOLOGIES:
             check_against_cpu(rng, shape, drive, sense, transistor=xs.transistors.Resistor(r_on=1e3))
