@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-slow test-nojit bench clean
+.PHONY: setup demo test test-slow test-gpu test-nojit bench clean
 
 setup:
 	@./scripts/setup.sh
@@ -15,6 +15,9 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
+
+test-gpu: setup
+	$(PY) -m pytest -q -m gpu
 
 # The compiled kernels' tests with Numba switched off, so coverage tools see the kernels.
 test-nojit: setup

@@ -68,3 +68,14 @@ def torch():
             pytest.fail(msg)
         pytest.skip(msg)
     return _torch
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need a CUDA device: they run only when the marker expression
+    names them (``-m gpu``, ``make test-gpu``), and there fail, never skip, without one."""
+    if "gpu" in (config.getoption("markexpr") or ""):
+        return
+    gpu = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if gpu:
+        config.hook.pytest_deselected(items=gpu)
+        items[:] = [item for item in items if item.get_closest_marker("gpu") is None]

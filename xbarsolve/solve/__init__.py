@@ -13,12 +13,13 @@ import numpy as np
 from ..crossbar import Crossbar
 from ..results import SolveResult
 from ..topology import topology
-from . import _memory
+from . import _memory, _torch_dense
+from ._torch_dense import Device
 from .linear import Factorization, factorize
 from .options import NewtonOptions
 from .sparse import solve_sparse
 
-__all__ = ["solve", "transfer_matrix", "factorize", "Factorization", "as_batch", "NewtonOptions"]
+__all__ = ["solve", "transfer_matrix", "factorize", "Factorization", "as_batch", "NewtonOptions", "Device"]
 
 Method = Literal["auto", "transfer", "block", "iterative", "sparse"]
 TransferMethod = Literal["auto", "block", "dissection"]
@@ -40,7 +41,7 @@ def as_batch(xbar: Crossbar, V, name: str = "V") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def transfer_matrix(xbar: Crossbar, method: TransferMethod = "auto") -> np.ndarray:
+def transfer_matrix(xbar: Crossbar, method: TransferMethod = "auto", device: Device = "auto") -> np.ndarray:
     """Transfer matrix ``T`` (S), shape (m, n), of a linear crossbar: ``I = V @ T``.
 
     Exact to round-off; computed once per crossbar and cached on it.
@@ -56,6 +57,11 @@ def transfer_matrix(xbar: Crossbar, method: TransferMethod = "auto") -> np.ndarr
         faster of the two for the array's shape (square and large arrays: dissection).
         Zero resistances always take the exact sparse path.  A cached ``T`` is returned
         whatever the method.
+    device : {"auto", "cpu", "cuda"}
+        Where the block elimination runs (docs/gpu.md): ``"cuda"`` on a CUDA device
+        through PyTorch, ``"cpu"`` here, ``"auto"`` on a CUDA device when one is present
+        and ``min(m, n) >= 512``, else on the CPU.  The dissection and the sparse path run
+        on the CPU.
 
     Examples
     --------
@@ -67,6 +73,9 @@ def transfer_matrix(xbar: Crossbar, method: TransferMethod = "auto") -> np.ndarr
     """
     if method not in ("auto", "block", "dissection"):
         raise ValueError(f"method must be 'auto', 'block' or 'dissection'; got {method!r}")
+    _torch_dense.check_device(device)
+    if method == "dissection" and device == "cuda":
+        raise ValueError("method='dissection' runs on the CPU only; on device='cuda' use method='block' or 'auto'")
     T = xbar._cache.get("T")
     if T is None:
         if not xbar.is_linear:
@@ -79,6 +88,8 @@ def transfer_matrix(xbar: Crossbar, method: TransferMethod = "auto") -> np.ndarr
 
         if topo.has_zero_resistance or not topo.is_ladder:  # C: linear in V, through the nodal system
             T = solve_sparse(xbar, np.eye(xbar.n_inputs)).currents
+        elif method != "dissection" and (dev := _torch_dense.choose(device, _torch_dense.pays_off(*xbar.shape))):
+            T = _torch_dense.transfer_matrix(xbar, dev)
         elif method == "dissection" or (method == "auto" and prefer_dissection(xbar.m, xbar.n)):
             _memory.require(_memory.dissection_doubles(xbar.m, xbar.n),
                             f"the nested-dissection transfer matrix of a {xbar.m}x{xbar.n} array",
@@ -94,7 +105,8 @@ def transfer_matrix(xbar: Crossbar, method: TransferMethod = "auto") -> np.ndarr
     return T
 
 
-def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **newton_options) -> SolveResult:
+def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", device: Device = "auto",
+          **newton_options) -> SolveResult:
     """Solve a crossbar for one or many input vectors.
 
     Parameters
@@ -114,6 +126,13 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
         results come from the block or sparse solver.  Zero resistances always take the
         exact sparse path, as do schemes B and C (``method="block"`` and
         ``method="iterative"`` refuse them).
+    device : {"auto", "cpu", "cuda"}
+        Linear arrays only: where the dense steps run (docs/gpu.md), the block
+        elimination, ``T`` and ``V @ T``: ``"cuda"`` on a CUDA device through PyTorch,
+        ``"cpu"`` here, ``"auto"`` on a CUDA device when one is present and the step is
+        large (``min(m, n) >= 512``; for ``V @ T``, ``batch * m * n >= 2**28``), else on
+        the CPU.  The CG and the sparse path run on the CPU (``method="iterative"`` or
+        ``"sparse"`` with ``device="cuda"`` is an error).
     **newton_options
         Nonlinear arrays only: ``options=`` a :class:`NewtonOptions`, or its fields as
         keywords (``iteration=``, ``rtol=``, ...), passed to
@@ -125,7 +144,10 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
         ``currents`` has shape (batch, n) in amperes.
     """
     V = as_batch(xbar, V)
+    _torch_dense.check_device(device)
     if not xbar.is_linear:
+        if device != "auto":
+            raise ValueError(f"device={device!r} applies to linear arrays only; Newton runs on the CPU")
         if method != "auto":
             raise ValueError(f"method={method!r} applies to linear arrays only; a nonlinear array is solved by Newton "
                              "(choose its iteration with iteration=...)")
@@ -136,6 +158,8 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
         raise TypeError(f"unexpected options for a linear array: {sorted(newton_options)}")
     if method not in ("auto", "transfer", "block", "iterative", "sparse"):
         raise ValueError(f"method must be 'auto', 'transfer', 'block', 'iterative' or 'sparse'; got {method!r}")
+    if method in ("iterative", "sparse") and device == "cuda":
+        raise ValueError(f"method={method!r} runs on the CPU only; device='cuda' takes method 'auto', 'transfer' or 'block'")
     topo = topology(xbar)
     if method in ("block", "iterative"):
         topo.require_ladder(f"method={method!r}")
@@ -152,5 +176,9 @@ def solve(xbar: Crossbar, V, *, full: bool = False, method: Method = "auto", **n
     if not full and (
         method == "transfer" or (method == "auto" and ("T" in xbar._cache or V.shape[0] >= min(xbar.shape)))
     ):
-        return SolveResult(inputs=V, currents=V @ transfer_matrix(xbar), method="transfer")
+        T = transfer_matrix(xbar, device=device)
+        dev = _torch_dense.choose(device, V.shape[0] * T.size >= _torch_dense.AUTO_MIN_PRODUCT)
+        return SolveResult(inputs=V, currents=V @ T if dev is None else _torch_dense.product(V, T, dev), method="transfer")
+    if dev := _torch_dense.choose(device, _torch_dense.pays_off(*xbar.shape)):
+        return _torch_dense.factorize(xbar, dev, full=full).solve(xbar, V, full=full)
     return factorize(xbar).solve(V, full=full)
