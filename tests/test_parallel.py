@@ -136,6 +136,34 @@ def test_nonlinear_tiles_on_threads_equal_serial(rng, monkeypatch):
     assert {name for name, _ in seen} == {threading.current_thread().name}
 
 
+@pytest.mark.parametrize("extra", [dict(adc_bits=5), dict(adc_bits=6, dac_bits=4, scheme="differential")])
+def test_linear_tiles_with_an_adc_on_threads_equal_serial(rng, monkeypatch, extra):
+    """Linear tiles with a quantizing ADC (no fold) run their pipelines on the tile threads:
+    the serial loop's products bit for bit, signed inputs (two DAC passes) included; one
+    tile thread runs them all in this thread."""
+    model = L.Model((L.Node("fc", L.Dense(rng.normal(size=(20, 9)))),), (20,), "fc")
+    x = rng.normal(size=(30, 20))
+    net = AnalogNetwork(model, AnalogConfig(rows_max=6, cols_max=4, **extra), tile_threads=2).prepare(np.abs(x[:10]))
+    al = net.layers["fc"]
+    assert al.n_crossbars >= 8 and all(t.T is not None for t in al.tiles)
+    want = _products(al, x, serial=True)
+    seen = []
+    tile_output = N.AnalogMatrix._tile_output
+
+    def recording(self, t, parts, **kw):
+        seen.append(threading.current_thread().name)
+        return tile_output(self, t, parts, **kw)
+
+    monkeypatch.setattr(N.AnalogMatrix, "_tile_output", recording)
+    np.testing.assert_array_equal(al.products(x), want)
+    assert len(seen) == al.n_crossbars and all(name.startswith("xbarsolve-tile") for name in seen)
+    seen.clear()
+    net.tile_threads = 1
+    np.testing.assert_array_equal(al.products(x), want)
+    assert set(seen) == {threading.current_thread().name}
+    np.testing.assert_array_equal(al.products(x, np.random.default_rng(0)), want)  # no read noise: the same
+
+
 def test_nonlinear_network_does_not_depend_on_tile_threads(rng):
     """Calibration (ADC ranges, slopes, offsets) and logits: the same on 1 and 2 tile threads."""
     x = rng.normal(size=(12, 20))

@@ -255,8 +255,9 @@ class AnalogMatrix:
         self.dac_bits = cfg.converter.dac_bits
         self.adc_bits = cfg.converter.adc_bits
         self.read_noise_sigma = cfg.noise.read_noise_sigma
-        #: Threads that solve a layer's nonlinear tiles side by side (each on one kernel
-        #: thread); None: the Newton solver's default thread count (1 on a busy machine).
+        #: Threads that evaluate a layer's tiles side by side (nonlinear: the Newton solves,
+        #: each on one kernel thread; linear with a quantizing ADC: the tile pipelines, BLAS
+        #: on one thread each); None: the Newton solver's default (1 on a busy machine).
         self.tile_threads: int | None = None
         #: Private: True runs every tile one after the other through the per-tile pipeline
         #: (the code before issue 13), the baseline of ``benchmarks/bench_parallel.py``.
@@ -377,18 +378,56 @@ class AnalogMatrix:
 
         On NumPy, all tiles of the layer go through one call: linear tiles with an ideal
         ADC and no read noise through one GEMM with the folded matrix
-        (:meth:`folded_matrix`), nonlinear tiles solved side by side on
-        :attr:`tile_threads` threads.  The result equals the tile-by-tile pipeline to
-        round-off (the thread pool: bit for bit).
+        (:meth:`folded_matrix`), linear tiles with a quantizing ADC and no read noise
+        side by side on :attr:`tile_threads` threads (:meth:`_linear_tiles`), nonlinear
+        tiles solved side by side likewise.  The result equals the tile-by-tile pipeline
+        to round-off (the thread pools: bit for bit).
         """
         if ops is NumpyOps and tiles is None and not self._serial_tiles and self.tiles:
-            if self.adc_bits is None and (noise_rng is None or self.read_noise_sigma == 0):
+            quiet = noise_rng is None or self.read_noise_sigma == 0
+            if self.adc_bits is None and quiet:
                 fold = self.folded_matrix()
                 if fold is not None:
                     return self._folded_products(P, *fold)
             parts = self._voltages(P, self.dac_bits)
-            return self._products_loop(P, noise_rng, parts=parts, currents=self._solve_tiles(parts))
+            currents = self._solve_tiles(parts)
+            if currents is None and quiet:
+                return self._linear_tiles(P, parts)
+            return self._products_loop(P, noise_rng, parts=parts, currents=currents)
         return self._products_loop(P, noise_rng, ops=ops, tiles=tiles)
+
+    def _linear_tiles(self, P, parts):
+        """Products of linear tiles without read noise (the ADC quantizes, so no fold):
+        each tile's pipeline (currents, ADC, decoding, calibration) on one of
+        :attr:`tile_threads` threads, BLAS on one thread (also with one tile thread), the
+        outputs added in tile order.  Threaded BLAS inside each tile's modest GEMMs lost 2x to waiting for
+        a descheduled thread once another process ran (an 8-bit ResNet-20 pass, 50
+        images: 47 against 23 ms per image at load 1.9); whole tiles per thread do not."""
+        from ..solve.linear import single_thread_blas
+
+        n = min(self._tile_thread_count(), len(self.tiles))
+        if n <= 1:
+            with single_thread_blas():
+                return self._products_loop(P, None, parts=parts)
+
+        def run(t):
+            y = self._tile_output(t, parts, adc_bits=self.adc_bits, noise_rng=None)
+            return y * t.slope + t.offset if t.slope is not None else y
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with single_thread_blas(), ThreadPoolExecutor(n, thread_name_prefix="xbarsolve-tile") as pool:
+            outputs = list(pool.map(run, self.tiles))
+        Y = np.zeros((P.shape[0], self.matrix.shape[1]))
+        for t, y in zip(self.tiles, outputs):
+            Y[:, t.cols] += y
+        return Y
+
+    def _tile_thread_count(self) -> int:
+        """:attr:`tile_threads`, or the Newton solver's default (1 on a busy machine)."""
+        from ..solve._threads import default_threads
+
+        return default_threads() if self.tile_threads is None else int(self.tile_threads)
 
     def _products_loop(self, P, noise_rng, *, ops=NumpyOps, tiles=None, parts=None, currents=None):
         """The tile-by-tile pipeline (``parts``: the DAC passes if already computed;
@@ -458,11 +497,9 @@ class AnalogMatrix:
         pipeline after the solves stays in tile order, so read noise draws as before."""
         if self._serial_tiles or all(t.T is not None for t in self.tiles):
             return None
-        from ..solve._threads import default_threads
         from ..solve.linear import single_thread_blas
 
-        n = default_threads() if self.tile_threads is None else int(self.tile_threads)
-        n = min(n, len(self.tiles))
+        n = min(self._tile_thread_count(), len(self.tiles))
         jobs = [(k, j) for k in range(len(self.tiles)) for j in range(len(parts))]
         currents = [[None] * len(parts) for _ in self.tiles]
 
@@ -633,9 +670,10 @@ class AnalogNetwork:
         Folder for the HDF5 cache of programmed crossbars and calibrations (e.g.
         ``calibration/cnn``); None disables caching.
     tile_threads : int or None
-        Threads that solve the nonlinear tiles of a layer side by side (>= 1; 1 = one
-        after the other); None: the Newton solver's default thread count, which is 1 on
-        an oversubscribed machine.  Results do not depend on it.
+        Threads that evaluate the tiles of a layer side by side (>= 1; 1 = one after the
+        other): the Newton solves of nonlinear tiles, and the pipelines of linear tiles
+        with a quantizing ADC; None: the Newton solver's default thread count, which is 1
+        on an oversubscribed machine.  Results do not depend on it.
 
     Examples
     --------
@@ -767,7 +805,7 @@ class AnalogNetwork:
 
     @property
     def tile_threads(self) -> int | None:
-        """Threads that solve a layer's nonlinear tiles side by side (see the class)."""
+        """Threads that evaluate a layer's tiles side by side (see the class)."""
         return self._tile_threads
 
     @tile_threads.setter
