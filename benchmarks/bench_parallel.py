@@ -9,6 +9,9 @@ machine whose speed drifts:
 * linear devices, ResNet-20 (CIFAR-10) and the MNIST CNN: the tile-by-tile pipeline (the
   code before issue 13, ``AnalogMatrix._serial_tiles``) against one GEMM per layer with
   the folded matrix (:meth:`AnalogMatrix.folded_matrix`);
+* linear devices, ResNet-20 with 8-bit DAC and ADC (no fold): the tile-by-tile pipeline
+  with threaded BLAS (the code before) against the tile pipelines on the tile threads with
+  BLAS on one thread (default thread count, 1, ``--threads``);
 * sinh devices (a = 2 /V, Newton), the MNIST CNN and ResNet-20: the serial tile loop
   (the Newton solver on its default kernel threads) against the tiles solved side by side
   on ``--threads`` threads (one kernel thread each);
@@ -267,6 +270,14 @@ def main(argv=None) -> int:
         _rows(f"{title} ({net.n_crossbars} tiles)", [("tile loop", "1", _in_process(net, True, None)),
                                                        ("folded matrix", "1", _in_process(net, False, None))],
               xs_, 50, args.repeat)
+        if model is resnet:  # 8-bit converters: no fold; the tile pipelines on tile threads
+            net.set_quantization(dac_bits=8, adc_bits=8)
+            _rows(f"{title}, 8-bit DAC and ADC", [
+                ("tile loop, threaded BLAS", "1", _in_process(net, True, None)),
+                ("tile threads, BLAS 1 thread", "default", _in_process(net, False, None)),
+                ("tile threads, BLAS 1 thread", "1", _in_process(net, False, 1)),
+                ("tile threads, BLAS 1 thread", str(args.threads), _in_process(net, False, args.threads))],
+                xs_, 50, args.repeat)
 
     if not args.skip_nonlinear or not args.skip_dask:
         from xbarsolve.devices import Sinh
