@@ -118,3 +118,35 @@ def test_linear_method_is_refused_for_a_nonlinear_array():
     xbar = xs.Crossbar(np.full((3, 2), 1e-5), device=xs.devices.Sinh(a=2.0))
     with pytest.raises(ValueError, match="linear arrays only"):
         xs.solve(xbar, np.full(3, 0.1), method="block")
+
+
+
+def test_content_key_names_the_circuit():
+    """Equal keys for equal circuits; any field, a model parameter or one bit of one
+    conductance changes it; a value whose content cannot be read off gives no key."""
+    import hashlib
+    from dataclasses import dataclass
+
+    from xbarsolve.crossbar import _feed_key
+    from xbarsolve.devices import Sinh
+    from xbarsolve.transistors import Level1
+
+    G = np.random.default_rng(0).uniform(1e-6, 1e-4, (5, 4))
+    base = dict(r_row=1.0, r_col=np.full((4, 4), 2.0), r_in=0.5, r_out=0.5, transistor=Level1(), device=Sinh(a=2.0))
+    key = xs.Crossbar(G, **base).content_key()
+    assert isinstance(key, bytes) and xs.Crossbar(G.copy(), **base).content_key() == key
+    G2 = G.copy()
+    G2[3, 2] = np.nextafter(G2[3, 2], 1.0)
+    r_col = np.full((4, 4), 2.0)
+    r_col[1, 3] = 2.5
+    changed = [dict(G=G2), dict(r_row=1.5), dict(r_col=r_col), dict(drive="both"), dict(sense="top"),
+               dict(transistor=Level1(vto=0.6)), dict(transistor=None), dict(device=Sinh(a=2.5))]
+    keys = {xs.Crossbar(**{"G": G, **base, **c}).content_key() for c in changed}
+    assert key not in keys and len(keys) == len(changed)
+
+    @dataclass(frozen=True)
+    class Holder:
+        law: object
+
+    assert _feed_key(hashlib.blake2b(), "x", Holder(law=(1.0, np.ones(3))))
+    assert not _feed_key(hashlib.blake2b(), "x", Holder(law=lambda v: v))  # a function: no key

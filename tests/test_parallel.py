@@ -164,6 +164,28 @@ def test_linear_tiles_with_an_adc_on_threads_equal_serial(rng, monkeypatch, extr
     np.testing.assert_array_equal(al.products(x, np.random.default_rng(0)), want)  # no read noise: the same
 
 
+def test_identical_tiles_share_one_transfer_matrix(rng, monkeypatch):
+    """The sparse mapping's all-zero weight blocks program identical arrays: their transfer
+    matrix is computed once and shared, and the network's outputs are those of computing
+    every tile's own, bit for bit."""
+    model = _model(rng)
+    x = np.abs(rng.normal(size=(5, 4, 4, 2)))
+    cfg = AnalogConfig(rows_max=8, cols_max=8, conv_mapping="sparse")
+    shared = AnalogNetwork(model, cfg).prepare(x[:3])
+    monkeypatch.setattr(N, "_SHARE_TRANSFER", False)
+    own = AnalogNetwork(model, cfg).prepare(x[:3])
+    tiles = shared.layers["conv"].tiles
+    distinct = {id(t.T) for t in tiles}
+    assert len(distinct) < len(tiles)  # some tiles share
+    assert len({id(t.T) for t in own.layers["conv"].tiles}) == len(tiles)
+    for a, b in zip(tiles, own.layers["conv"].tiles, strict=True):
+        np.testing.assert_array_equal(a.T, b.T)
+        assert a.crossbar._cache["T"] is a.T
+        if a.crossbar.content_key() != b.crossbar.content_key():
+            pytest.fail("the two networks programmed different arrays")
+    np.testing.assert_array_equal(shared.logits(x), own.logits(x))
+
+
 def test_nonlinear_network_does_not_depend_on_tile_threads(rng):
     """Calibration (ADC ranges, slopes, offsets) and logits: the same on 1 and 2 tile threads."""
     x = rng.normal(size=(12, 20))

@@ -41,6 +41,25 @@ _SENSES = ("bottom", "top", "both")
 _REBUILT_AFTER_PICKLING = frozenset({"topology", "newton", "nodal", "nodal_lift"})
 
 
+def _feed_key(h, name: str, value) -> bool:
+    """Add ``name = value`` to the digest ``h`` (:meth:`Crossbar.content_key`); False when
+    the value is of a kind whose content is not read off exactly."""
+    if isinstance(value, np.ndarray):
+        h.update(f"{name}:{value.dtype.str}{value.shape}:".encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+        return True
+    if value is None or isinstance(value, (bool, int, float, str, np.number)):
+        h.update(f"{name}:{type(value).__name__}:{value!r};".encode())
+        return True
+    if isinstance(value, (tuple, list)):
+        h.update(f"{name}:{type(value).__name__}{len(value)}(".encode())
+        return all(_feed_key(h, f"{name}[{k}]", v) for k, v in enumerate(value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        h.update(f"{name}:{type(value).__module__}.{type(value).__qualname__}(".encode())
+        return all(_feed_key(h, f"{name}.{f.name}", getattr(value, f.name)) for f in dataclasses.fields(value))
+    return False
+
+
 def _frozen(a: np.ndarray) -> np.ndarray:
     a = np.array(a, dtype=np.float64, copy=True)
     a.setflags(write=False)
@@ -290,3 +309,15 @@ class Crossbar:
     def with_conductances(self, G: np.ndarray) -> "Crossbar":
         """A copy with the same parasitics and models and new conductances ``G`` (S)."""
         return dataclasses.replace(self, G=G)
+
+    def content_key(self) -> bytes | None:
+        """A digest of every field (conductances and resistances bit for bit, the topology,
+        the device and transistor models with all their parameters): two crossbars with
+        the same key are the same circuit, so a result computed for one holds for the
+        other.  None when a model is not a dataclass of numbers, strings and arrays (its
+        parameters cannot be read off)."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=20)
+        fields = [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "_cache"]
+        return h.digest() if all(_feed_key(h, name, value) for name, value in fields) else None
