@@ -487,3 +487,35 @@ def test_read_power_refuses_schemes_b_and_c(rng):
         for method in ("forms", "solve"):
             with pytest.raises(ValueError, match="takes scheme 'A' only"):
                 read_power(xbar, V, method=method)
+
+
+def test_tiles_of_one_circuit_share_their_forms(rng, monkeypatch):
+    """The sparse mapping's all-zero blocks program one circuit many times: its read-power
+    forms are built once and shared when the copies together reach the ski-rental count,
+    and the read energy equals the tile-by-tile costing of a network whose tiles share
+    nothing (to round-off)."""
+    from xbarsolve.cnn import AnalogConfig, AnalogNetwork, Model, Node
+    from xbarsolve.cnn import network as N
+    from xbarsolve.cnn.layers import Conv2D
+    from xbarsolve.cost import network_cost
+    from xbarsolve.cost.power import has_forms
+
+    kernel = rng.normal(size=(3, 3, 1, 2))
+    model = Model((Node("conv", Conv2D(kernel, padding="valid")),), (6, 6, 1), name="one-conv")
+    cfg = AnalogConfig(rows_max=6, cols_max=4, conv_mapping="sparse", dac_bits=6, adc_bits=6)
+    x = rng.uniform(0.0, 1.0, (3, 6, 6, 1))
+    shared = AnalogNetwork(model, cfg).prepare(x)
+    monkeypatch.setattr(N, "_SHARE_TRANSFER", False)
+    alone = AnalogNetwork(model, cfg).prepare(x)
+    tiles = shared.layers["conv"].tiles
+    groups = {}
+    for t in tiles:
+        groups.setdefault(id(t.T), []).append(t)
+    big = max(groups.values(), key=len)
+    assert len(big) >= 2 and not any(has_forms(t.crossbar) for t in tiles)
+    got, want = network_cost(shared, x[:1]), network_cost(alone, x[:1])
+    assert all(has_forms(t.crossbar) for t in big)
+    assert len({id(t.crossbar._cache["xbarsolve.cost.power_matrices"]) for t in big}) == 1
+    assert not any(has_forms(t.crossbar) for t in alone.layers["conv"].tiles)  # one costing each: no forms
+    for a, b in zip(got.layers, want.layers, strict=True):
+        np.testing.assert_allclose(a.read_split_pJ, b.read_split_pJ, rtol=1e-12, atol=1e-12 * b.read_pJ)

@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 
 from .grams import Windows, row_block_grams
-from .power import TERMS, gram_energy, gram_factor, has_forms, one_blas_thread, power_matrices, read_power, uses_forms
+from .power import _CACHE_KEY, TERMS, gram_energy, gram_factor, has_forms, one_blas_thread, power_matrices, read_power, uses_forms
 from .tables import ISAAC, CostTable
 
 __all__ = ["LayerCost", "NetworkCost", "network_cost"]
@@ -221,12 +221,32 @@ def forms_after(xbar) -> int:
     return max(2, math.ceil(2.0 * math.sqrt(p / q)))
 
 
-def _forms_due(xbar) -> bool:
-    """Count a costing of ``xbar`` by synthetic vectors; True when its forms are due
-    (:func:`forms_after`)."""
-    k = xbar._cache.get(_COSTINGS_KEY, 0) + 1
+def _forms_due(xbar, copies: int = 1) -> bool:
+    """Count a costing of ``xbar`` (of ``copies`` tiles that program the same circuit) by
+    synthetic vectors; True when its forms are due (:func:`forms_after`)."""
+    k = xbar._cache.get(_COSTINGS_KEY, 0) + copies
     xbar._cache[_COSTINGS_KEY] = k
     return k >= forms_after(xbar)
+
+
+def _circuits(tiles) -> dict[int, list]:
+    """The linear tiles of a layer grouped by circuit: tiles that program the same array
+    share one transfer matrix object (:meth:`xbarsolve.cnn.network.AnalogMatrix._shared_transfer`)."""
+    groups: dict[int, list] = {}
+    for t in tiles:
+        if t.crossbar.is_linear and t.T is not None:
+            groups.setdefault(id(t.T), []).append(t)
+    return groups
+
+
+def _share_forms(group) -> None:
+    """Build the read-power forms of the first crossbar of ``group`` (tiles of one circuit)
+    and cache the same (read-only) forms on the others."""
+    first = group[0].crossbar
+    _stacked_forms(first)
+    for t in group[1:]:
+        for key in (_CACHE_KEY, _FORMS_KEY):
+            t.crossbar._cache[key] = first._cache[key]
 
 
 def _exact_read(al, P: np.ndarray, x: np.ndarray | None, read: Read = "auto"):
@@ -246,9 +266,16 @@ def _exact_read(al, P: np.ndarray, x: np.ndarray | None, read: Read = "auto"):
     solve per vector for the others.  Nonlinear tiles: a Newton solve per vector."""
     n = P.shape[0]
     forms, solved, by_gram, by_vectors = [], [], [], []
+    due = set()  # circuits whose forms are built now, once for all their tiles
+    if read == "auto":
+        for key, group in _circuits(al.tiles).items():
+            xb = group[0].crossbar
+            if not has_forms(xb) and _forms_due(xb, len(group)):
+                _share_forms(group)
+                due.add(key)
     for t in al.tiles:
         xb = t.crossbar
-        if uses_forms(xb, n) if read == "forms" else xb.is_linear and (has_forms(xb) or _forms_due(xb)):
+        if uses_forms(xb, n) if read == "forms" else xb.is_linear and (has_forms(xb) or id(t.T) in due):
             forms.append(t)
         elif read == "forms" or not xb.is_linear:
             solved.append(t)
