@@ -211,9 +211,10 @@ _COSTINGS_KEY = "xbarsolve.cost.network.costings"
 
 
 def forms_after(xbar) -> int:
-    """The costing of a linear crossbar at which :func:`network_cost` builds its read-power
-    forms instead of solving synthetic vectors again: ``ceil(2 sqrt(p / q))`` (p, q the
-    larger and smaller side).  Building the forms costs about that many full solves of m
+    """The full solves (of m synthetic vectors each; a costing of r < m vectors counts
+    r / m, :func:`_forms_due`) after which :func:`network_cost` builds a linear crossbar's
+    read-power forms instead of solving synthetic vectors again: ``ceil(2 sqrt(p / q))``
+    (p, q the larger and smaller side).  Building the forms costs about that many full solves of m
     vectors (measured: 2x on 64 x 64, 6x on 576 x 64; BENCHMARKS.md section 7), so, as in
     ski rental, a crossbar costed once never pays for them and one costed many times pays
     at most twice what the better choice in hindsight would have."""
@@ -221,12 +222,20 @@ def forms_after(xbar) -> int:
     return max(2, math.ceil(2.0 * math.sqrt(p / q)))
 
 
-def _forms_due(xbar, copies: int = 1) -> bool:
-    """Count a costing of ``xbar`` (of ``copies`` tiles that program the same circuit) by
-    synthetic vectors; True when its forms are due (:func:`forms_after`)."""
-    k = xbar._cache.get(_COSTINGS_KEY, 0) + copies
+def _forms_due(xbar, vectors: int, copies: int = 1) -> bool:
+    """Count a costing of ``vectors`` input vectors on ``xbar`` (on each of ``copies`` tiles
+    that program the same circuit); True when its forms are due.
+
+    A costing solves ``r = min(vectors, m)`` synthetic vectors, so it is counted as
+    ``r / m`` of a full solve of m vectors, and the forms are due once the costings add up
+    to :func:`forms_after` full solves: at the second costing of a crossbar that reads at
+    least m vectors, as the ski-rental rule says, but only after ``forms_after * m / r``
+    costings of one read by a few (a 64 x 64 tile reading 5 vectors: 26, where its
+    synthetic vectors take ~1.6 ms and the forms ~49 ms)."""
+    m = xbar.shape[0]
+    k = xbar._cache.get(_COSTINGS_KEY, 0) + copies * min(int(vectors), m)
     xbar._cache[_COSTINGS_KEY] = k
-    return k >= forms_after(xbar)
+    return k >= forms_after(xbar) * m
 
 
 def _circuits(tiles) -> dict[int, list]:
@@ -270,7 +279,7 @@ def _exact_read(al, P: np.ndarray, x: np.ndarray | None, read: Read = "auto"):
     if read == "auto":
         for key, group in _circuits(al.tiles).items():
             xb = group[0].crossbar
-            if not has_forms(xb) and _forms_due(xb, len(group)):
+            if not has_forms(xb) and _forms_due(xb, n, len(group)):
                 _share_forms(group)
                 due.add(key)
     for t in al.tiles:
