@@ -90,7 +90,8 @@ def _round(x: np.ndarray, bits: int, lo, hi, pre: float = 1.0, post: float = 1.0
     hi = np.asarray(hi, dtype=np.float64)
     cols = x.shape[-1] if x.ndim else 0
     ranges_ok = all(r.ndim == 0 or (r.ndim == 1 and r.shape[0] in (1, cols)) for r in (lo, hi))
-    if not _COMPILED or x.size == 0 or not x.ndim or not ranges_ok or bits > _KERNEL_MAX_BITS or np.ndim(pre) or np.ndim(post):
+    kernel = _COMPILED and x.size > 0 and x.ndim > 0 and ranges_ok and bits <= _KERNEL_MAX_BITS
+    if not kernel or np.ndim(pre) or np.ndim(post):
         y = _round_numpy(x / pre if pre != 1.0 else x, bits, lo, hi)
         return y * post if post != 1.0 else y
     from ._quantization_kernels import round_flat, round_levels
