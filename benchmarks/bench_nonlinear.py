@@ -29,6 +29,8 @@ For each size and batch (1 and 256 vectors) the table gives
   pass in a sweep predicted to be the last); ``iterate-zeros``, all-zero inputs iterated
   like the others (``newton._SKIP_ZERO = False``); ``before-last-pass``, both of these
   (the code before the BENCHMARKS.md section 10 subsection on the sinh CNN tiles);
+  ``s-blocks-8``, the S-chain kernels splitting the chains into 8 blocks whatever the
+  thread count (``_lines._S_BLOCKS = 8``; now one block per thread);
 * times are medians over ``--passes`` interleaved passes (default, chord, compared path,
   then again), so that a drift of the shared machine's speed affects every column alike;
 * ``SciPy``: plain Newton on the full nodal system with a sparse LU of the Jacobian per
@@ -86,7 +88,8 @@ COMPARE = {"before": ((_lines, "_PASSES", 1), (_lines, "_SINGLE", False)),
            "linear-start": ((_lines, "_START", "linear"),), "generic": ((_net, "_GENERIC_CELLS", True),),
            "gemm-start": ((_lines, "_START", "gemm"),), "two-pass-last": ((_lines, "_LAST_PASS", False),),
            "iterate-zeros": ((newton, "_SKIP_ZERO", False),),
-           "before-last-pass": ((_lines, "_LAST_PASS", False), (newton, "_SKIP_ZERO", False))}
+           "before-last-pass": ((_lines, "_LAST_PASS", False), (newton, "_SKIP_ZERO", False)),
+           "s-blocks-8": ((_lines, "_S_BLOCKS", 8),)}
 
 
 @contextlib.contextmanager

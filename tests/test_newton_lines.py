@@ -50,7 +50,8 @@ def naive_sweep(net, ev, passes):
 @pytest.mark.parametrize("shape", [(9, 6), (5, 8)])  # rows first, columns first
 @pytest.mark.parametrize("k", [3, 11])  # the generic kernel and the vectorised ones
 @pytest.mark.parametrize("passes", [1, 2, 3])
-def test_gauss_seidel_passes_match_numpy(rng, tr, shape, k, passes):
+@pytest.mark.parametrize("n_blocks", [1, 3, 8])  # blocks of S chains (threads take blocks)
+def test_gauss_seidel_passes_match_numpy(rng, tr, shape, k, passes, n_blocks):
     """The kernels of a sweep (``lines_pre_p``, ``lines_pre_s`` for each pass before the
     last, then ``lines_p``, ``lines_s``) against the NumPy block Gauss-Seidel: the same
     update of every node, and each chain's largest |update| in ``steps``."""
@@ -71,11 +72,11 @@ def test_gauss_seidel_passes_match_numpy(rng, tr, shape, k, passes):
     out, zS, piv = (np.empty((p, q, k)) for _ in range(3))
     for _ in range(passes - 1):
         nk.lines_pre_p(net.p_diag, eP, net.wp, rhs, w, rS, out, zS)
-        nk.lines_pre_s(net.s_diag, eS_, net.c, zS, piv, ev.rP, ev.u, out)
+        nk.lines_pre_s(net.s_diag, eS_, net.c, zS, piv, ev.rP, ev.u, out, n_blocks)
         rhs = out
     np.testing.assert_array_equal(rS, ev.rS)  # the pre-passes leave the residual alone
     nk.lines_p(net.p_diag, eP, net.wp, rhs, w, rS)
-    nk.lines_s(net.s_diag, eS_, net.c, rS, y[0], y[1], y[2], rhs, ev.m0, ev.mP, ev.mS, net.has_mid, steps)
+    nk.lines_s(net.s_diag, eS_, net.c, rS, y[0], y[1], y[2], rhs, ev.m0, ev.mP, ev.mS, net.has_mid, steps, n_blocks)
     scale = max(np.abs(dP).max(), np.abs(dS).max())
     assert np.abs((y[0] - x[0]) - dP).max() <= 1e-12 * scale
     assert np.abs((y[1] - x[1]) - dS).max() <= 1e-12 * scale

@@ -4,6 +4,7 @@ chains, O(m n) per sweep with no factorization."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from . import _newton_kernels as _nk
@@ -32,6 +33,12 @@ _LAST_PASS = True
 _LAST_MARGIN = 0.5
 #: Store each vector's cell Jacobian in float32 (see :func:`._net._evaluate`).
 _SINGLE = True
+#: Blocks of S chains the S-chain kernels (:func:`._newton_kernels.lines_s`,
+#: ``lines_pre_s``) split the chains into, one per thread: None is Numba's thread count
+#: at the call (one block per thread: each step along a chain then reads one contiguous
+#: run of ``q k / threads`` values per array instead of eight short ones); 8 is the split
+#: before, kept for the benchmark's comparison.
+_S_BLOCKS: int | None = None
 
 
 def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, shared: dict | None = None):
@@ -109,15 +116,16 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
         it[act] = sweep
         eP, eS, w = ev.cellv
         steps = np.empty((q, ka))
+        blocks = numba.get_num_threads() if _S_BLOCKS is None else _S_BLOCKS
         with np.errstate(all="ignore"):
             rhs = ev.rP
             for _ in range(passes - 1):
                 out, zS, piv = scratch
                 _nk.lines_pre_p(net.p_diag, eP, net.wp, rhs, w, ev.rS, out, zS)
-                _nk.lines_pre_s(net.s_diag, eS, net.c, zS, piv, ev.rP, ev.u, out)
+                _nk.lines_pre_s(net.s_diag, eS, net.c, zS, piv, ev.rP, ev.u, out, blocks)
                 rhs = out
             _nk.lines_p(net.p_diag, eP, net.wp, rhs, w, ev.rS)
-            _nk.lines_s(net.s_diag, eS, net.c, ev.rS, y[0], y[1], y[2], rhs, ev.m0, ev.mP, ev.mS, net.has_mid, steps)
+            _nk.lines_s(net.s_diag, eS, net.c, ev.rS, y[0], y[1], y[2], rhs, ev.m0, ev.mP, ev.mS, net.has_mid, steps, blocks)
         # Converged (the chord iteration's test): small KCL residual at the iterate and
         # small update from it.  Stop when every unconverged vector stalls or overflowed.
         before = prev.copy()

@@ -717,18 +717,20 @@ def lines_p(p_diag, eP, wp, rP, w, rS):  # pragma: no cover - compiled
 
 
 @njit(**NJIT_SIMD_PARALLEL)
-def lines_s(s_diag, eS, c, rS, xP, xS, xM, dP, m0, mP, mS, has_mid, step):  # pragma: no cover - compiled
+def lines_s(s_diag, eS, c, rS, xP, xS, xM, dP, m0, mP, mS, has_mid, step, n_blocks):  # pragma: no cover - compiled
     """Second half of a line-relaxation sweep: solve ``tridiag(-c, s_diag + eS, -c) dS
     = rS`` along every S chain (axis 0) in place, then apply the sweep's update:
     ``xP += dP``, ``xS += dS``, ``xM += m0 + mP dP + mS dS``.  Writes the largest
     |update| (V) of each chain and vector into ``step`` (q, k) (NaN as inf).  ``eS`` is
     overwritten (by the reciprocal pivots).
 
-    The chains are solved side by side, a whole (q, k) plane of them per step along
-    axis 0, so the inner loops run over contiguous memory; threads take blocks of chains.
+    The chains are solved side by side, ``q / n_blocks`` of them per step along axis 0
+    (a (q / n_blocks, k) block of contiguous memory), threads taking blocks of chains:
+    one block per thread is best (576 x 64, 32 vectors, one thread: 5.0 ns per cell and
+    vector with one block, 7.6 with 8; see :data:`._lines._S_BLOCKS`).
     """
     p, q, k = rS.shape
-    n_blocks = min(q, 8)
+    n_blocks = max(1, min(q, n_blocks))
     for blk in prange(n_blocks):
         b0 = blk * q // n_blocks
         b1 = (blk + 1) * q // n_blocks
@@ -780,7 +782,7 @@ def lines_pre_p(p_diag, eP, wp, src, w, rS, out, zS):  # pragma: no cover - comp
 
 
 @njit(**NJIT_SIMD_PARALLEL)
-def lines_pre_s(s_diag, eS, c, zS, piv, rP, u, out):  # pragma: no cover - compiled
+def lines_pre_s(s_diag, eS, c, zS, piv, rP, u, out, n_blocks):  # pragma: no cover - compiled
     """S half of a Gauss-Seidel pass before the last one: solve
     ``tridiag(-c, s_diag + eS, -c) dS = zS`` along every S chain in place (reciprocal
     pivots in the scratch ``piv``; ``eS`` is left as it is), then write the next pass's
@@ -789,10 +791,10 @@ def lines_pre_s(s_diag, eS, c, zS, piv, rP, u, out):  # pragma: no cover - compi
     A sweep of ``n`` passes is ``n - 1`` of these pairs, then :func:`lines_p` on
     ``out`` and :func:`lines_s`: block Gauss-Seidel on the sweep's Newton system, whose
     error falls by the coupling of the wire families per pass while the residual is
-    evaluated once per sweep.
+    evaluated once per sweep.  ``n_blocks``: as in :func:`lines_s`.
     """
     p, q, k = zS.shape
-    n_blocks = min(q, 8)
+    n_blocks = max(1, min(q, n_blocks))
     for blk in prange(n_blocks):
         b0 = blk * q // n_blocks
         b1 = (blk + 1) * q // n_blocks
