@@ -30,7 +30,12 @@ For each size and batch (1 and 256 vectors) the table gives
   like the others (``newton._SKIP_ZERO = False``); ``before-last-pass``, both of these
   (the code before the BENCHMARKS.md section 10 subsection on the sinh CNN tiles);
   ``s-blocks-8``, the S-chain kernels splitting the chains into 8 blocks whatever the
-  thread count (``_lines._S_BLOCKS = 8``; now one block per thread);
+  thread count (``_lines._S_BLOCKS = 8``; now one block per thread); ``scratch-f64``, the
+  passes' scratch in float64 (``_lines._SCRATCH``; now float32); ``separate-exp``, the
+  residual kernel of sinh + Level1 cells with one pass per exponential
+  (``_newton_kernels.separate_exponentials()``; now the three in one pass);
+  ``before-kernels``, all three (the kernels before the BENCHMARKS.md subsection on the
+  pass kernels);
 * times are medians over ``--passes`` interleaved passes (default, chord, compared path,
   then again), so that a drift of the shared machine's speed affects every column alike;
 * ``SciPy``: plain Newton on the full nodal system with a sparse LU of the Jacobian per
@@ -62,6 +67,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import xbarsolve as xs  # noqa: E402
 from naive_newton import naive_newton  # noqa: E402
 from xbarsolve.solve import _lines, _net, newton  # noqa: E402
+from xbarsolve.solve import _newton_kernels as _nk  # noqa: E402
 
 SIZES = [(64, 64), (144, 16), (288, 32), (576, 64), (128, 128)]
 
@@ -89,7 +95,10 @@ COMPARE = {"before": ((_lines, "_PASSES", 1), (_lines, "_SINGLE", False)),
            "gemm-start": ((_lines, "_START", "gemm"),), "two-pass-last": ((_lines, "_LAST_PASS", False),),
            "iterate-zeros": ((newton, "_SKIP_ZERO", False),),
            "before-last-pass": ((_lines, "_LAST_PASS", False), (newton, "_SKIP_ZERO", False)),
-           "s-blocks-8": ((_lines, "_S_BLOCKS", 8),)}
+           "s-blocks-8": ((_lines, "_S_BLOCKS", 8),), "scratch-f64": ((_lines, "_SCRATCH", np.float64),),
+           "separate-exp": ((_nk, "evaluate_3t", _nk.separate_exponentials()),),
+           "before-kernels": ((_lines, "_S_BLOCKS", 8), (_lines, "_SCRATCH", np.float64),
+                              (_nk, "evaluate_3t", _nk.separate_exponentials()))}
 
 
 @contextlib.contextmanager

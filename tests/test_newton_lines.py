@@ -135,6 +135,27 @@ def test_one_and_two_passes_and_linear_start_agree(rng, tr, monkeypatch):
     assert rel(got[2, "sources"].currents, got[1, "sources"].currents) < 1e-10
 
 
+@pytest.mark.parametrize("tr", [None, "level1"])
+def test_float32_pass_scratch_takes_the_same_sweeps_to_the_same_currents(rng, tr, monkeypatch):
+    """The passes' scratch in float32 (the default ``_SCRATCH``) against float64: the
+    same sweeps on arrays whose chains are long (576 x 16, 16 x 576: the S chains' and
+    the P chains' conditioning ~1e5), and currents that agree to the solver's tolerance
+    and reach the NumPy Newton twin's."""
+    for shape in ((576, 16), (16, 576)):
+        xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, shape), r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
+                           device=xs.devices.Sinh(a=2.0), transistor=None if tr is None else TRANSISTORS[tr])
+        V = rng.uniform(0.0, 0.4, (40, shape[0]))
+        got = {}
+        for dtype in (np.float64, np.float32):
+            monkeypatch.setattr(_lines, "_SCRATCH", dtype)
+            got[dtype] = xs.solve(xbar, V, iteration="lines", rtol=1e-10)
+            assert got[dtype].converged.all()
+        np.testing.assert_array_equal(got[np.float32].iterations, got[np.float64].iterations)
+        assert rel(got[np.float32].currents, got[np.float64].currents) < 1e-9
+        ref, *_ = naive_newton(xbar, V[:1])
+        assert rel(got[np.float32].currents[:1], ref) < 1e-9
+
+
 @pytest.mark.parametrize("tr", [None, "level1", "resistor"])
 @pytest.mark.parametrize("shape", [(9, 6), (5, 8)])
 def test_column_deliveries_match_the_evaluation(rng, tr, shape):
