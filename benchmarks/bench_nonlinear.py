@@ -34,8 +34,9 @@ For each size and batch (1 and 256 vectors) the table gives
   passes' scratch in float64 (``_lines._SCRATCH``; now float32); ``separate-exp``, the
   residual kernel of sinh + Level1 cells with one pass per exponential
   (``_newton_kernels.separate_exponentials()``; now the three in one pass);
-  ``before-kernels``, all three (the kernels before the BENCHMARKS.md subsection on the
-  pass kernels);
+  ``with-i-col``, every residual evaluation writing each cell's column current
+  (``_lines._SKIP_I_COL = False``; now only a workspace's first); ``before-kernels``, all
+  four (the kernels before the BENCHMARKS.md subsection on the pass kernels);
 * times are medians over ``--passes`` interleaved passes (default, chord, compared path,
   then again), so that a drift of the shared machine's speed affects every column alike;
 * ``SciPy``: plain Newton on the full nodal system with a sparse LU of the Jacobian per
@@ -97,7 +98,8 @@ COMPARE = {"before": ((_lines, "_PASSES", 1), (_lines, "_SINGLE", False)),
            "before-last-pass": ((_lines, "_LAST_PASS", False), (newton, "_SKIP_ZERO", False)),
            "s-blocks-8": ((_lines, "_S_BLOCKS", 8),), "scratch-f64": ((_lines, "_SCRATCH", np.float64),),
            "separate-exp": ((_nk, "evaluate_3t", _nk.separate_exponentials()),),
-           "before-kernels": ((_lines, "_S_BLOCKS", 8), (_lines, "_SCRATCH", np.float64),
+           "with-i-col": ((_lines, "_SKIP_I_COL", False),),
+           "before-kernels": ((_lines, "_S_BLOCKS", 8), (_lines, "_SCRATCH", np.float64), (_lines, "_SKIP_I_COL", False),
                               (_nk, "evaluate_3t", _nk.separate_exponentials()))}
 
 

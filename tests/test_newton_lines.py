@@ -157,6 +157,26 @@ def test_float32_pass_scratch_takes_the_same_sweeps_to_the_same_currents(rng, tr
 
 
 @pytest.mark.parametrize("tr", [None, "level1", "resistor"])
+@pytest.mark.parametrize("k", [3, 11])  # the generic kernel and the vectorised ones
+def test_evaluation_without_column_currents_is_the_same(rng, tr, k):
+    """With the (1, 1, 1) placeholder the line relaxation leaves in its workspace instead
+    of ``i_col``, every residual kernel writes the same residual, Jacobian and norms, and
+    leaves the placeholder alone."""
+    xbar = random_array(rng, 7, 5, xs.devices.Sinh(a=2.5), None if tr is None else TRANSISTORS[tr])
+    net = _net._net(xbar)
+    x = _net._state(net, rng.uniform(0.0, 0.4, (k, 7)))
+    for a in x[:3]:
+        a[:] = rng.uniform(-0.1, 0.4, a.shape)
+    full = _net._evaluate(net, x, per_vector=True, single=True)
+    want = [a.copy() for a in (full.rP, full.rS, full.m0, full.mP, full.mS, full.res, full.res_v, *full.cellv, full.u)]
+    full.i_col = placeholder = np.zeros((1, 1, 1))
+    got = _net._evaluate(net, x, per_vector=True, work=full, single=True)
+    for a, b in zip(want, (got.rP, got.rS, got.m0, got.mP, got.mS, got.res, got.res_v, *got.cellv, got.u)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(placeholder, 0.0)
+
+
+@pytest.mark.parametrize("tr", [None, "level1", "resistor"])
 @pytest.mark.parametrize("shape", [(9, 6), (5, 8)])
 def test_column_deliveries_match_the_evaluation(rng, tr, shape):
     """``column_deliveries`` (the currents the line relaxation reports, at its last

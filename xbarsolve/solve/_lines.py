@@ -33,6 +33,11 @@ _LAST_PASS = True
 _LAST_MARGIN = 0.5
 #: Store each vector's cell Jacobian in float32 (see :func:`._net._evaluate`).
 _SINGLE = True
+#: Built-in models: the evaluations after a workspace's first write no per-cell column
+#: currents (``i_col``; the converged vectors' currents come from
+#: :func:`._newton_kernels.column_deliveries`): the workspace holds a placeholder instead.
+_SKIP_I_COL = True
+_NO_I_COL = np.zeros((1, 1, 1))
 #: Blocks of S chains the S-chain kernels (:func:`._newton_kernels.lines_s`,
 #: ``lines_pre_s``) split the chains into, one per thread: None is Numba's thread count
 #: at the call (one block per thread: each step along a chain then reads one contiguous
@@ -115,6 +120,8 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
         passes_before = passes
         ev = _evaluate(net, y, per_vector=True, work=ev if ev is not None and ev.rP.shape[2] == ka else None,
                        single=_SINGLE)
+        if _SKIP_I_COL and net.funcs is None:
+            ev.i_col = _NO_I_COL  # the next evaluation with this workspace skips it
         if passes > 1 and (scratch is None or scratch.shape[3] != ka or scratch.dtype != _SCRATCH):
             scratch = np.empty((3, p, q, ka), dtype=_SCRATCH)
         if sweep == 1:

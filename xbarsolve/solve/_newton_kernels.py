@@ -94,6 +94,12 @@ def _cell(vT, vB, vm, g, vg, pd, pt, has_mid):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **NJIT)
+def _with_i_col(i_col, p, q, k):  # pragma: no cover - compiled
+    """Whether ``i_col`` is an output (p, q, k) rather than a placeholder (see :func:`evaluate`)."""
+    return i_col.shape[0] == p and i_col.shape[1] == q and i_col.shape[2] == k
+
+
+@njit(inline="always", **NJIT)
 def _wires(a, b, p, q, wp, tp0, tp1, c, ts0, ts1):  # pragma: no cover - compiled
     """The wires at the nodes P(a, b) and S(a, b): neighbour indices along the P chain
     (``bl``, ``br``: the node itself at the ends), conductances to the neighbours and
@@ -164,7 +170,10 @@ def evaluate(xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, 
     i_col : (p, q, k)
         Net current (A) each cell delivers to its column node (channel current less the
         column-side junction leak); summed along a column it is the column current up to
-        the KCL residuals, and accurate to the precision of the cell voltages.
+        the KCL residuals, and accurate to the precision of the cell voltages.  Not
+        written when it has another shape (the line relaxation, which takes the currents
+        from :func:`column_deliveries`, passes a (1, 1, 1) placeholder: one stream of
+        output fewer).
     """
     p = xP.shape[0]
     for a in prange(p):
@@ -178,6 +187,7 @@ def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc
     p, q, k = xP.shape
     per_vector = cellv.shape[1] == p and cellv.shape[3] == k
     with_u = per_vector and cellv.shape[0] == 4
+    with_i = _with_i_col(i_col, p, q, k)
     for t in range(k):
         res[a, t] = 0.0
         res_v[a, t] = 0.0
@@ -215,7 +225,8 @@ def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc
                 rP[a, b, t] = rB - fp
                 rS[a, b, t] = rT - fs
                 eP, eS, u, w = cB, cT, cBT, cTB
-            i_col[a, b, t] = ic
+            if with_i:
+                i_col[a, b, t] = ic
             if has_mid:
                 m0[a, b, t] = mm0
                 # stored as the coefficients of dP and dS
@@ -365,6 +376,7 @@ def _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, 
     p, q, k = xP.shape
     code = pd[pd.size - 1]
     sgn = 1.0 if top_is_P else -1.0  # cell voltage = sgn * (P - S)
+    with_i = _with_i_col(i_col, p, q, k)
     ia = np.int64(a)
     al = ia - 1 if ia > 0 else ia
     ar = ia + 1 if ia < p - 1 else ia
@@ -388,7 +400,7 @@ def _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, 
         ss = srcS[b]
         orP = rP[a, b]
         orS = rS[a, b]
-        oI = i_col[a, b]
+        oI = i_col[a, b] if with_i else v  # (v is free by now)
         for t in range(k):
             im = cur[t]
             fp = gP * xp[t] - wl * xpl[t] - wr * xpr[t] - tP * sp[t] + sgn * im
@@ -520,6 +532,7 @@ def _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, 
     # junctions') in one pass over 3 k arguments (on 576 x 64, 32 vectors, one pass of 96
     # instead of three of 32: fewer loops per cell, longer vector loops)
     merged = _MERGE_EXP and level1 and code == 1.0 and pd[0] != 0.0
+    with_i = _with_i_col(i_col, p, q, k)
     top = top_is_P
     vmem, im, gmem, z, r0, r1, r2 = w[0], w[1], w[2], w[3], w[4], w[5], w[6]
     fMs, invs, fps, fss = w[7], w[8], w[9], w[10]
@@ -598,7 +611,7 @@ def _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, 
         ss = srcS[b]
         orP = rP[a, b]
         orS = rS[a, b]
-        oI = i_col[a, b]
+        oI = i_col[a, b] if with_i else z  # (z is free by now)
         om0 = m0[a, b]
         omP = mP[a, b]
         omS = mS[a, b]
