@@ -35,8 +35,11 @@ For each size and batch (1 and 256 vectors) the table gives
   residual kernel of sinh + Level1 cells with one pass per exponential
   (``_newton_kernels.separate_exponentials()``; now the three in one pass);
   ``with-i-col``, every residual evaluation writing each cell's column current
-  (``_lines._SKIP_I_COL = False``; now only a workspace's first); ``before-kernels``, all
-  four (the kernels before the BENCHMARKS.md subsection on the pass kernels);
+  (``_lines._SKIP_I_COL = False``; now only a workspace's first); ``two-passes-mid``,
+  cells with a middle node on two passes per sweep whatever the passes' contraction
+  (``_lines._PASSES_MID = None``; now three once two contracted by more than
+  ``_MID_RATE``); ``before-kernels``, all five (the code before the BENCHMARKS.md
+  subsection on the pass kernels);
 * times are medians over ``--passes`` interleaved passes (default, chord, compared path,
   then again), so that a drift of the shared machine's speed affects every column alike;
 * ``SciPy``: plain Newton on the full nodal system with a sparse LU of the Jacobian per
@@ -99,8 +102,9 @@ COMPARE = {"before": ((_lines, "_PASSES", 1), (_lines, "_SINGLE", False)),
            "s-blocks-8": ((_lines, "_S_BLOCKS", 8),), "scratch-f64": ((_lines, "_SCRATCH", np.float64),),
            "separate-exp": ((_nk, "evaluate_3t", _nk.separate_exponentials()),),
            "with-i-col": ((_lines, "_SKIP_I_COL", False),),
+           "two-passes-mid": ((_lines, "_PASSES_MID", None),),
            "before-kernels": ((_lines, "_S_BLOCKS", 8), (_lines, "_SCRATCH", np.float64), (_lines, "_SKIP_I_COL", False),
-                              (_nk, "evaluate_3t", _nk.separate_exponentials()))}
+                              (_nk, "evaluate_3t", _nk.separate_exponentials()), (_lines, "_PASSES_MID", None))}
 
 
 @contextlib.contextmanager

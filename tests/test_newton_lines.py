@@ -135,6 +135,30 @@ def test_one_and_two_passes_and_linear_start_agree(rng, tr, monkeypatch):
     assert rel(got[2, "sources"].currents, got[1, "sources"].currents) < 1e-10
 
 
+def test_third_pass_for_middle_nodes_where_two_contract_slowly(rng, monkeypatch):
+    """Cells with a middle node take ``_PASSES_MID`` passes in the groups after one whose
+    two passes contracted by more than ``_MID_RATE``: on 1-ohm wires (two passes contract
+    by ~1e-5 on 144 x 16) nothing changes, bit for bit; on 10-ohm wires the groups after
+    the first take fewer sweeps and reach the same currents."""
+    for r_wire, coupled in ((1.0, False), (10.0, True)):
+        xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, (144, 16)), r_row=r_wire, r_col=r_wire, r_in=1.0,
+                           r_out=1.0, device=xs.devices.Sinh(a=2.0), transistor=TRANSISTORS["level1"])
+        V = rng.uniform(0.0, 0.4, (24, 144))
+        runs = {}
+        for mid in (None, 3):
+            monkeypatch.setattr(_lines, "_PASSES_MID", mid)
+            runs[mid] = xs.solve(xbar, V, iteration="lines", rtol=1e-12, chunk_size=8)
+            assert runs[mid].converged.all()
+        two, three = runs[None], runs[3]
+        np.testing.assert_array_equal(three.iterations[:8], two.iterations[:8])  # the first group: two passes
+        if coupled:
+            assert (three.iterations[8:] < two.iterations[8:]).all(), (two.iterations, three.iterations)
+            assert rel(three.currents, two.currents) < 1e-10
+        else:
+            np.testing.assert_array_equal(three.iterations, two.iterations)
+            np.testing.assert_array_equal(three.currents, two.currents)
+
+
 @pytest.mark.parametrize("tr", [None, "level1"])
 def test_float32_pass_scratch_takes_the_same_sweeps_to_the_same_currents(rng, tr, monkeypatch):
     """The passes' scratch in float32 (the default ``_SCRATCH``) against float64: the

@@ -13,6 +13,15 @@ from ._net import _Eval, _Net, _apply, _delivered, _evaluate, _evaluate_at_zero,
 #: Block Gauss-Seidel passes over the two chain families per sweep (one residual
 #: evaluation); 1 is the relaxation before issue 13, kept for the benchmark's comparison.
 _PASSES = 2
+#: ... for cells with a middle node, whose evaluation costs ~3 passes (sinh + Level1 on
+#: 576 x 64, 32 vectors: 15 against 5 ns per cell and vector), once an earlier group of
+#: the call has seen two passes contract by more than ``_MID_RATE`` (:func:`_note_rate`):
+#: there the passes, not Newton, set the sweeps, and a third pass saves one (576 x 64:
+#: 4 sweeps instead of 5, rate 2e-3; 128 x 128: 1e-3; 256 x 256: 5e-2), while where
+#: two passes contract by 1e-5 (64 x 64, 288 x 32, 144 x 16) a third only costs.
+#: None: ``_PASSES`` whatever the rate (the path before).
+_PASSES_MID: int | None = 3
+_MID_RATE = 3e-4
 #: The start: ``"sources"`` (every node at its chain's source potential), ``"linear"``
 #: (the exact solution of the circuit linearised at 0 V, one block solve with the
 #: factorization the chord iteration shares) or ``"gemm"`` (the same solution as one GEMM
@@ -24,7 +33,7 @@ _START = "sources"
 #: nonlinear correction (~1e-4 V on a 64 x 51 tile of sinh cells), so the pass error
 #: (~5e-3 per pass there), not Newton's, sets what the second sweep finds.
 _FIRST_PASSES = 3
-#: One Gauss-Seidel pass instead of ``_PASSES`` in a sweep predicted to be the last
+#: One Gauss-Seidel pass fewer in a sweep predicted to be the last
 #: (every vector's update predicted at most ``_LAST_MARGIN * vtol``, see
 #: :func:`_predicted_update`): its update only certifies convergence and is applied once,
 #: so what a second pass would remove of it is at most ~``rate * vtol``.  A wrong
@@ -73,15 +82,18 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
     conductance ``g`` on wires of ``g_r``, ``g_c`` (measured ~3e-3 on a 64 x 51 tile
     with 1-ohm wires, ~0.1 on 576 x 64).  An evaluation costs 1-2 passes (576 x 64 sinh +
     Level1: 0.57 against 0.30 ms per vector; sinh alone 0.21 against 0.35), so two passes
-    per evaluation take 5 sweeps where one took 8 (576 x 64, rtol 1e-8).  Vectors stop
+    per evaluation take 5 sweeps where one took 8 (576 x 64, rtol 1e-8); with middle
+    nodes the evaluation costs ~3 passes, and groups after one whose two passes
+    contracted by more than ``_MID_RATE`` take ``_PASSES_MID`` (three: 4 sweeps on
+    576 x 64).  Vectors stop
     when their updates stall (shrink by less than half per pass) and are left to the
     chord iteration.  A converged vector's column currents are those of the iterate its
     last update produced (built-in models; user models: of the iterate the test passed on).
 
     A sweep whose update every vector of the group is predicted to pass the test with
     (:func:`_predicted_update`, from the vectors' last two updates and the passes'
-    contraction seen in an earlier group of the same call) takes one pass instead of
-    ``_PASSES`` (``_LAST_PASS``): that update only certifies convergence and is applied
+    contraction seen in an earlier group of the same call) takes one pass
+    fewer (``_LAST_PASS``): that update only certifies convergence and is applied
     once, so the second pass would remove ~``rate * vtol`` of it (the MNIST CNN's 64 x 51
     tiles: 3 sweeps either way, 5 passes instead of 6).  From a linear start
     (``_START``) the first sweep takes ``_FIRST_PASSES``.
@@ -110,12 +122,15 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
     ev, scratch = work if work is not None else (None, None)
     stalled = False
     passes_before = 0  # the passes of the sweep before
+    n_passes = _PASSES
+    if net.has_mid and _PASSES_MID is not None and shared.get(("gs_rate", _PASSES), 0.0) > _MID_RATE:
+        n_passes = _PASSES_MID
     for sweep in range(1, max_sweeps + 1):
         ka = act.size
-        passes = _FIRST_PASSES if (sweep == 1 and linear_start) else _PASSES
+        passes = _FIRST_PASSES if (sweep == 1 and linear_start) else n_passes
         if (_LAST_PASS and passes > 1 and sweep >= 3
-                and (_predicted_update(prev, older, shared.get(("gs_rate", _PASSES))) <= _LAST_MARGIN * vtol_y).all()):
-            passes = 1
+                and (_predicted_update(prev, older, shared.get(("gs_rate", n_passes))) <= _LAST_MARGIN * vtol_y).all()):
+            passes -= 1
         last_passes = passes_before
         passes_before = passes
         ev = _evaluate(net, y, per_vector=True, work=ev if ev is not None and ev.rP.shape[2] == ka else None,
@@ -149,8 +164,8 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
         older = before
         if n_ok:
             sel = ok[:ka]
-            if sweep >= 2 and last_passes == _PASSES:
-                _note_rate(shared, prev[sel], before[sel])
+            if sweep >= 2 and last_passes == n_passes:
+                _note_rate(shared, prev[sel], before[sel], n_passes)
             done[act[sel]] = True
             # built-in models: the currents of the iterate just updated (an error of about
             # the pass's rate times the update), else of the one the test passed on
@@ -186,9 +201,9 @@ def _predicted_update(prev: np.ndarray, older: np.ndarray, rate: float | None) -
     return np.where(prev == 0.0, 0.0, np.where(np.isnan(pred), np.inf, pred))
 
 
-def _note_rate(shared: dict, step: np.ndarray, before: np.ndarray) -> None:
-    """Record in ``shared[("gs_rate", _PASSES)]`` the largest contraction ``step / before``
-    of the vectors that converged in a sweep after one of ``_PASSES`` passes: there the
+def _note_rate(shared: dict, step: np.ndarray, before: np.ndarray, passes: int) -> None:
+    """Record in ``shared[("gs_rate", passes)]`` the largest contraction ``step / before``
+    of the vectors that converged in a sweep after one of ``passes`` passes: there the
     iterate had converged in Newton's sense, so the contraction bounds what the passes
     leave (an upper bound: Newton's own rate is in it too).  Kept per call (``shared``
     lives for one solve), so that a call's iterates do not depend on earlier calls."""
@@ -196,7 +211,7 @@ def _note_rate(shared: dict, step: np.ndarray, before: np.ndarray) -> None:
         r = step / before
     r = r[np.isfinite(r) & (before > 0)]
     if r.size:
-        key = ("gs_rate", _PASSES)
+        key = ("gs_rate", passes)
         shared[key] = max(float(r.max()), shared.get(key, 0.0))
 
 
