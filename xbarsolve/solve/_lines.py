@@ -46,7 +46,6 @@ _SINGLE = True
 #: currents (``i_col``; the converged vectors' currents come from
 #: :func:`._newton_kernels.column_deliveries`): the workspace holds a placeholder instead.
 _SKIP_I_COL = True
-_NO_I_COL = np.zeros((1, 1, 1))
 #: Blocks of S chains the S-chain kernels (:func:`._newton_kernels.lines_s`,
 #: ``lines_pre_s``) split the chains into, one per thread: None is Numba's thread count
 #: at the call (one block per thread: each step along a chain then reads one contiguous
@@ -80,10 +79,10 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
     wire families, a factor of about
     ``(g / (g + g_r (pi / 2n)^2)) * (g / (g + g_c (pi / 2m)^2))`` for cells of
     conductance ``g`` on wires of ``g_r``, ``g_c`` (measured ~3e-3 on a 64 x 51 tile
-    with 1-ohm wires, ~0.1 on 576 x 64).  An evaluation costs 1-2 passes (576 x 64 sinh +
-    Level1: 0.57 against 0.30 ms per vector; sinh alone 0.21 against 0.35), so two passes
-    per evaluation take 5 sweeps where one took 8 (576 x 64, rtol 1e-8); with middle
-    nodes the evaluation costs ~3 passes, and groups after one whose two passes
+    with 1-ohm wires, ~0.1 on 576 x 64).  An evaluation costs 1-3 passes (576 x 64, 32
+    vectors, one thread, ns per cell and vector: sinh + Level1 15 against 5, sinh alone
+    4.4 against 5), so two passes per evaluation take 5 sweeps where one took 8
+    (576 x 64, rtol 1e-8); with middle nodes, groups after one whose two passes
     contracted by more than ``_MID_RATE`` take ``_PASSES_MID`` (three: 4 sweeps on
     576 x 64).  Vectors stop
     when their updates stall (shrink by less than half per pass) and are left to the
@@ -136,7 +135,7 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
         ev = _evaluate(net, y, per_vector=True, work=ev if ev is not None and ev.rP.shape[2] == ka else None,
                        single=_SINGLE)
         if _SKIP_I_COL and net.funcs is None:
-            ev.i_col = _NO_I_COL  # the next evaluation with this workspace skips it
+            ev.i_col = np.zeros((1, 1, 1))  # the next evaluation with this workspace skips it
         if passes > 1 and (scratch is None or scratch.shape[3] != ka or scratch.dtype != _SCRATCH):
             scratch = np.empty((3, p, q, ka), dtype=_SCRATCH)
         if sweep == 1:
