@@ -29,6 +29,17 @@ For each size and batch (1 and 256 vectors) the table gives
   pass in a sweep predicted to be the last); ``iterate-zeros``, all-zero inputs iterated
   like the others (``newton._SKIP_ZERO = False``); ``before-last-pass``, both of these
   (the code before the BENCHMARKS.md section 10 subsection on the sinh CNN tiles);
+  ``s-blocks-8``, the S-chain kernels splitting the chains into 8 blocks whatever the
+  thread count (``_lines._S_BLOCKS = 8``; now one block per thread); ``scratch-f64``, the
+  passes' scratch in float64 (``_lines._SCRATCH``; now float32); ``separate-exp``, the
+  residual kernel of sinh + Level1 cells with one pass per exponential
+  (``_newton_kernels.separate_exponentials()``; now the three in one pass);
+  ``with-i-col``, every residual evaluation writing each cell's column current
+  (``_lines._SKIP_I_COL = False``; now only a workspace's first); ``two-passes-mid``,
+  cells with a middle node on two passes per sweep whatever the passes' contraction
+  (``_lines._PASSES_MID = None``; now three once two contracted by more than
+  ``_MID_RATE``); ``before-kernels``, all five (the code before the BENCHMARKS.md
+  subsection on the pass kernels);
 * times are medians over ``--passes`` interleaved passes (default, chord, compared path,
   then again), so that a drift of the shared machine's speed affects every column alike;
 * ``SciPy``: plain Newton on the full nodal system with a sparse LU of the Jacobian per
@@ -60,6 +71,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import xbarsolve as xs  # noqa: E402
 from naive_newton import naive_newton  # noqa: E402
 from xbarsolve.solve import _lines, _net, newton  # noqa: E402
+from xbarsolve.solve import _newton_kernels as _nk  # noqa: E402
 
 SIZES = [(64, 64), (144, 16), (288, 32), (576, 64), (128, 128)]
 
@@ -86,7 +98,13 @@ COMPARE = {"before": ((_lines, "_PASSES", 1), (_lines, "_SINGLE", False)),
            "linear-start": ((_lines, "_START", "linear"),), "generic": ((_net, "_GENERIC_CELLS", True),),
            "gemm-start": ((_lines, "_START", "gemm"),), "two-pass-last": ((_lines, "_LAST_PASS", False),),
            "iterate-zeros": ((newton, "_SKIP_ZERO", False),),
-           "before-last-pass": ((_lines, "_LAST_PASS", False), (newton, "_SKIP_ZERO", False))}
+           "before-last-pass": ((_lines, "_LAST_PASS", False), (newton, "_SKIP_ZERO", False)),
+           "s-blocks-8": ((_lines, "_S_BLOCKS", 8),), "scratch-f64": ((_lines, "_SCRATCH", np.float64),),
+           "separate-exp": ((_nk, "evaluate_3t", _nk.separate_exponentials()),),
+           "with-i-col": ((_lines, "_SKIP_I_COL", False),),
+           "two-passes-mid": ((_lines, "_PASSES_MID", None),),
+           "before-kernels": ((_lines, "_S_BLOCKS", 8), (_lines, "_SCRATCH", np.float64), (_lines, "_SKIP_I_COL", False),
+                              (_nk, "evaluate_3t", _nk.separate_exponentials()), (_lines, "_PASSES_MID", None))}
 
 
 @contextlib.contextmanager

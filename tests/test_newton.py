@@ -218,6 +218,21 @@ def test_vectorised_middle_node_kernel_matches_numpy_and_generic_kernel(rng, tr,
         assert np.abs(new[key] - ref[key]).max() <= 1e-13 * scale, key
     for key, val in old.items():  # every output, the residual and its norms included
         assert np.abs(new[key] - val).max() <= 1e-13 * np.abs(val).max(), key
+    # the sinh + Level1 cells' three exponentials in one pass: the same numbers as one
+    # pass each (the kernel before, kept for the benchmark)
+    from xbarsolve.solve import _newton_kernels as nk
+
+    merged = _net._evaluate(net, x, per_vector=True)
+    merged = [a.copy() for a in (merged.rP, merged.rS, merged.m0, merged.mP, merged.mS, merged.i_col, merged.planes,
+                                 merged.res, merged.res_v)]
+    fast = nk.evaluate_3t
+    try:
+        nk.evaluate_3t = nk.separate_exponentials()
+        sep = _net._evaluate(net, x, per_vector=True)
+    finally:
+        nk.evaluate_3t = fast
+    for a, b in zip(merged, (sep.rP, sep.rS, sep.m0, sep.mP, sep.mS, sep.i_col, sep.planes, sep.res, sep.res_v)):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("shape", [(9, 6), (5, 8)])

@@ -50,7 +50,8 @@ def naive_sweep(net, ev, passes):
 @pytest.mark.parametrize("shape", [(9, 6), (5, 8)])  # rows first, columns first
 @pytest.mark.parametrize("k", [3, 11])  # the generic kernel and the vectorised ones
 @pytest.mark.parametrize("passes", [1, 2, 3])
-def test_gauss_seidel_passes_match_numpy(rng, tr, shape, k, passes):
+@pytest.mark.parametrize("n_blocks", [1, 3, 8])  # blocks of S chains (threads take blocks)
+def test_gauss_seidel_passes_match_numpy(rng, tr, shape, k, passes, n_blocks):
     """The kernels of a sweep (``lines_pre_p``, ``lines_pre_s`` for each pass before the
     last, then ``lines_p``, ``lines_s``) against the NumPy block Gauss-Seidel: the same
     update of every node, and each chain's largest |update| in ``steps``."""
@@ -71,11 +72,11 @@ def test_gauss_seidel_passes_match_numpy(rng, tr, shape, k, passes):
     out, zS, piv = (np.empty((p, q, k)) for _ in range(3))
     for _ in range(passes - 1):
         nk.lines_pre_p(net.p_diag, eP, net.wp, rhs, w, rS, out, zS)
-        nk.lines_pre_s(net.s_diag, eS_, net.c, zS, piv, ev.rP, ev.u, out)
+        nk.lines_pre_s(net.s_diag, eS_, net.c, zS, piv, ev.rP, ev.u, out, n_blocks)
         rhs = out
     np.testing.assert_array_equal(rS, ev.rS)  # the pre-passes leave the residual alone
     nk.lines_p(net.p_diag, eP, net.wp, rhs, w, rS)
-    nk.lines_s(net.s_diag, eS_, net.c, rS, y[0], y[1], y[2], rhs, ev.m0, ev.mP, ev.mS, net.has_mid, steps)
+    nk.lines_s(net.s_diag, eS_, net.c, rS, y[0], y[1], y[2], rhs, ev.m0, ev.mP, ev.mS, net.has_mid, steps, n_blocks)
     scale = max(np.abs(dP).max(), np.abs(dS).max())
     assert np.abs((y[0] - x[0]) - dP).max() <= 1e-12 * scale
     assert np.abs((y[1] - x[1]) - dS).max() <= 1e-12 * scale
@@ -132,6 +133,71 @@ def test_one_and_two_passes_and_linear_start_agree(rng, tr, monkeypatch):
     one, two, lin = (got[key].iterations for key in ((1, "sources"), (2, "sources"), (2, "linear")))
     assert (two < one).all() and (lin <= two).all() and (lin < one).all(), (one, two, lin)
     assert rel(got[2, "sources"].currents, got[1, "sources"].currents) < 1e-10
+
+
+def test_third_pass_for_middle_nodes_where_two_contract_slowly(rng, monkeypatch):
+    """Cells with a middle node take ``_PASSES_MID`` passes in the groups after one whose
+    two passes contracted by more than ``_MID_RATE``: on 1-ohm wires (two passes contract
+    by ~1e-5 on 144 x 16) nothing changes, bit for bit; on 10-ohm wires the groups after
+    the first take fewer sweeps and reach the same currents."""
+    for r_wire, coupled in ((1.0, False), (10.0, True)):
+        xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, (144, 16)), r_row=r_wire, r_col=r_wire, r_in=1.0,
+                           r_out=1.0, device=xs.devices.Sinh(a=2.0), transistor=TRANSISTORS["level1"])
+        V = rng.uniform(0.0, 0.4, (24, 144))
+        runs = {}
+        for mid in (None, 3):
+            monkeypatch.setattr(_lines, "_PASSES_MID", mid)
+            runs[mid] = xs.solve(xbar, V, iteration="lines", rtol=1e-12, chunk_size=8)
+            assert runs[mid].converged.all()
+        two, three = runs[None], runs[3]
+        np.testing.assert_array_equal(three.iterations[:8], two.iterations[:8])  # the first group: two passes
+        if coupled:
+            assert (three.iterations[8:] < two.iterations[8:]).all(), (two.iterations, three.iterations)
+            assert rel(three.currents, two.currents) < 1e-10
+        else:
+            np.testing.assert_array_equal(three.iterations, two.iterations)
+            np.testing.assert_array_equal(three.currents, two.currents)
+
+
+@pytest.mark.parametrize("tr", [None, "level1"])
+def test_float32_pass_scratch_takes_the_same_sweeps_to_the_same_currents(rng, tr, monkeypatch):
+    """The passes' scratch in float32 (the default ``_SCRATCH``) against float64: the
+    same sweeps on arrays whose chains are long (576 x 16, 16 x 576: the S chains' and
+    the P chains' conditioning ~1e5), and currents that agree to the solver's tolerance
+    and reach the NumPy Newton twin's."""
+    for shape in ((576, 16), (16, 576)):
+        xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, shape), r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
+                           device=xs.devices.Sinh(a=2.0), transistor=None if tr is None else TRANSISTORS[tr])
+        V = rng.uniform(0.0, 0.4, (40, shape[0]))
+        got = {}
+        for dtype in (np.float64, np.float32):
+            monkeypatch.setattr(_lines, "_SCRATCH", dtype)
+            got[dtype] = xs.solve(xbar, V, iteration="lines", rtol=1e-10)
+            assert got[dtype].converged.all()
+        np.testing.assert_array_equal(got[np.float32].iterations, got[np.float64].iterations)
+        assert rel(got[np.float32].currents, got[np.float64].currents) < 1e-9
+        ref, *_ = naive_newton(xbar, V[:1])
+        assert rel(got[np.float32].currents[:1], ref) < 1e-9
+
+
+@pytest.mark.parametrize("tr", [None, "level1", "resistor"])
+@pytest.mark.parametrize("k", [3, 11])  # the generic kernel and the vectorised ones
+def test_evaluation_without_column_currents_is_the_same(rng, tr, k):
+    """With the (1, 1, 1) placeholder the line relaxation leaves in its workspace instead
+    of ``i_col``, every residual kernel writes the same residual, Jacobian and norms, and
+    leaves the placeholder alone."""
+    xbar = random_array(rng, 7, 5, xs.devices.Sinh(a=2.5), None if tr is None else TRANSISTORS[tr])
+    net = _net._net(xbar)
+    x = _net._state(net, rng.uniform(0.0, 0.4, (k, 7)))
+    for a in x[:3]:
+        a[:] = rng.uniform(-0.1, 0.4, a.shape)
+    full = _net._evaluate(net, x, per_vector=True, single=True)
+    want = [a.copy() for a in (full.rP, full.rS, full.m0, full.mP, full.mS, full.res, full.res_v, *full.cellv, full.u)]
+    full.i_col = placeholder = np.zeros((1, 1, 1))
+    got = _net._evaluate(net, x, per_vector=True, work=full, single=True)
+    for a, b in zip(want, (got.rP, got.rS, got.m0, got.mP, got.mS, got.res, got.res_v, *got.cellv, got.u)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(placeholder, 0.0)
 
 
 @pytest.mark.parametrize("tr", [None, "level1", "resistor"])

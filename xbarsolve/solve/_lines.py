@@ -4,6 +4,7 @@ chains, O(m n) per sweep with no factorization."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from . import _newton_kernels as _nk
@@ -12,6 +13,15 @@ from ._net import _Eval, _Net, _apply, _delivered, _evaluate, _evaluate_at_zero,
 #: Block Gauss-Seidel passes over the two chain families per sweep (one residual
 #: evaluation); 1 is the relaxation before issue 13, kept for the benchmark's comparison.
 _PASSES = 2
+#: ... for cells with a middle node, whose evaluation costs ~3 passes (sinh + Level1 on
+#: 576 x 64, 32 vectors: 15 against 5 ns per cell and vector), once an earlier group of
+#: the call has seen two passes contract by more than ``_MID_RATE`` (:func:`_note_rate`):
+#: there the passes, not Newton, set the sweeps, and a third pass saves one (576 x 64:
+#: 4 sweeps instead of 5, rate 2e-3; 128 x 128: 1e-3; 256 x 256: 5e-2), while where
+#: two passes contract by 1e-5 (64 x 64, 288 x 32, 144 x 16) a third only costs.
+#: None: ``_PASSES`` whatever the rate (the path before).
+_PASSES_MID: int | None = 3
+_MID_RATE = 3e-4
 #: The start: ``"sources"`` (every node at its chain's source potential), ``"linear"``
 #: (the exact solution of the circuit linearised at 0 V, one block solve with the
 #: factorization the chord iteration shares) or ``"gemm"`` (the same solution as one GEMM
@@ -23,7 +33,7 @@ _START = "sources"
 #: nonlinear correction (~1e-4 V on a 64 x 51 tile of sinh cells), so the pass error
 #: (~5e-3 per pass there), not Newton's, sets what the second sweep finds.
 _FIRST_PASSES = 3
-#: One Gauss-Seidel pass instead of ``_PASSES`` in a sweep predicted to be the last
+#: One Gauss-Seidel pass fewer in a sweep predicted to be the last
 #: (every vector's update predicted at most ``_LAST_MARGIN * vtol``, see
 #: :func:`_predicted_update`): its update only certifies convergence and is applied once,
 #: so what a second pass would remove of it is at most ~``rate * vtol``.  A wrong
@@ -32,6 +42,25 @@ _LAST_PASS = True
 _LAST_MARGIN = 0.5
 #: Store each vector's cell Jacobian in float32 (see :func:`._net._evaluate`).
 _SINGLE = True
+#: Built-in models: the evaluations after a workspace's first write no per-cell column
+#: currents (``i_col``; the converged vectors' currents come from
+#: :func:`._newton_kernels.column_deliveries`): the workspace holds a placeholder instead.
+_SKIP_I_COL = True
+#: Blocks of S chains the S-chain kernels (:func:`._newton_kernels.lines_s`,
+#: ``lines_pre_s``) split the chains into, one per thread: None is Numba's thread count
+#: at the call (one block per thread: each step along a chain then reads one contiguous
+#: run of ``q k / threads`` values per array instead of eight short ones); 8 is the split
+#: before, kept for the benchmark's comparison.
+_S_BLOCKS: int | None = None
+#: Precision of the Gauss-Seidel passes' scratch before a sweep's last pass (``out``,
+#: ``zS``, ``piv``: the pre-passes' updates, right-hand sides and S pivots, and the P
+#: update of the last pass computed in place in ``out``).  Like the cell Jacobian
+#: (``_SINGLE``) they only shape the step, whose relative rounding of ~1e-7 (times the
+#: chains' conditioning) the next sweep corrects: the residual, the state and the test
+#: stay float64.  576 x 64, 256 vectors, one thread, interleaved: 0.95x the CPU time of
+#: float64 (sinh + Level1), 0.85x (sinh alone), the same sweeps, currents within 1e-14.
+#: ``np.float64`` is the path before.
+_SCRATCH = np.float32
 
 
 def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, shared: dict | None = None):
@@ -50,17 +79,20 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
     wire families, a factor of about
     ``(g / (g + g_r (pi / 2n)^2)) * (g / (g + g_c (pi / 2m)^2))`` for cells of
     conductance ``g`` on wires of ``g_r``, ``g_c`` (measured ~3e-3 on a 64 x 51 tile
-    with 1-ohm wires, ~0.1 on 576 x 64).  An evaluation costs 1-2 passes (576 x 64 sinh +
-    Level1: 0.57 against 0.30 ms per vector; sinh alone 0.21 against 0.35), so two passes
-    per evaluation take 5 sweeps where one took 8 (576 x 64, rtol 1e-8).  Vectors stop
+    with 1-ohm wires, ~0.1 on 576 x 64).  An evaluation costs 1-3 passes (576 x 64, 32
+    vectors, one thread, ns per cell and vector: sinh + Level1 15 against 5, sinh alone
+    4.4 against 5), so two passes per evaluation take 5 sweeps where one took 8
+    (576 x 64, rtol 1e-8); with middle nodes, groups after one whose two passes
+    contracted by more than ``_MID_RATE`` take ``_PASSES_MID`` (three: 4 sweeps on
+    576 x 64).  Vectors stop
     when their updates stall (shrink by less than half per pass) and are left to the
     chord iteration.  A converged vector's column currents are those of the iterate its
     last update produced (built-in models; user models: of the iterate the test passed on).
 
     A sweep whose update every vector of the group is predicted to pass the test with
     (:func:`_predicted_update`, from the vectors' last two updates and the passes'
-    contraction seen in an earlier group of the same call) takes one pass instead of
-    ``_PASSES`` (``_LAST_PASS``): that update only certifies convergence and is applied
+    contraction seen in an earlier group of the same call) takes one pass
+    fewer (``_LAST_PASS``): that update only certifies convergence and is applied
     once, so the second pass would remove ~``rate * vtol`` of it (the MNIST CNN's 64 x 51
     tiles: 3 sweeps either way, 5 passes instead of 6).  From a linear start
     (``_START``) the first sweep takes ``_FIRST_PASSES``.
@@ -89,18 +121,23 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
     ev, scratch = work if work is not None else (None, None)
     stalled = False
     passes_before = 0  # the passes of the sweep before
+    n_passes = _PASSES
+    if net.has_mid and _PASSES_MID is not None and shared.get(("gs_rate", _PASSES), 0.0) > _MID_RATE:
+        n_passes = _PASSES_MID
     for sweep in range(1, max_sweeps + 1):
         ka = act.size
-        passes = _FIRST_PASSES if (sweep == 1 and linear_start) else _PASSES
+        passes = _FIRST_PASSES if (sweep == 1 and linear_start) else n_passes
         if (_LAST_PASS and passes > 1 and sweep >= 3
-                and (_predicted_update(prev, older, shared.get(("gs_rate", _PASSES))) <= _LAST_MARGIN * vtol_y).all()):
-            passes = 1
+                and (_predicted_update(prev, older, shared.get(("gs_rate", n_passes))) <= _LAST_MARGIN * vtol_y).all()):
+            passes -= 1
         last_passes = passes_before
         passes_before = passes
         ev = _evaluate(net, y, per_vector=True, work=ev if ev is not None and ev.rP.shape[2] == ka else None,
                        single=_SINGLE)
-        if passes > 1 and (scratch is None or scratch.shape[3] != ka):
-            scratch = np.empty((3, p, q, ka))
+        if _SKIP_I_COL and net.funcs is None:
+            ev.i_col = np.zeros((1, 1, 1))  # the next evaluation with this workspace skips it
+        if passes > 1 and (scratch is None or scratch.shape[3] != ka or scratch.dtype != _SCRATCH):
+            scratch = np.empty((3, p, q, ka), dtype=_SCRATCH)
         if sweep == 1:
             work = (ev, scratch)
         if callback is not None:
@@ -109,15 +146,16 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
         it[act] = sweep
         eP, eS, w = ev.cellv
         steps = np.empty((q, ka))
+        blocks = numba.get_num_threads() if _S_BLOCKS is None else _S_BLOCKS
         with np.errstate(all="ignore"):
             rhs = ev.rP
             for _ in range(passes - 1):
                 out, zS, piv = scratch
                 _nk.lines_pre_p(net.p_diag, eP, net.wp, rhs, w, ev.rS, out, zS)
-                _nk.lines_pre_s(net.s_diag, eS, net.c, zS, piv, ev.rP, ev.u, out)
+                _nk.lines_pre_s(net.s_diag, eS, net.c, zS, piv, ev.rP, ev.u, out, blocks)
                 rhs = out
             _nk.lines_p(net.p_diag, eP, net.wp, rhs, w, ev.rS)
-            _nk.lines_s(net.s_diag, eS, net.c, ev.rS, y[0], y[1], y[2], rhs, ev.m0, ev.mP, ev.mS, net.has_mid, steps)
+            _nk.lines_s(net.s_diag, eS, net.c, ev.rS, y[0], y[1], y[2], rhs, ev.m0, ev.mP, ev.mS, net.has_mid, steps, blocks)
         # Converged (the chord iteration's test): small KCL residual at the iterate and
         # small update from it.  Stop when every unconverged vector stalls or overflowed.
         before = prev.copy()
@@ -125,8 +163,8 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
         older = before
         if n_ok:
             sel = ok[:ka]
-            if sweep >= 2 and last_passes == _PASSES:
-                _note_rate(shared, prev[sel], before[sel])
+            if sweep >= 2 and last_passes == n_passes:
+                _note_rate(shared, prev[sel], before[sel], n_passes)
             done[act[sel]] = True
             # built-in models: the currents of the iterate just updated (an error of about
             # the pass's rate times the update), else of the one the test passed on
@@ -162,9 +200,9 @@ def _predicted_update(prev: np.ndarray, older: np.ndarray, rate: float | None) -
     return np.where(prev == 0.0, 0.0, np.where(np.isnan(pred), np.inf, pred))
 
 
-def _note_rate(shared: dict, step: np.ndarray, before: np.ndarray) -> None:
-    """Record in ``shared[("gs_rate", _PASSES)]`` the largest contraction ``step / before``
-    of the vectors that converged in a sweep after one of ``_PASSES`` passes: there the
+def _note_rate(shared: dict, step: np.ndarray, before: np.ndarray, passes: int) -> None:
+    """Record in ``shared[("gs_rate", passes)]`` the largest contraction ``step / before``
+    of the vectors that converged in a sweep after one of ``passes`` passes: there the
     iterate had converged in Newton's sense, so the contraction bounds what the passes
     leave (an upper bound: Newton's own rate is in it too).  Kept per call (``shared``
     lives for one solve), so that a call's iterates do not depend on earlier calls."""
@@ -172,7 +210,7 @@ def _note_rate(shared: dict, step: np.ndarray, before: np.ndarray) -> None:
         r = step / before
     r = r[np.isfinite(r) & (before > 0)]
     if r.size:
-        key = ("gs_rate", _PASSES)
+        key = ("gs_rate", passes)
         shared[key] = max(float(r.max()), shared.get(key, 0.0))
 
 

@@ -94,6 +94,12 @@ def _cell(vT, vB, vm, g, vg, pd, pt, has_mid):  # pragma: no cover - compiled
 
 
 @njit(inline="always", **NJIT)
+def _with_i_col(i_col, p, q, k):  # pragma: no cover - compiled
+    """Whether ``i_col`` is an output (p, q, k) rather than a placeholder (see :func:`evaluate`)."""
+    return i_col.shape[0] == p and i_col.shape[1] == q and i_col.shape[2] == k
+
+
+@njit(inline="always", **NJIT)
 def _wires(a, b, p, q, wp, tp0, tp1, c, ts0, ts1):  # pragma: no cover - compiled
     """The wires at the nodes P(a, b) and S(a, b): neighbour indices along the P chain
     (``bl``, ``br``: the node itself at the ends), conductances to the neighbours and
@@ -164,7 +170,10 @@ def evaluate(xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, 
     i_col : (p, q, k)
         Net current (A) each cell delivers to its column node (channel current less the
         column-side junction leak); summed along a column it is the column current up to
-        the KCL residuals, and accurate to the precision of the cell voltages.
+        the KCL residuals, and accurate to the precision of the cell voltages.  Not
+        written when it has another shape (the line relaxation, which takes the currents
+        from :func:`column_deliveries`, passes a (1, 1, 1) placeholder: one stream of
+        output fewer).
     """
     p = xP.shape[0]
     for a in prange(p):
@@ -178,6 +187,7 @@ def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc
     p, q, k = xP.shape
     per_vector = cellv.shape[1] == p and cellv.shape[3] == k
     with_u = per_vector and cellv.shape[0] == 4
+    with_i = _with_i_col(i_col, p, q, k)
     for t in range(k):
         res[a, t] = 0.0
         res_v[a, t] = 0.0
@@ -215,7 +225,8 @@ def _evaluate_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc
                 rP[a, b, t] = rB - fp
                 rS[a, b, t] = rT - fs
                 eP, eS, u, w = cB, cT, cBT, cTB
-            i_col[a, b, t] = ic
+            if with_i:
+                i_col[a, b, t] = ic
             if has_mid:
                 m0[a, b, t] = mm0
                 # stored as the coefficients of dP and dS
@@ -269,6 +280,13 @@ def _exp_rows(x, scale, out, lo, hi):  # pragma: no cover - compiled
     two halves, so that n = +/-1024 at the ends of the range stays representable); inf
     above the float64 range, 0 below it.  NaN arguments give finite values: callers
     detect NaN potentials elsewhere."""
+    _exp_core(x, scale, out, lo, hi, lo.view(np.float64), hi.view(np.float64))
+
+
+@njit(inline="always", **NJIT_SIMD)
+def _exp_core(x, scale, out, lo, hi, flo, fhi):  # pragma: no cover - compiled
+    """:func:`_exp_rows` with the float64 views ``flo``, ``fhi`` of ``lo``, ``hi`` (which
+    may be longer than ``x``) made by the caller."""
     k = x.size
     for t in range(k):
         z = min(max(scale * x[t], -_EXP_MAX), _EXP_MAX)
@@ -293,13 +311,23 @@ def _exp_rows(x, scale, out, lo, hi):  # pragma: no cover - compiled
         h = ni >> 1
         lo[t] = (h + 1023) << 52
         hi[t] = (ni - h + 1023) << 52
-    flo = lo.view(np.float64)
-    fhi = hi.view(np.float64)
     for t in range(k):
         y = scale * x[t]
         e = out[t] * flo[t] * fhi[t]
         e = np.inf if y > _EXP_MAX else e
         out[t] = 0.0 if y < -_EXP_MAX else e
+
+
+@njit(inline="always", **NJIT_SIMD)
+def _sinh_rows(e, gk, aa, cur, dd):  # pragma: no cover - compiled
+    """The sinh law from its exponentials ``e[t] = exp(aa v[t])`` (``e`` may be ``cur``):
+    ``cur[t] = gk (e - 1/e)`` (A) and ``dd[t] = gk aa (e + 1/e)`` (S), ``gk`` half the
+    law's prefactor (``G p[1] / 2``, A), ``aa`` its ``a`` (1/V)."""
+    for t in range(cur.size):
+        x = e[t]
+        r = 1.0 / x
+        cur[t] = gk * (x - r)
+        dd[t] = gk * aa * (x + r)
 
 
 @njit(inline="always", **NJIT_SIMD)
@@ -311,11 +339,7 @@ def _device_rows(code, pd, g, v, cur, dd, lo, hi):  # pragma: no cover - compile
         aa = pd[0]
         gk = 0.5 * g * pd[1]
         _exp_rows(v, aa, cur, lo, hi)
-        for t in range(k):
-            e = cur[t]
-            r = 1.0 / e
-            cur[t] = gk * (e - r)
-            dd[t] = gk * aa * (e + r)
+        _sinh_rows(cur, gk, aa, cur, dd)
     elif code == 2.0:  # Poly
         for t in range(k):
             u = v[t]
@@ -352,6 +376,7 @@ def _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, 
     p, q, k = xP.shape
     code = pd[pd.size - 1]
     sgn = 1.0 if top_is_P else -1.0  # cell voltage = sgn * (P - S)
+    with_i = _with_i_col(i_col, p, q, k)
     ia = np.int64(a)
     al = ia - 1 if ia > 0 else ia
     ar = ia + 1 if ia < p - 1 else ia
@@ -375,7 +400,7 @@ def _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, 
         ss = srcS[b]
         orP = rP[a, b]
         orS = rS[a, b]
-        oI = i_col[a, b]
+        oI = i_col[a, b] if with_i else v  # (v is free by now)
         for t in range(k):
             im = cur[t]
             fp = gP * xp[t] - wl * xpl[t] - wr * xpr[t] - tP * sp[t] + sgn * im
@@ -392,6 +417,10 @@ def _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, 
 
 
 # ------------------------------------------------------------------ cells with a middle node
+#: Sinh memristor + Level1: the cell's three exponentials in one pass over ``3 k``
+#: arguments (a compile-time constant; :func:`separate_exponentials` is the kernel without).
+_MERGE_EXP = True
+
 # Built-in device and built-in transistor (Level1 or Resistor): the same laws as
 # :func:`_cell`, written as batch loops with selects instead of branches so that LLVM
 # vectorises them, the three exponentials (sinh law, drain and source junctions) included.
@@ -403,12 +432,20 @@ def _junction_rows(v, pt, ji, jg, z, lo, hi):  # pragma: no cover - compiled
     terminal at ``v[t]`` into the grounded bulk ``ji[t]`` (A), its derivative ``jg[t]`` (S);
     ``z``: float scratch."""
     k = v.size
-    i_s = pt[3]
-    gmin = pt[4]
-    lim = -3.0 * pt[5]
     for t in range(k):
         z[t] = min(709.0, -v[t] * pt[6])
     _exp_rows(z, 1.0, ji, lo, hi)
+    _junction_select(v, pt, ji, jg)
+
+
+@njit(inline="always", **NJIT_SIMD)
+def _junction_select(v, pt, ji, jg):  # pragma: no cover - compiled
+    """The rest of :func:`_junction_rows` once ``ji[t]`` holds ``exp(min(709, -v[t] / vt))``:
+    both branches of the junction law, then selected (written into ``ji``, ``jg``)."""
+    k = v.size
+    i_s = pt[3]
+    gmin = pt[4]
+    lim = -3.0 * pt[5]
     for t in range(k):
         vb = -v[t]
         e = ji[t]
@@ -473,25 +510,41 @@ def evaluate_3t(xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, p
     (``has_mid`` True)."""
     p, q, k = xP.shape
     for a in prange(p):
-        w = np.empty((15, k))
+        w = np.empty((11, k))
         wj = np.empty((4, k), dtype=cellv.dtype)  # the Jacobian rows, in cellv's precision
-        lo = np.empty(k, dtype=np.int64)
-        hi = np.empty(k, dtype=np.int64)
+        lo = np.empty(3 * k, dtype=np.int64)
+        hi = np.empty(3 * k, dtype=np.int64)
+        w3 = np.empty((4, 3 * k))
         _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P,
-                           rP, rS, m0, mP, mS, cells, cellv, res[a], res_v[a], i_col, w, wj, lo, hi)
+                           rP, rS, m0, mP, mS, cells, cellv, res[a], res_v[a], i_col, w, wj, lo, hi, w3)
 
 
 @njit(**NJIT_SIMD)
 def _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, vgc, pd, pt, top_is_P,
-                       rP, rS, m0, mP, mS, cells, cellv, res, res_v, i_col, w, wj, lo, hi):  # pragma: no cover - compiled
+                       rP, rS, m0, mP, mS, cells, cellv, res, res_v, i_col, w, wj, lo3, hi3,
+                       w3):  # pragma: no cover - compiled
     p, q, k = xP.shape
     per_vector = cellv.shape[1] == p and cellv.shape[3] == k
     with_u = per_vector and cellv.shape[0] == 4
     code = pd[pd.size - 1]
     level1 = pt[pt.size - 1] == 1.0
+    # Sinh memristor and Level1: the three exponentials of a cell (the sinh law's, the two
+    # junctions') in one pass over 3 k arguments (on 576 x 64, 32 vectors, one pass of 96
+    # instead of three of 32: fewer loops per cell, longer vector loops)
+    merged = _MERGE_EXP and level1 and code == 1.0 and pd[0] != 0.0
+    with_i = _with_i_col(i_col, p, q, k)
     top = top_is_P
-    vmem, im, gmem, jm, gjm, jb, gjb, z, r0, r1, r2 = w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9], w[10]
-    fMs, invs, fps, fss = w[11], w[12], w[13], w[14]
+    vmem, im, gmem, z, r0, r1, r2 = w[0], w[1], w[2], w[3], w[4], w[5], w[6]
+    fMs, invs, fps, fss = w[7], w[8], w[9], w[10]
+    z3, e3, v2, j2 = w3[0], w3[1], w3[2], w3[3]  # exp arguments and values (3 k); junction voltages (2 k)
+    lo, hi = lo3[:k], hi3[:k]
+    flo3, fhi3 = lo3.view(np.float64), hi3.view(np.float64)
+    # the junctions (middle node, bottom node): currents over their exponentials (e3's
+    # last two thirds), conductances in j2's halves
+    jm, jb, gjm, gjb = e3[k:2 * k], e3[2 * k:], j2[:k], j2[k:2 * k]
+    e_sinh, e_junc, v_junc, g_junc = e3[:k], e3[k:], v2[:2 * k], j2[:2 * k]
+    aa = pd[0]
+    pt6 = pt[6]
     eP_, eS_, u_, w_ = wj[0], wj[1], wj[2], wj[3]
     if not level1:
         jm[:] = 0.0
@@ -512,19 +565,34 @@ def _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, 
         xm = xM[a, b]
         vT = xp if top else xs
         vB = xs if top else xp
-        for t in range(k):
-            vmem[t] = vT[t] - xm[t]
-        _device_rows(code, pd, g, vmem, im, gmem, lo, hi)
-        if level1:
-            _junction_rows(xm, pt, jm, gjm, z, lo, hi)
-            _junction_rows(vB, pt, jb, gjb, z, lo, hi)
-            _level1_rows(xm, vB, vgc[a, b], pt, r0, r1, r2)
-        else:  # Resistor: g (vd - vs), g, -g
-            gr = pt[0]
+        if merged:
+            gk = 0.5 * g * pd[1]
             for t in range(k):
-                r0[t] = gr * (xm[t] - vB[t])
-                r1[t] = gr
-                r2[t] = -gr
+                vm = vT[t] - xm[t]
+                vmem[t] = vm
+                z3[t] = aa * vm
+                z3[k + t] = min(709.0, -xm[t] * pt6)
+                z3[2 * k + t] = min(709.0, -vB[t] * pt6)
+                v2[t] = xm[t]
+                v2[k + t] = vB[t]
+            _exp_core(z3, 1.0, e3, lo3, hi3, flo3, fhi3)
+            _sinh_rows(e_sinh, gk, aa, im, gmem)
+            _junction_select(v_junc, pt, e_junc, g_junc)  # both junctions
+            _level1_rows(xm, vB, vgc[a, b], pt, r0, r1, r2)
+        else:
+            for t in range(k):
+                vmem[t] = vT[t] - xm[t]
+            _device_rows(code, pd, g, vmem, im, gmem, lo, hi)
+            if level1:
+                _junction_rows(xm, pt, jm, gjm, z, lo, hi)
+                _junction_rows(vB, pt, jb, gjb, z, lo, hi)
+                _level1_rows(xm, vB, vgc[a, b], pt, r0, r1, r2)
+            else:  # Resistor: g (vd - vs), g, -g
+                gr = pt[0]
+                for t in range(k):
+                    r0[t] = gr * (xm[t] - vB[t])
+                    r1[t] = gr
+                    r2[t] = -gr
         if per_vector:
             oeP = cellv[0, a, b]
             oeS = cellv[1, a, b]
@@ -543,7 +611,7 @@ def _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, 
         ss = srcS[b]
         orP = rP[a, b]
         orS = rS[a, b]
-        oI = i_col[a, b]
+        oI = i_col[a, b] if with_i else z  # (z is free by now)
         om0 = m0[a, b]
         omP = mP[a, b]
         omS = mS[a, b]
@@ -717,18 +785,20 @@ def lines_p(p_diag, eP, wp, rP, w, rS):  # pragma: no cover - compiled
 
 
 @njit(**NJIT_SIMD_PARALLEL)
-def lines_s(s_diag, eS, c, rS, xP, xS, xM, dP, m0, mP, mS, has_mid, step):  # pragma: no cover - compiled
+def lines_s(s_diag, eS, c, rS, xP, xS, xM, dP, m0, mP, mS, has_mid, step, n_blocks):  # pragma: no cover - compiled
     """Second half of a line-relaxation sweep: solve ``tridiag(-c, s_diag + eS, -c) dS
     = rS`` along every S chain (axis 0) in place, then apply the sweep's update:
     ``xP += dP``, ``xS += dS``, ``xM += m0 + mP dP + mS dS``.  Writes the largest
     |update| (V) of each chain and vector into ``step`` (q, k) (NaN as inf).  ``eS`` is
     overwritten (by the reciprocal pivots).
 
-    The chains are solved side by side, a whole (q, k) plane of them per step along
-    axis 0, so the inner loops run over contiguous memory; threads take blocks of chains.
+    The chains are solved side by side, ``q / n_blocks`` of them per step along axis 0
+    (a (q / n_blocks, k) block of contiguous memory), threads taking blocks of chains:
+    one block per thread is best (576 x 64, 32 vectors, one thread: 5.0 ns per cell and
+    vector with one block, 7.6 with 8; see :data:`._lines._S_BLOCKS`).
     """
     p, q, k = rS.shape
-    n_blocks = min(q, 8)
+    n_blocks = max(1, min(q, n_blocks))
     for blk in prange(n_blocks):
         b0 = blk * q // n_blocks
         b1 = (blk + 1) * q // n_blocks
@@ -780,7 +850,7 @@ def lines_pre_p(p_diag, eP, wp, src, w, rS, out, zS):  # pragma: no cover - comp
 
 
 @njit(**NJIT_SIMD_PARALLEL)
-def lines_pre_s(s_diag, eS, c, zS, piv, rP, u, out):  # pragma: no cover - compiled
+def lines_pre_s(s_diag, eS, c, zS, piv, rP, u, out, n_blocks):  # pragma: no cover - compiled
     """S half of a Gauss-Seidel pass before the last one: solve
     ``tridiag(-c, s_diag + eS, -c) dS = zS`` along every S chain in place (reciprocal
     pivots in the scratch ``piv``; ``eS`` is left as it is), then write the next pass's
@@ -789,10 +859,10 @@ def lines_pre_s(s_diag, eS, c, zS, piv, rP, u, out):  # pragma: no cover - compi
     A sweep of ``n`` passes is ``n - 1`` of these pairs, then :func:`lines_p` on
     ``out`` and :func:`lines_s`: block Gauss-Seidel on the sweep's Newton system, whose
     error falls by the coupling of the wire families per pass while the residual is
-    evaluated once per sweep.
+    evaluated once per sweep.  ``n_blocks``: as in :func:`lines_s`.
     """
     p, q, k = zS.shape
-    n_blocks = min(q, 8)
+    n_blocks = max(1, min(q, n_blocks))
     for blk in prange(n_blocks):
         b0 = blk * q // n_blocks
         b1 = (blk + 1) * q // n_blocks
@@ -880,12 +950,30 @@ def specialise(current, didv, ids, junction):
         g.update(_user_current=current, _user_didv=didv, _ids=ids, _junction=junction)
         py = getattr(_user_iv, "py_func", _user_iv)
         g["_iv"] = njit(inline="always", **dict(NJIT, cache=False))(FunctionType(py.__code__, g, py.__name__))
-        for name, opts in _MODEL_KERNELS:
-            f = globals()[name]
-            py = getattr(f, "py_func", f)  # plain functions under NUMBA_DISABLE_JIT
-            g[name] = njit(**dict(opts, cache=False))(FunctionType(py.__code__, g, py.__name__))
-        fns = _SPECIALISED[key] = g["evaluate"]
+        fns = _SPECIALISED[key] = _recompiled(_MODEL_KERNELS, g)["evaluate"]
     return fns
+
+
+def _recompiled(kernels, g: dict) -> dict:
+    """Copies of the ``kernels`` ((name, options), callers after callees) compiled with
+    the globals ``g`` (not cached on disk); returns ``g`` holding them."""
+    for name, opts in kernels:
+        f = globals()[name]
+        py = getattr(f, "py_func", f)  # plain functions under NUMBA_DISABLE_JIT
+        g[name] = njit(**dict(opts, cache=False))(FunctionType(py.__code__, g, py.__name__))
+    return g
+
+
+def separate_exponentials():
+    """:func:`evaluate_3t` with its three exponentials per cell in three passes (module
+    flag ``_MERGE_EXP`` off: the kernel before they were merged; for the benchmark's
+    comparison; compiled on its first call, memoised per process)."""
+    fn = _SPECIALISED.get("separate")
+    if fn is None:
+        g = dict(globals(), _MERGE_EXP=False)
+        fn = _SPECIALISED["separate"] = _recompiled((("_evaluate_3t_block", NJIT_SIMD), ("evaluate_3t", NJIT_SIMD_PARALLEL)),
+                                                    g)["evaluate_3t"]
+    return fn
 
 
 @njit(**NJIT_PARALLEL)
