@@ -293,8 +293,8 @@ class AnalogMatrix:
         """:meth:`transfer` of ``xbar``, or the transfer matrix of an identical circuit
         (same :meth:`~xbarsolve.crossbar.Crossbar.content_key`) computed before: the
         sparse mapping's all-zero weight blocks program the same array again and again
-        (3326 of the MNIST CNN's 4786 tiles on 64 x 64 crossbars), and their ``T`` was
-        80 % of its ``prepare``."""
+        (the MNIST CNN's 4786 tiles on 64 x 64 crossbars hold 1403 distinct arrays), and
+        their ``T`` was 80 % of its ``prepare``."""
         if (not _SHARE_TRANSFER or "T" in xbar._cache or not xbar.is_linear
                 or (self.cfg.ideal_wires and xbar.transistor is None)):
             return self.transfer(xbar)
@@ -425,9 +425,11 @@ class AnalogMatrix:
         """Products of linear tiles without read noise (the ADC quantizes, so no fold):
         each tile's pipeline (currents, ADC, decoding, calibration) on one of
         :attr:`tile_threads` threads, BLAS on one thread (also with one tile thread), the
-        outputs added in tile order.  Threaded BLAS inside each tile's modest GEMMs lost 2x to waiting for
-        a descheduled thread once another process ran (an 8-bit ResNet-20 pass, 50
-        images: 47 against 23 ms per image at load 1.9); whole tiles per thread do not."""
+        outputs added in tile order.  Threaded BLAS inside each tile's modest GEMMs lost
+        2x to waiting for a descheduled thread once another process ran (an 8-bit
+        ResNet-20 pass, 50 images: 48 against 23 ms per image at load 2.1); whole tiles
+        per thread do not, and on a free machine the two are as fast (BENCHMARKS.md
+        section 10)."""
         from ..solve.linear import single_thread_blas
 
         n = min(self._tile_thread_count(), len(self.tiles))
