@@ -115,14 +115,15 @@ def local_cluster(n_workers: int) -> Iterator:
     ValueError
         If ``n_workers`` is not an integer >= 1.
     """
-    if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
-        raise ValueError(f"n_workers must be an integer >= 1; got {n_workers!r}")
+    from .quantization import check_count
+
+    n_workers = check_count(n_workers, "n_workers")
     _client_class()
     import dask
     from dask.distributed import Client, LocalCluster
 
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), \
-            LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         yield client
 

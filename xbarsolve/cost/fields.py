@@ -56,6 +56,11 @@ def _check(method: str) -> None:
         raise ValueError(f"method must be 'auto', 'iterative' or 'block'; got {method!r}")
 
 
+def _iterates(method: str, xbar: Crossbar, batch: int) -> bool:
+    """Whether a full solve of ``batch`` vectors tries the iteration first."""
+    return method == "iterative" or (method == "auto" and prefer_iteration(xbar.m, xbar.n, batch))
+
+
 def _use_sparse(xbar: Crossbar) -> bool:
     topo = topology(xbar)
     return topo.has_zero_resistance or not topo.is_ladder
@@ -82,7 +87,7 @@ def full_solution(xbar: Crossbar, V: np.ndarray, *, method: Method = "auto") -> 
     V = np.asarray(V, dtype=np.float64)
     if _use_sparse(xbar):
         return solve(xbar, V, full=True, method="sparse")
-    if method == "iterative" or (method == "auto" and prefer_iteration(xbar.m, xbar.n, V.shape[0])):
+    if _iterates(method, xbar, V.shape[0]):
         fields = _iterative_fields(xbar, V)
         if fields is not None:
             lad, X, U = fields
@@ -105,7 +110,7 @@ def full_power(xbar: Crossbar, V: np.ndarray, *, method: Method = "auto") -> Rea
     topology(xbar).require_ladder("read_power")
     step = max(1, _CHUNK_DOUBLES // (5 * xbar.m * xbar.n))  # vectors per part: bounded temporaries
     parts = [V[s:s + step] for s in range(0, V.shape[0], step)] or [V]
-    if method == "iterative" or (method == "auto" and prefer_iteration(xbar.m, xbar.n, V.shape[0])):
+    if _iterates(method, xbar, V.shape[0]):
         out = []
         for W in parts:
             fields = _iterative_fields(xbar, W)

@@ -222,7 +222,7 @@ def forms_after(xbar) -> int:
     return max(2, math.ceil(2.0 * math.sqrt(p / q)))
 
 
-def _forms_due(xbar, vectors: int, copies: int = 1) -> bool:
+def _forms_due(xbar, vectors: int, copies: int) -> bool:
     """Count a costing of ``vectors`` input vectors on ``xbar`` (on each of ``copies`` tiles
     that program the same circuit); True when its forms are due.
 

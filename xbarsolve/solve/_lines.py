@@ -224,15 +224,12 @@ def _start_matrix(net: _Net, shared: dict | None = None):
     sources) and kept in ``net.cache``; None when that factorization is singular."""
     if "start" in net.cache:
         return net.cache["start"]
-    shared = {} if shared is None else shared
     m = net.p if net.rows_first else net.q
     x = _state(net, np.vstack([np.zeros((1, m)), np.eye(m)]))
-    ev0 = _evaluate_at_zero(net, x, shared)
-    if "zero" not in shared:
-        shared["zero"] = _try_ladder(net, ev0.cells)
+    ev0, lad = _zero_ladder(net, x, shared)
     start = None
-    if shared["zero"] is not None:
-        _apply(net, x, shared["zero"], ev0)
+    if lad is not None:
+        _apply(net, x, lad, ev0)
         planes = [a.reshape(net.p * net.q, m + 1) for a in (x[:3] if net.has_mid else x[:2])]
         Z = np.stack([a[:, 1:] - a[:, :1] for a in planes])
         z0 = np.stack([a[:, 0] for a in planes])
@@ -264,14 +261,21 @@ def _linear_start(net: _Net, x, how: str, shared: dict | None) -> bool:
             for b, a in zip(z0, x[:3]):
                 a += b.reshape(p, q, 1)
         return True
-    shared = {} if shared is None else shared
-    ev0 = _evaluate_at_zero(net, x, shared)
-    if "zero" not in shared:
-        shared["zero"] = _try_ladder(net, ev0.cells)
-    lad = shared["zero"]
+    ev0, lad = _zero_ladder(net, x, shared)
     if lad is None:
         return False
     for a in x[:3]:
         a.fill(0.0)
     _apply(net, x, lad, ev0)
     return True
+
+
+def _zero_ladder(net: _Net, x, shared: dict | None):
+    """The evaluation of the state ``x`` at 0 V and the factorization of the circuit
+    linearised there (None where singular), the latter kept in ``shared["zero"]`` for the
+    chord iteration of the same call."""
+    shared = {} if shared is None else shared
+    ev0 = _evaluate_at_zero(net, x, shared)
+    if "zero" not in shared:
+        shared["zero"] = _try_ladder(net, ev0.cells)
+    return ev0, shared["zero"]

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -376,8 +377,9 @@ def run_tasks(
         If ``workers`` is not an integer >= 1, or is given with ``scheduler``.
     """
     if workers is not None:
-        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-            raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+        from ..cnn.quantization import check_count  # the cluster needs the cnn package anyway
+
+        workers = check_count(workers, "workers")
         if scheduler is not None:
             raise ValueError(f"pass either scheduler or workers, not both; got scheduler={scheduler!r} and workers={workers}")
     t0 = time.perf_counter()
@@ -470,11 +472,10 @@ def _run_dask(pending, fn, parts: Path, scheduler, workers: int | None, bar) -> 
             from ..cnn.distributed import local_cluster
 
             client = stack.enter_context(local_cluster(workers))
-            submit = lambda key, task: client.submit(_on_one_thread, fn, task, key=f"xbarsolve-{key}", pure=False)  # noqa: E731
+            fn = functools.partial(_on_one_thread, fn)
         else:
             client = scheduler if isinstance(scheduler, Client) else stack.enter_context(Client(scheduler))
-            submit = lambda key, task: client.submit(fn, task, key=f"xbarsolve-{key}", pure=False)  # noqa: E731
-        futures = {submit(key, task): (key, task) for key, task in pending}
+        futures = {client.submit(fn, task, key=f"xbarsolve-{key}", pure=False): (key, task) for key, task in pending}
         for fut in as_completed(futures):
             key, task = futures[fut]
             _write_part(parts, key, task, fut.result())
