@@ -39,7 +39,8 @@ For each size and batch (1 and 256 vectors) the table gives
   cells with a middle node on two passes per sweep whatever the passes' contraction
   (``_lines._PASSES_MID = None``; now three once two contracted by more than
   ``_MID_RATE``); ``before-kernels``, all five (the code before the BENCHMARKS.md
-  subsection on the pass kernels);
+  subsection on the pass kernels); ``rhs-f64``, the sweeps' right-hand sides and the
+  middle nodes' ``m0`` stored in float64 (``_lines._SINGLE_RHS = False``; now float32);
 * times are medians over ``--passes`` interleaved passes (default, chord, compared path,
   then again), so that a drift of the shared machine's speed affects every column alike;
 * ``SciPy``: plain Newton on the full nodal system with a sparse LU of the Jacobian per
@@ -103,6 +104,7 @@ COMPARE = {"before": ((_lines, "_PASSES", 1), (_lines, "_SINGLE", False)),
            "separate-exp": ((_nk, "evaluate_3t", _nk.separate_exponentials()),),
            "with-i-col": ((_lines, "_SKIP_I_COL", False),),
            "two-passes-mid": ((_lines, "_PASSES_MID", None),),
+           "rhs-f64": ((_lines, "_SINGLE_RHS", False),),
            "before-kernels": ((_lines, "_S_BLOCKS", 8), (_lines, "_SCRATCH", np.float64), (_lines, "_SKIP_I_COL", False),
                               (_nk, "evaluate_3t", _nk.separate_exponentials()), (_lines, "_PASSES_MID", None))}
 

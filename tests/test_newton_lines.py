@@ -180,6 +180,46 @@ def test_float32_pass_scratch_takes_the_same_sweeps_to_the_same_currents(rng, tr
         assert rel(got[np.float32].currents[:1], ref) < 1e-9
 
 
+@pytest.mark.parametrize("tr", [None, "level1"])
+def test_float32_right_hand_sides_take_the_same_sweeps_to_the_same_currents(rng, tr, monkeypatch):
+    """The sweeps' right-hand sides and ``m0`` in float32 (the default ``_SINGLE_RHS``)
+    against float64: the same sweeps on long chains (576 x 16, 16 x 576), currents that
+    agree to the solver's tolerance and reach the NumPy Newton twin's."""
+    for shape in ((576, 16), (16, 576)):
+        xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, shape), r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
+                           device=xs.devices.Sinh(a=2.0), transistor=None if tr is None else TRANSISTORS[tr])
+        V = rng.uniform(0.0, 0.4, (40, shape[0]))
+        got = {}
+        for flag in (False, True):
+            monkeypatch.setattr(_lines, "_SINGLE_RHS", flag)
+            got[flag] = xs.solve(xbar, V, iteration="lines", rtol=1e-10)
+            assert got[flag].converged.all()
+        np.testing.assert_array_equal(got[True].iterations, got[False].iterations)
+        assert rel(got[True].currents, got[False].currents) < 1e-9
+        ref, *_ = naive_newton(xbar, V[:1])
+        assert rel(got[True].currents[:1], ref) < 1e-9
+
+
+@pytest.mark.parametrize("tr", [None, "level1"])
+def test_single_rhs_evaluation_rounds_only_what_it_stores(rng, tr):
+    """``single_rhs``: ``rP``, ``rS`` and ``m0`` are the float64 evaluation's rounded to
+    float32, and the residual norms are the float64 ones (taken before rounding)."""
+    xbar = random_array(rng, 7, 5, xs.devices.Sinh(a=2.5), None if tr is None else TRANSISTORS[tr])
+    net = _net._net(xbar)
+    x = _net._state(net, rng.uniform(0.0, 0.4, (11, 7)))
+    for a in x[:3]:
+        a[:] = rng.uniform(-0.1, 0.4, a.shape)
+    wide = _net._evaluate(net, x, per_vector=True, single=True)
+    narrow = _net._evaluate(net, x, per_vector=True, single=True, single_rhs=True)
+    names = ("rP", "rS") + (("m0",) if tr else ())
+    for name in names:
+        got, want = getattr(narrow, name), getattr(wide, name)
+        assert got.dtype == np.float32, name
+        np.testing.assert_array_equal(got, want.astype(np.float32))
+    np.testing.assert_array_equal(narrow.res, wide.res)
+    np.testing.assert_array_equal(narrow.res_v, wide.res_v)
+
+
 @pytest.mark.parametrize("tr", [None, "level1", "resistor"])
 @pytest.mark.parametrize("k", [3, 11])  # the generic kernel and the vectorised ones
 def test_evaluation_without_column_currents_is_the_same(rng, tr, k):

@@ -42,6 +42,13 @@ _LAST_PASS = True
 _LAST_MARGIN = 0.5
 #: Store each vector's cell Jacobian in float32 (see :func:`._net._evaluate`).
 _SINGLE = True
+#: ... and the sweep's right-hand sides ``rP``, ``rS`` and the middle nodes' ``m0``
+#: (``single_rhs`` of :func:`._net._evaluate`): the passes only solve for the update
+#: from them, so their rounding of ~1e-7 is a relative error of the update, which the
+#: next sweep's float64 residual corrects like the float32 Jacobian's (the residual
+#: norms, the state and the convergence test stay float64).  Half the write traffic of
+#: the residual kernels and of the passes' reads.  False is the path before.
+_SINGLE_RHS = True
 #: Built-in models: the evaluations after a workspace's first write no per-cell column
 #: currents (``i_col``; the converged vectors' currents come from
 #: :func:`._newton_kernels.column_deliveries`): the workspace holds a placeholder instead.
@@ -133,7 +140,7 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
         last_passes = passes_before
         passes_before = passes
         ev = _evaluate(net, y, per_vector=True, work=ev if ev is not None and ev.rP.shape[2] == ka else None,
-                       single=_SINGLE)
+                       single=_SINGLE, single_rhs=_SINGLE and _SINGLE_RHS)
         if _SKIP_I_COL and net.funcs is None:
             ev.i_col = np.zeros((1, 1, 1))  # the next evaluation with this workspace skips it
         if passes > 1 and (scratch is None or scratch.shape[3] != ka or scratch.dtype != _SCRATCH):

@@ -142,7 +142,8 @@ _GENERIC_CELLS = False
 _VECTOR_MIN_BATCH = 8
 
 
-def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None, single: bool = False) -> _Eval:
+def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None, single: bool = False,
+              single_rhs: bool = False) -> _Eval:
     """The residual and condensed Newton system at ``x`` (kernel :func:`_nk.evaluate`);
     with ``per_vector`` also each vector's cell entries (``cellv``).  ``work``: an earlier
     result of the same shape whose arrays are overwritten instead of allocated (fresh
@@ -150,12 +151,18 @@ def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None,
     ``single``: with ``per_vector`` and the vectorised kernels, store each vector's cell
     Jacobian (``cellv``, ``u``, ``mP``, ``mS``) in float32 (computed in float64; the
     residual, its norms and ``m0`` stay float64): half the memory traffic for what only
-    shapes the step, whose relative rounding of ~1e-7 the iteration corrects."""
+    shapes the step, whose relative rounding of ~1e-7 the iteration corrects.
+    ``single_rhs``: with ``single`` (and the vectorised kernels), also the right-hand
+    sides ``rP``, ``rS`` and ``m0`` in float32 (computed in float64; the residual norms
+    ``res``, ``res_v`` are taken before rounding): for an iteration that only solves for
+    the step from them (the line relaxation), never for one that tests a residual
+    stored there."""
     xP, xS, xM = x[:3]
     p, q, k = xP.shape
     vectorised = net.funcs is None and k >= _VECTOR_MIN_BATCH  # built-in models, enough vectors
     two_terminal = vectorised and not net.has_mid  # the vectorised two-terminal kernel applies
     jac = np.float32 if (single and per_vector and vectorised) else np.float64
+    rhs = jac if single_rhs else np.float64
     if work is None:
         # Without middle nodes the kernel never writes m0, mP, mS: the placeholders must be
         # initialised (uninitialised memory read as inf/NaN once made exact Newton call a
@@ -169,8 +176,8 @@ def _evaluate(net: _Net, x, per_vector: bool = False, work: _Eval | None = None,
             cellv, u = planes[:3], planes[3]
         else:
             cellv = u = None
-        mids = [np.empty((p, q, k), dtype=d) if net.has_mid else np.zeros((1, 1, 1)) for d in (np.float64, jac, jac)]
-        work = _Eval(np.empty((p, q, k)), np.empty((p, q, k)), *mids,
+        mids = [np.empty((p, q, k), dtype=d) if net.has_mid else np.zeros((1, 1, 1)) for d in (rhs, jac, jac)]
+        work = _Eval(np.empty((p, q, k), dtype=rhs), np.empty((p, q, k), dtype=rhs), *mids,
                      np.empty((4, p, q)), np.empty((p, k)), np.empty((p, k)), np.empty((p, q, k)), cellv, u, planes)
     res, res_v = (np.empty((p, k)) for _ in range(2))
     # Overflow is inf and caught by the residual checks.  Compiled code raises no
