@@ -43,5 +43,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     # Compile the Numba kernels the demo and the linear solver use into Numba's disk cache
     # now, so that `make demo` reports loading them, not compiling them.
     "$VENV/bin/python" -c "from xbarsolve.demo import warm_up; print(f'[setup] compiled the Numba kernels in {warm_up():.1f} s')"
+    # ... and the Newton solver's kernels for the built-in device and transistor models
+    # (about two minutes on two cores, once), so that a first nonlinear solve loads them.
+    "$VENV/bin/python" -c "from xbarsolve.solve.newton import warm_up; print(f'[setup] compiled the Newton kernels in {warm_up():.1f} s')"
     touch "$stamp"
 fi

@@ -8,6 +8,7 @@ factorization of a condensed system (:class:`_Factor`), shared by the three iter
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,7 +75,7 @@ def _net(xbar: Crossbar) -> _Net:
             "the ladder form needs every wire, driver and sense resistance > 0 ohm "
             "(r_row, r_col, r_in, r_out); arrays with 0-ohm branches take the merged nodal path (solve_newton)"
         )
-    lad = topo.ladder(n <= m)
+    lad = _fresh_ladder(topo.ladder(n <= m))
     tr = xbar.transistor
     has_mid = tr is not None and not tr.is_short
     if has_mid:
@@ -95,13 +96,27 @@ def _net(xbar: Crossbar) -> _Net:
     else:
         funcs = (current, didv, ids, junction)
     vgc = np.repeat(vg[:, None], n, axis=1)
-    return _Net(lad, lad.orient(xbar.G), lad.orient(vgc), has_mid, pd, pt, funcs)
+    return _Net(lad, _fresh(lad.orient(xbar.G)), _fresh(lad.orient(vgc)), has_mid, pd, pt, funcs)
+
+
+def _fresh(a) -> np.ndarray:
+    """A writable C-contiguous float64 copy of ``a``.  Numba compiles a kernel once per
+    argument type, and a read-only array is another type: the kernels' arrays are copied
+    so that what they compile (and ``warm_up`` caches at set-up) does not depend on the
+    memory of the caller's arrays (a read-only ``Crossbar.G``, an input's layout)."""
+    return np.array(a, dtype=np.float64, order="C", copy=True)
+
+
+def _fresh_ladder(lad: Ladder) -> Ladder:
+    """``lad`` with every array :func:`_fresh` (see there)."""
+    return dataclasses.replace(lad, **{f.name: _fresh(getattr(lad, f.name))
+                                       for f in dataclasses.fields(lad) if f.name != "rows_first"})
 
 
 def _sources(net: _Net, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Fixed potentials behind the P and S terminals for inputs V (k, m): (p, k), (q, k)."""
     k = V.shape[0]
-    VT = np.ascontiguousarray(V.T)
+    VT = _fresh(V.T)  # a copy even where V.T is contiguous (k = 1): see _fresh
     if net.rows_first:
         return VT, np.zeros((net.q, k))
     return np.zeros((net.p, k)), VT

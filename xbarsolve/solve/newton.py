@@ -351,3 +351,39 @@ def _result(xbar, net, V, X, currents, full, converged, iterations, residual) ->
     cell = xbar.device.current(v_top - lower, np.broadcast_to(xbar.G, v_top.shape))
     return SolveResult(inputs=V, currents=currents, v_top=v_top, v_bottom=v_bottom, v_mid=v_mid,
                        cell_currents=cell, **common)
+
+
+def warm_up() -> float:
+    """Compile the Newton solver's kernels for the built-in models into Numba's disk cache
+    (or load them from it); returns the wall time (s).
+
+    Solves small sinh arrays (24 x 16, 16 x 24), without and with a Level1 access transistor, through every
+    iteration (``"lines"``, ``"chord"``, ``"newton"``), for one vector (the generic
+    residual kernel) and for a batch (the vectorised kernels), with full results, and
+    one array with a 0-ohm wire (the merged nodal path).  On a fresh install that is
+    about a minute of compilation on a 2-core machine, which ``scripts/setup.sh`` spends
+    once so that the first nonlinear solve does not; afterwards it takes a fraction of a
+    second.  User-written models are not covered: their kernels compile once per process.
+    """
+    import time
+
+    from ..devices import Sinh
+    from ..transistors import Level1
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    G = rng.uniform(1 / 300e3, 1 / 15e3, (24, 16))
+    V = rng.uniform(0.0, 0.4, (12, 24))
+    for tr in (None, Level1(v_gate=3.3)):
+        for shape in ((24, 16), (16, 24)):  # the ladder's two orientations
+            g = G if shape == G.shape else G.T
+            xbar = Crossbar(g, r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0, device=Sinh(a=2.0), transistor=tr)
+            v = V[:, :shape[0]]
+            for iteration in ("auto", "lines", "chord", "newton"):
+                # one vector and a few (the generic residual kernel, float64 throughout),
+                # a batch (the vectorised kernels, float32 Jacobian and right-hand sides)
+                for batch in (v[:1], v[:3], v):
+                    solve_newton(xbar, batch, iteration=iteration, full=True, on_failure="flag")
+        merged = Crossbar(G, r_row=0.0, r_col=1.0, r_in=1.0, r_out=1.0, device=Sinh(a=2.0), transistor=tr)
+        solve_newton(merged, V[:2], full=True, on_failure="flag")
+    return time.perf_counter() - t0
