@@ -41,6 +41,8 @@ For each size and batch (1 and 256 vectors) the table gives
   ``_MID_RATE``); ``before-kernels``, all five (the code before the BENCHMARKS.md
   subsection on the pass kernels); ``rhs-f64``, the sweeps' right-hand sides and the
   middle nodes' ``m0`` stored in float64 (``_lines._SINGLE_RHS = False``; now float32);
+  ``cell-loops``, the two-terminal residual kernel with its loops per cell
+  (``_newton_kernels.cell_loops()``; now per P chain, ``_ROW_LOOPS``);
 * times are medians over ``--passes`` interleaved passes (default, chord, compared path,
   then again), so that a drift of the shared machine's speed affects every column alike;
 * ``SciPy``: plain Newton on the full nodal system with a sparse LU of the Jacobian per
@@ -105,6 +107,7 @@ COMPARE = {"before": ((_lines, "_PASSES", 1), (_lines, "_SINGLE", False)),
            "with-i-col": ((_lines, "_SKIP_I_COL", False),),
            "two-passes-mid": ((_lines, "_PASSES_MID", None),),
            "rhs-f64": ((_lines, "_SINGLE_RHS", False),),
+           "cell-loops": ((_nk, "evaluate_2t", _nk.cell_loops()),),
            "before-kernels": ((_lines, "_S_BLOCKS", 8), (_lines, "_SCRATCH", np.float64), (_lines, "_SKIP_I_COL", False),
                               (_nk, "evaluate_3t", _nk.separate_exponentials()), (_lines, "_PASSES_MID", None))}
 

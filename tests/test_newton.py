@@ -272,6 +272,39 @@ def test_vectorised_two_terminal_kernel_matches_generic_kernel(rng, shape):
     assert np.abs(new["D"] - gm).max() <= 1e-13 * np.abs(gm).max()
 
 
+@pytest.mark.parametrize("device", [xs.devices.Sinh(a=2.5), xs.devices.Poly(a2=1e-5, a3=2e-5), xs.devices.Linear()],
+                         ids=["sinh", "poly", "linear"])
+@pytest.mark.parametrize("shape, k", [((9, 6), 17), ((5, 8), 9), ((40, 30), 150)])  # the last beyond _ROW_VALUES
+def test_two_terminal_row_loops_are_the_cell_loops_bit_for_bit(rng, device, shape, k):
+    """``evaluate_2t`` with its loops over whole P chains (``_ROW_LOOPS``) writes the same
+    bits as with its loops per cell (``cell_loops()``, the kernel before), with and
+    without the per-cell column currents, in both ladder orientations and beyond the
+    chain length where it takes the per-cell loops itself."""
+    from xbarsolve.solve import _net, _newton_kernels as nk
+
+    xbar = random_array(rng, *shape, device, None)
+    net = _net._net(xbar)
+    x = _net._state(net, rng.uniform(-0.5, 1.0, (k, shape[0])))
+    for a in x[:2]:
+        a[:] = rng.uniform(-0.6, 1.2, a.shape)
+    p, q = net.p, net.q
+    assert (q * k > nk._ROW_VALUES) == (shape == (40, 30))
+    got = []
+    for kernel in (nk.evaluate_2t, nk.cell_loops()):
+        for i_col in (np.empty((p, q, k)), np.zeros((1, 1, 1))):
+            out = [np.empty((p, q, k), np.float32), np.empty((p, q, k)), np.empty((p, q, k), np.float32),
+                   np.empty((p, k)), np.empty((p, k)), i_col]
+            kernel(x[0], x[1], x[3], x[4], net.wp, net.tp0, net.tp1, net.c, net.ts0, net.ts1, net.G, net.pd,
+                   net.rows_first, *out)
+            got.append(out)
+    for a, b in zip(got[0], got[2]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(got[1][:5], got[3][:5]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got[1][5], 0.0)  # the placeholder is left alone
+    assert np.isfinite(got[0][0]).all() and np.abs(got[0][5]).max() > 0
+
+
 def test_threads_give_identical_results(rng):
     """The kernels' parallel loops write disjoint rows and the solver's choices do not
     depend on timing: one and two threads give the same bits."""

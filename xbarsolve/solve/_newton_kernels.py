@@ -351,6 +351,21 @@ def _device_rows(code, pd, g, v, cur, dd, lo, hi):  # pragma: no cover - compile
             dd[t] = g
 
 
+#: The two-terminal residual kernel takes the cell voltages and their exponentials of a
+#: whole P chain in one loop each over its ``q k`` values, rather than cell by cell over
+#: ``k``: each loop costs a fixed ~20 ns (the vectoriser's run-time overlap checks and
+#: remainders), ~110 ns per cell in all with a loop per cell and quantity, i.e. most of
+#: an evaluation at 8 vectors and a third at 32 (one thread: 576 x 64 at 32 vectors 4.6
+#: -> 3.9 ns per cell and vector, 64 x 51 at 80 vectors, the MNIST CNN's conv tiles, 2.6
+#: -> 2.1; the results bit for bit the same).  Up to ``_ROW_VALUES`` values per chain:
+#: beyond, the chain's scratch leaves the L1/L2 caches and the per-cell loops are faster
+#: (576 x 64 at 80 vectors: 3.5 against 3.8).  Compile-time constants; False is the path
+#: before.  (The same for cells with a middle node was measured and not kept: 0.94-0.99x
+#: at 32 vectors and 1.1-1.5x slower at 80, its per-cell loops being fewer and longer.)
+_ROW_LOOPS = True
+_ROW_VALUES = 4096
+
+
 @njit(**NJIT_SIMD_PARALLEL)
 def evaluate_2t(xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, top_is_P, rP, rS, D, res, res_v,
                 i_col):  # pragma: no cover - compiled
@@ -361,13 +376,95 @@ def evaluate_2t(xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, top_is_P, 
     condensed cell Jacobian.
     """
     p, q, k = xP.shape
+    rows = _ROW_LOOPS and q * k <= _ROW_VALUES
+    n = q * k if rows else k
     for a in prange(p):
-        v = np.empty(k)
-        cur = np.empty(k)
-        lo = np.empty(k, dtype=np.int64)
-        hi = np.empty(k, dtype=np.int64)
-        _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, top_is_P, rP, rS, D, res[a],
-                           res_v[a], i_col, v, cur, lo, hi)
+        v = np.empty(n)
+        cur = np.empty(n)
+        lo = np.empty(n, dtype=np.int64)
+        hi = np.empty(n, dtype=np.int64)
+        if rows:
+            _evaluate_2t_row(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, top_is_P, rP, rS, D, res[a],
+                             res_v[a], i_col, v, cur, lo, hi, lo.view(np.float64), hi.view(np.float64))
+        else:
+            _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, top_is_P, rP, rS, D,
+                               res[a], res_v[a], i_col, v, cur, lo, hi)
+
+
+@njit(**NJIT_SIMD)
+def _evaluate_2t_row(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, top_is_P, rP, rS, D, res, res_v,
+                     i_col, v, e, lo, hi, flo, fhi):  # pragma: no cover - compiled
+    """One P chain of :func:`evaluate_2t` with row loops (:data:`_ROW_LOOPS`): the cell
+    voltages and their exponentials in one loop each over the chain's ``q k`` values
+    (scratch ``v``, ``e``, ``lo``, ``hi`` of that size), the law and KCL per cell."""
+    p, q, k = xP.shape
+    n = q * k
+    code = pd[pd.size - 1]
+    sgn = 1.0 if top_is_P else -1.0  # cell voltage = sgn * (P - S)
+    with_i = _with_i_col(i_col, p, q, k)
+    ia = np.int64(a)
+    al = ia - 1 if ia > 0 else ia
+    ar = ia + 1 if ia < p - 1 else ia
+    xpa = xP[a].reshape(n)
+    xsa = xS[a].reshape(n)
+    for j in range(n):
+        v[j] = sgn * (xpa[j] - xsa[j])
+    sinh = code == 1.0 and pd[0] != 0.0
+    aa = pd[0]
+    if sinh:
+        _exp_core(v, aa, e, lo, hi, flo, fhi)
+    for t in range(k):
+        res[t] = 0.0
+        res_v[t] = 0.0
+    for b in range(q):
+        bl, br, wl, wr, tP, cu, cd, tS, gP, gS, rgP, rgS = _wires(a, b, p, q, wp, tp0, tp1, c, ts0, ts1)
+        g = G[a, b]
+        o = b * k
+        dd = D[a, b]
+        cur = v[o:o + k]  # the cell's voltages, overwritten with its currents
+        if sinh:
+            gk = 0.5 * g * pd[1]
+            ex = e[o:o + k]
+            for t in range(k):
+                x = ex[t]
+                r = 1.0 / x
+                cur[t] = gk * (x - r)
+                dd[t] = gk * aa * (x + r)
+        elif code == 2.0:
+            for t in range(k):
+                u = cur[t]
+                cur[t] = u * (g + u * (pd[0] + u * pd[1]))
+                dd[t] = g + u * (2.0 * pd[0] + 3.0 * u * pd[1])
+        else:
+            for t in range(k):
+                dd[t] = g
+                cur[t] = g * cur[t]
+        xp = xP[a, b]
+        xs = xS[a, b]
+        xpl = xP[a, bl]
+        xpr = xP[a, br]
+        xsu = xS[al, b]
+        xsd = xS[ar, b]
+        sp = srcP[a]
+        ss = srcS[b]
+        orP = rP[a, b]
+        orS = rS[a, b]
+        for t in range(k):
+            im = cur[t]
+            fp = gP * xp[t] - wl * xpl[t] - wr * xpr[t] - tP * sp[t] + sgn * im
+            fs = gS * xs[t] - cu * xsu[t] - cd * xsd[t] - tS * ss[t] - sgn * im
+            orP[t] = -fp
+            orS[t] = -fs
+            m = max(abs(fp), abs(fs))
+            m = m if m == m else np.inf  # NaN counts as infinite
+            vv = max(abs(fp) * rgP, abs(fs) * rgS)
+            vv = vv if vv == vv else np.inf
+            res[t] = max(res[t], m)
+            res_v[t] = max(res_v[t], vv)
+        if with_i:
+            oi = i_col[a, b]
+            for t in range(k):
+                oi[t] = cur[t]
 
 
 @njit(**NJIT_SIMD)
@@ -973,6 +1070,17 @@ def separate_exponentials():
         g = dict(globals(), _MERGE_EXP=False)
         fn = _SPECIALISED["separate"] = _recompiled((("_evaluate_3t_block", NJIT_SIMD), ("evaluate_3t", NJIT_SIMD_PARALLEL)),
                                                     g)["evaluate_3t"]
+    return fn
+
+
+def cell_loops():
+    """:func:`evaluate_2t` with its loops per cell (module flag ``_ROW_LOOPS`` off: the
+    kernel before the row loops; for the benchmark's comparison; compiled on its first
+    call, memoised per process)."""
+    fn = _SPECIALISED.get("cell_loops")
+    if fn is None:
+        g = dict(globals(), _ROW_LOOPS=False)
+        fn = _SPECIALISED["cell_loops"] = _recompiled((("evaluate_2t", NJIT_SIMD_PARALLEL),), g)["evaluate_2t"]
     return fn
 
 
