@@ -341,14 +341,21 @@ def _device_rows(code, pd, g, v, cur, dd, lo, hi):  # pragma: no cover - compile
         _exp_rows(v, aa, cur, lo, hi)
         _sinh_rows(cur, gk, aa, cur, dd)
     elif code == 2.0:  # Poly
-        for t in range(k):
-            u = v[t]
-            cur[t] = u * (g + u * (pd[0] + u * pd[1]))
-            dd[t] = g + u * (2.0 * pd[0] + 3.0 * u * pd[1])
+        _poly_rows(pd, g, v, cur, dd)
     else:  # Linear (or sinh with a = 0)
         for t in range(k):
             cur[t] = g * v[t]
             dd[t] = g
+
+
+@njit(inline="always", **NJIT_SIMD)
+def _poly_rows(pd, g, v, cur, dd):  # pragma: no cover - compiled
+    """The Poly law ``cur[t] = g v + p0 v^2 + p1 v^3`` (A), ``dd[t] = dI/dV`` (S) at the
+    voltages ``v[t]`` (``cur`` may be ``v``)."""
+    for t in range(v.size):
+        u = v[t]
+        cur[t] = u * (g + u * (pd[0] + u * pd[1]))
+        dd[t] = g + u * (2.0 * pd[0] + 3.0 * u * pd[1])
 
 
 #: The two-terminal residual kernel takes the cell voltages and their exponentials of a
@@ -380,62 +387,56 @@ def evaluate_2t(xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, top_is_P, 
     n = q * k if rows else k
     for a in prange(p):
         v = np.empty(n)
-        cur = np.empty(n)
+        e = np.empty(n)
         lo = np.empty(n, dtype=np.int64)
         hi = np.empty(n, dtype=np.int64)
-        if rows:
-            _evaluate_2t_row(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, top_is_P, rP, rS, D, res[a],
-                             res_v[a], i_col, v, cur, lo, hi, lo.view(np.float64), hi.view(np.float64))
-        else:
-            _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, top_is_P, rP, rS, D,
-                               res[a], res_v[a], i_col, v, cur, lo, hi)
+        _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, top_is_P, rP, rS, D, res[a],
+                           res_v[a], i_col, rows, v, e, lo, hi)
 
 
 @njit(**NJIT_SIMD)
-def _evaluate_2t_row(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, top_is_P, rP, rS, D, res, res_v,
-                     i_col, v, e, lo, hi, flo, fhi):  # pragma: no cover - compiled
-    """One P chain of :func:`evaluate_2t` with row loops (:data:`_ROW_LOOPS`): the cell
+def _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, top_is_P, rP, rS, D, res, res_v,
+                       i_col, rows, v, e, lo, hi):  # pragma: no cover - compiled
+    """One P chain of :func:`evaluate_2t`: with ``rows`` (:data:`_ROW_LOOPS`) the cell
     voltages and their exponentials in one loop each over the chain's ``q k`` values
-    (scratch ``v``, ``e``, ``lo``, ``hi`` of that size), the law and KCL per cell."""
+    (scratch ``v``, ``e``, ``lo``, ``hi`` of that size), else cell by cell (scratch of
+    ``k``); the law and KCL per cell."""
     p, q, k = xP.shape
-    n = q * k
     code = pd[pd.size - 1]
+    sinh = code == 1.0 and pd[0] != 0.0
+    aa = pd[0]
     sgn = 1.0 if top_is_P else -1.0  # cell voltage = sgn * (P - S)
     with_i = _with_i_col(i_col, p, q, k)
     ia = np.int64(a)
     al = ia - 1 if ia > 0 else ia
     ar = ia + 1 if ia < p - 1 else ia
-    xpa = xP[a].reshape(n)
-    xsa = xS[a].reshape(n)
-    for j in range(n):
-        v[j] = sgn * (xpa[j] - xsa[j])
-    sinh = code == 1.0 and pd[0] != 0.0
-    aa = pd[0]
-    if sinh:
-        _exp_core(v, aa, e, lo, hi, flo, fhi)
+    flo, fhi = lo.view(np.float64), hi.view(np.float64)
+    xpa = xP[a].reshape(q * k)
+    xsa = xS[a].reshape(q * k)
+    if rows:
+        for j in range(q * k):
+            v[j] = sgn * (xpa[j] - xsa[j])
+        if sinh:
+            _exp_core(v, aa, e, lo, hi, flo, fhi)
     for t in range(k):
         res[t] = 0.0
         res_v[t] = 0.0
     for b in range(q):
         bl, br, wl, wr, tP, cu, cd, tS, gP, gS, rgP, rgS = _wires(a, b, p, q, wp, tp0, tp1, c, ts0, ts1)
         g = G[a, b]
-        o = b * k
+        o = b * k if rows else 0
+        if not rows:
+            for t in range(k):
+                v[t] = sgn * (xpa[b * k + t] - xsa[b * k + t])
+            if sinh:
+                _exp_core(v, aa, e, lo, hi, flo, fhi)
         dd = D[a, b]
         cur = v[o:o + k]  # the cell's voltages, overwritten with its currents
-        if sinh:
-            gk = 0.5 * g * pd[1]
-            ex = e[o:o + k]
-            for t in range(k):
-                x = ex[t]
-                r = 1.0 / x
-                cur[t] = gk * (x - r)
-                dd[t] = gk * aa * (x + r)
-        elif code == 2.0:
-            for t in range(k):
-                u = cur[t]
-                cur[t] = u * (g + u * (pd[0] + u * pd[1]))
-                dd[t] = g + u * (2.0 * pd[0] + 3.0 * u * pd[1])
-        else:
+        if sinh:  # I = G p1 sinh(a v) from the exponentials
+            _sinh_rows(e[o:o + k], 0.5 * g * pd[1], aa, cur, dd)
+        elif code == 2.0:  # Poly
+            _poly_rows(pd, g, cur, cur, dd)
+        else:  # Linear (or sinh with a = 0)
             for t in range(k):
                 dd[t] = g
                 cur[t] = g * cur[t]
@@ -461,56 +462,10 @@ def _evaluate_2t_row(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, to
             vv = vv if vv == vv else np.inf
             res[t] = max(res[t], m)
             res_v[t] = max(res_v[t], vv)
-        if with_i:
-            oi = i_col[a, b]
+        if with_i:  # (a store of the currents in the loop above slowed it by 10-20 %)
+            oI = i_col[a, b]
             for t in range(k):
-                oi[t] = cur[t]
-
-
-@njit(**NJIT_SIMD)
-def _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, top_is_P, rP, rS, D, res, res_v,
-                       i_col, v, cur, lo, hi):  # pragma: no cover - compiled
-    p, q, k = xP.shape
-    code = pd[pd.size - 1]
-    sgn = 1.0 if top_is_P else -1.0  # cell voltage = sgn * (P - S)
-    with_i = _with_i_col(i_col, p, q, k)
-    ia = np.int64(a)
-    al = ia - 1 if ia > 0 else ia
-    ar = ia + 1 if ia < p - 1 else ia
-    for t in range(k):
-        res[t] = 0.0
-        res_v[t] = 0.0
-    for b in range(q):
-        bl, br, wl, wr, tP, cu, cd, tS, gP, gS, rgP, rgS = _wires(a, b, p, q, wp, tp0, tp1, c, ts0, ts1)
-        g = G[a, b]
-        xp = xP[a, b]
-        xs = xS[a, b]
-        dd = D[a, b]
-        for t in range(k):
-            v[t] = sgn * (xp[t] - xs[t])
-        _device_rows(code, pd, g, v, cur, dd, lo, hi)
-        xpl = xP[a, bl]
-        xpr = xP[a, br]
-        xsu = xS[al, b]
-        xsd = xS[ar, b]
-        sp = srcP[a]
-        ss = srcS[b]
-        orP = rP[a, b]
-        orS = rS[a, b]
-        oI = i_col[a, b] if with_i else v  # (v is free by now)
-        for t in range(k):
-            im = cur[t]
-            fp = gP * xp[t] - wl * xpl[t] - wr * xpr[t] - tP * sp[t] + sgn * im
-            fs = gS * xs[t] - cu * xsu[t] - cd * xsd[t] - tS * ss[t] - sgn * im
-            orP[t] = -fp
-            orS[t] = -fs
-            oI[t] = im
-            m = max(abs(fp), abs(fs))
-            m = m if m == m else np.inf  # NaN counts as infinite
-            vv = max(abs(fp) * rgP, abs(fs) * rgS)
-            vv = vv if vv == vv else np.inf
-            res[t] = max(res[t], m)
-            res_v[t] = max(res_v[t], vv)
+                oI[t] = cur[t]
 
 
 # ------------------------------------------------------------------ cells with a middle node
