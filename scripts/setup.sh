@@ -40,11 +40,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "[setup] installing xbarsolve and its dependencies into $VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q -e ".[test]"
-    # Compile the Numba kernels the demo and the linear solver use into Numba's disk cache
-    # now, so that `make demo` reports loading them, not compiling them.
-    "$VENV/bin/python" -c "from xbarsolve.demo import warm_up; print(f'[setup] compiled the Numba kernels in {warm_up():.1f} s')"
-    # ... and the Newton solver's kernels for the built-in device and transistor models
-    # (about two minutes on two cores, once), so that a first nonlinear solve loads them.
-    "$VENV/bin/python" -c "from xbarsolve.solve.newton import warm_up; print(f'[setup] compiled the Newton kernels in {warm_up():.1f} s')"
+    # Compile the Numba kernels into Numba's disk cache now (the demo's and the linear
+    # solver's, seconds; the Newton solver's for the built-in models, ~1.5 min on two
+    # cores), so that `make demo` and a first nonlinear solve load them, not compile them.
+    "$VENV/bin/xbarsolve" compile | sed 's/^/[setup] /'
     touch "$stamp"
 fi

@@ -1,4 +1,4 @@
-"""The command line: `xbarsolve solve` and `xbarsolve demo`."""
+"""The command line: `xbarsolve solve`, `xbarsolve demo` and `xbarsolve compile`."""
 
 from __future__ import annotations
 
@@ -22,6 +22,18 @@ def test_demo_prints_the_table_and_writes_the_figure(tmp_path, capsys):
     assert "conversion + calibration" in out and "The paper's 576x64 at 1-ohm wires" in out
     assert {p.name for p in tmp_path.iterdir()} == {"demo.json", "demo.png"}
     assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compile_warms_the_kernels_and_says_how_long(capsys):
+    """``xbarsolve compile`` (what ``scripts/setup.sh`` runs) reports each warm-up's time
+    on its own line; ``--no-newton`` leaves the Newton solver's out."""
+    assert main(["compile", "--no-newton"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and "the demo's and the linear solver's kernels in" in lines[0]
+    assert main(["compile"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "the Newton solver's kernels in" in lines[1]
+    assert float(lines[1].rsplit(" in ", 1)[1].rstrip(" s")) > 0.0
 
 
 def test_demo_refuses_a_batch_below_two():

@@ -27,6 +27,7 @@ _REPORTED = (OSError, ValueError, KeyError, ImportError, MemoryError, RuntimeErr
 _COMMANDS = [
     (("solve",), "xbarsolve._cli_solve", "solve an array for input vectors; print or save column currents"),
     (("demo",), "xbarsolve._cli_demo", "the embedded default job: error of plain mapping, conversion, calibration; ngspice check"),
+    (("compile",), "xbarsolve._cli_compile", "compile the Numba kernels into Numba's disk cache (set-up does this once)"),
     (("reproduce", "crossbar"), "xbarsolve.sweeps.crossbar", "reproduce the single-crossbar study (Figs. 11-18)"),
     (("reproduce", "cnn"), "xbarsolve.sweeps.cnn", "reproduce the CNN study (Figs. 19-21, Table 6)"),
     (("reproduce", "aras"), "xbarsolve.sweeps.aras", "writing weights on a limited accelerator (ARAS schedules, reuse)"),
