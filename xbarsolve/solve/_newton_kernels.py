@@ -367,7 +367,7 @@ def _poly_rows(pd, g, v, cur, dd):  # pragma: no cover - compiled
 #: -> 2.1; the results bit for bit the same).  Up to ``_ROW_VALUES`` values per chain:
 #: beyond, the chain's scratch leaves the L1/L2 caches and the per-cell loops are faster
 #: (576 x 64 at 80 vectors: 3.5 against 3.8).  Compile-time constants; False is the path
-#: before.  (The same for cells with a middle node was measured and not kept: 0.94-0.99x
+#: before.  (The same for cells with a middle node was measured and not kept: 0.82-0.99x
 #: at 32 vectors and 1.1-1.5x slower at 80, its per-cell loops being fewer and longer.)
 _ROW_LOOPS = True
 _ROW_VALUES = 4096

@@ -357,13 +357,16 @@ def warm_up() -> float:
     """Compile the Newton solver's kernels for the built-in models into Numba's disk cache
     (or load them from it); returns the wall time (s).
 
-    Solves small sinh arrays (24 x 16, 16 x 24), without and with a Level1 access transistor, through every
-    iteration (``"lines"``, ``"chord"``, ``"newton"``), for one vector (the generic
-    residual kernel) and for a batch (the vectorised kernels), with full results, and
-    one array with a 0-ohm wire (the merged nodal path).  On a fresh install that is
-    about a minute of compilation on a 2-core machine, which ``scripts/setup.sh`` spends
-    once so that the first nonlinear solve does not; afterwards it takes a fraction of a
-    second.  User-written models are not covered: their kernels compile once per process.
+    Solves small sinh arrays (24 x 16 and 16 x 24: the ladder's two orientations),
+    without and with a Level1 access transistor, through every iteration (``"auto"``,
+    ``"lines"``, ``"chord"``, ``"newton"``) for 1, 3 and 12 vectors (the generic and the
+    vectorised residual kernels) with full results, and one array with a 0-ohm wire (the
+    merged nodal path).  On a fresh install that is about 1.5 minutes of compilation on a
+    2-core machine, which ``xbarsolve compile`` (run by ``scripts/setup.sh``) spends once
+    so that the first nonlinear solves do not; afterwards it takes about a second.
+    User-written models are not covered: their kernels compile once per process.
+    ``tests/test_warm_up.py`` checks that solves of other shapes and inputs compile
+    nothing after it.
     """
     import time
 
