@@ -596,7 +596,7 @@ def _evaluate_3t_block(a, xP, xS, xM, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, 
     jm, jb, gjm, gjb = e3[k:2 * k], e3[2 * k:], j2[:k], j2[k:2 * k]
     e_sinh, e_junc, v_junc, g_junc = e3[:k], e3[k:], v2[:2 * k], j2[:2 * k]
     aa = pd[0]
-    pt6 = pt[6]
+    pt6 = pt[6] if level1 else 0.0  # 1 / vt (a Resistor's parameters stop at pt[1])
     eP_, eS_, u_, w_ = wj[0], wj[1], wj[2], wj[3]
     if not level1:
         jm[:] = 0.0
