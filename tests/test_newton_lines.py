@@ -159,45 +159,29 @@ def test_third_pass_for_middle_nodes_where_two_contract_slowly(rng, monkeypatch)
             np.testing.assert_array_equal(three.currents, two.currents)
 
 
+@pytest.mark.parametrize("flag, before, now", [("_SCRATCH", np.float64, np.float32), ("_SINGLE_RHS", False, True)],
+                         ids=["pass-scratch", "right-hand-sides"])
 @pytest.mark.parametrize("tr", [None, "level1"])
-def test_float32_pass_scratch_takes_the_same_sweeps_to_the_same_currents(rng, tr, monkeypatch):
-    """The passes' scratch in float32 (the default ``_SCRATCH``) against float64: the
-    same sweeps on arrays whose chains are long (576 x 16, 16 x 576: the S chains' and
-    the P chains' conditioning ~1e5), and currents that agree to the solver's tolerance
-    and reach the NumPy Newton twin's."""
+def test_float32_pass_data_takes_the_same_sweeps_to_the_same_currents(rng, tr, flag, before, now, monkeypatch):
+    """The passes' scratch (``_SCRATCH``) and the sweeps' right-hand sides and ``m0``
+    (``_SINGLE_RHS``) in float32, the defaults, against float64: the same sweeps on arrays
+    whose chains are long (576 x 16, 16 x 576: the S chains' and the P chains'
+    conditioning ~1e5), and currents that agree to the solver's tolerance and reach the
+    NumPy Newton twin's."""
+    assert getattr(_lines, flag) == now
     for shape in ((576, 16), (16, 576)):
         xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, shape), r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
                            device=xs.devices.Sinh(a=2.0), transistor=None if tr is None else TRANSISTORS[tr])
         V = rng.uniform(0.0, 0.4, (40, shape[0]))
         got = {}
-        for dtype in (np.float64, np.float32):
-            monkeypatch.setattr(_lines, "_SCRATCH", dtype)
-            got[dtype] = xs.solve(xbar, V, iteration="lines", rtol=1e-10)
-            assert got[dtype].converged.all()
-        np.testing.assert_array_equal(got[np.float32].iterations, got[np.float64].iterations)
-        assert rel(got[np.float32].currents, got[np.float64].currents) < 1e-9
+        for value in (before, now):
+            monkeypatch.setattr(_lines, flag, value)
+            got[value] = xs.solve(xbar, V, iteration="lines", rtol=1e-10)
+            assert got[value].converged.all()
+        np.testing.assert_array_equal(got[now].iterations, got[before].iterations)
+        assert rel(got[now].currents, got[before].currents) < 1e-9
         ref, *_ = naive_newton(xbar, V[:1])
-        assert rel(got[np.float32].currents[:1], ref) < 1e-9
-
-
-@pytest.mark.parametrize("tr", [None, "level1"])
-def test_float32_right_hand_sides_take_the_same_sweeps_to_the_same_currents(rng, tr, monkeypatch):
-    """The sweeps' right-hand sides and ``m0`` in float32 (the default ``_SINGLE_RHS``)
-    against float64: the same sweeps on long chains (576 x 16, 16 x 576), currents that
-    agree to the solver's tolerance and reach the NumPy Newton twin's."""
-    for shape in ((576, 16), (16, 576)):
-        xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, shape), r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
-                           device=xs.devices.Sinh(a=2.0), transistor=None if tr is None else TRANSISTORS[tr])
-        V = rng.uniform(0.0, 0.4, (40, shape[0]))
-        got = {}
-        for flag in (False, True):
-            monkeypatch.setattr(_lines, "_SINGLE_RHS", flag)
-            got[flag] = xs.solve(xbar, V, iteration="lines", rtol=1e-10)
-            assert got[flag].converged.all()
-        np.testing.assert_array_equal(got[True].iterations, got[False].iterations)
-        assert rel(got[True].currents, got[False].currents) < 1e-9
-        ref, *_ = naive_newton(xbar, V[:1])
-        assert rel(got[True].currents[:1], ref) < 1e-9
+        assert rel(got[now].currents[:1], ref) < 1e-9
 
 
 @pytest.mark.parametrize("tr", [None, "level1"])

@@ -140,7 +140,7 @@ def _lines(net: _Net, x, vtol, itol, max_sweeps: int, callback, work=None, share
         last_passes = passes_before
         passes_before = passes
         ev = _evaluate(net, y, per_vector=True, work=ev if ev is not None and ev.rP.shape[2] == ka else None,
-                       single=_SINGLE, single_rhs=_SINGLE and _SINGLE_RHS)
+                       single=_SINGLE, single_rhs=_SINGLE_RHS)
         if _SKIP_I_COL and net.funcs is None:
             ev.i_col = np.zeros((1, 1, 1))  # the next evaluation with this workspace skips it
         if passes > 1 and (scratch is None or scratch.shape[3] != ka or scratch.dtype != _SCRATCH):

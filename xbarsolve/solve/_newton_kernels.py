@@ -1016,27 +1016,27 @@ def _recompiled(kernels, g: dict) -> dict:
     return g
 
 
+def _variant(key: str, flags: dict, kernels, entry: str):
+    """The ``kernels`` ((name, options), callers after callees) recompiled with the module
+    flags ``flags`` (the paths before, for the benchmark's comparison); returns the
+    kernel ``entry``, compiled on its first call and memoised per process."""
+    fn = _SPECIALISED.get(key)
+    if fn is None:
+        fn = _SPECIALISED[key] = _recompiled(kernels, dict(globals(), **flags))[entry]
+    return fn
+
+
 def separate_exponentials():
     """:func:`evaluate_3t` with its three exponentials per cell in three passes (module
-    flag ``_MERGE_EXP`` off: the kernel before they were merged; for the benchmark's
-    comparison; compiled on its first call, memoised per process)."""
-    fn = _SPECIALISED.get("separate")
-    if fn is None:
-        g = dict(globals(), _MERGE_EXP=False)
-        fn = _SPECIALISED["separate"] = _recompiled((("_evaluate_3t_block", NJIT_SIMD), ("evaluate_3t", NJIT_SIMD_PARALLEL)),
-                                                    g)["evaluate_3t"]
-    return fn
+    flag ``_MERGE_EXP`` off: the kernel before they were merged)."""
+    return _variant("separate", {"_MERGE_EXP": False},
+                    (("_evaluate_3t_block", NJIT_SIMD), ("evaluate_3t", NJIT_SIMD_PARALLEL)), "evaluate_3t")
 
 
 def cell_loops():
     """:func:`evaluate_2t` with its loops per cell (module flag ``_ROW_LOOPS`` off: the
-    kernel before the row loops; for the benchmark's comparison; compiled on its first
-    call, memoised per process)."""
-    fn = _SPECIALISED.get("cell_loops")
-    if fn is None:
-        g = dict(globals(), _ROW_LOOPS=False)
-        fn = _SPECIALISED["cell_loops"] = _recompiled((("evaluate_2t", NJIT_SIMD_PARALLEL),), g)["evaluate_2t"]
-    return fn
+    kernel before the row loops)."""
+    return _variant("cell_loops", {"_ROW_LOOPS": False}, (("evaluate_2t", NJIT_SIMD_PARALLEL),), "evaluate_2t")
 
 
 @njit(**NJIT_PARALLEL)
