@@ -221,6 +221,12 @@ class NumpyOps:
 _SHARE_TRANSFER = True
 
 
+#: True: the first tile job of every nonlinear layer solved in the calling thread before
+#: the others go to the pool (the path before; now only until Numba's threading layer has
+#: started), kept to time against.
+_FIRST_JOB_ALONE = False
+
+
 def _threads_may_share_kernels() -> bool:
     """True when Numba's threading layer lets two Python threads run parallel kernels at
     once (``omp`` and ``tbb``; ``workqueue`` aborts on concurrent use).  False while no
@@ -535,8 +541,11 @@ class AnalogMatrix:
             t = self.tiles[k]
             currents[k][j] = t.currents(parts[j][1][:, t.rows], threads=1 if n > 1 else None)
 
-        if n > 1:
-            run(jobs[0])  # in this thread: it starts Numba's threading layer
+        if n > 1 and (_FIRST_JOB_ALONE or not _threads_may_share_kernels()):
+            # Numba's threading layer is not started yet: one solve in this thread starts it
+            # (once per process; afterwards every job goes to the pool, rather than the
+            # first tile of each layer on one core while the other waits)
+            run(jobs[0])
             if not _threads_may_share_kernels():
                 n = 1
         if n <= 1:
@@ -548,7 +557,7 @@ class AnalogMatrix:
 
             # BLAS limited once here: the solver's own per-call limits then nest inside it
             with single_thread_blas(), ThreadPoolExecutor(n, thread_name_prefix="xbarsolve-tile") as pool:
-                list(pool.map(run, jobs[1:]))
+                list(pool.map(run, [job for job in jobs if currents[job[0]][job[1]] is None]))
         return currents
 
 
