@@ -14,7 +14,10 @@ machine whose speed drifts:
   BLAS on one thread (default thread count, 1, ``--threads``);
 * sinh devices (a = 2 /V, Newton), the MNIST CNN and ResNet-20: the serial tile loop
   (the Newton solver on its default kernel threads) against the tiles solved side by side
-  on ``--threads`` threads (one kernel thread each);
+  on ``--threads`` threads (one kernel thread each), as before (every layer on the pool,
+  its first tile solved alone before the others start: ``network._FIRST_JOB_ALONE``,
+  ``_JOBS_PER_THREAD = 1``) and now (layers with fewer than 4 solves per thread one tile
+  after the other on the kernel threads);
 * Dask, a CNN evaluation (MNIST CNN, sinh devices): the in-process run against a
   ``distributed.LocalCluster`` of 1 and 2 worker processes with 1 thread each (and the
   in-process run on one thread, as one worker's task runs)
@@ -74,6 +77,22 @@ def _in_process(net, serial: bool, threads: int | None):
             _serial(net, False)
             net.tile_threads = None
     return run
+
+
+def _pool_before(run):
+    """``run`` on the tile pool as it was before: every nonlinear layer on the pool
+    (``network._JOBS_PER_THREAD = 1``), its first tile solved in the calling thread
+    before the others start (``network._FIRST_JOB_ALONE``)."""
+    from xbarsolve.cnn import network
+
+    def wrapped(x, batch):
+        saved = network._FIRST_JOB_ALONE, network._JOBS_PER_THREAD
+        network._FIRST_JOB_ALONE, network._JOBS_PER_THREAD = True, 1
+        try:
+            return run(x, batch)
+        finally:
+            network._FIRST_JOB_ALONE, network._JOBS_PER_THREAD = saved
+    return wrapped
 
 
 def _on_dask(net, client, resend=False):
@@ -291,6 +310,8 @@ def main(argv=None) -> int:
                 net = mnist_sinh if model is None else AnalogNetwork(model, sinh).prepare(xcal)
                 _rows(f"{title} ({net.n_crossbars} tiles)",
                       [("tile loop (Newton default threads)", "1", _in_process(net, True, None)),
+                       (f"tiles on {args.threads} threads (before)", str(args.threads),
+                        _pool_before(_in_process(net, False, args.threads))),
                        (f"tiles on {args.threads} threads", str(args.threads), _in_process(net, False, args.threads))],
                       xs_, len(xs_), args.repeat)
 

@@ -137,6 +137,34 @@ def test_nonlinear_tiles_on_threads_equal_serial(rng, monkeypatch):
     assert {name for name, _ in seen} == {threading.current_thread().name}
 
 
+def test_nonlinear_layer_with_few_solves_per_thread_solves_tiles_in_turn(rng, monkeypatch):
+    """A layer with fewer than ``_JOBS_PER_THREAD`` solves per tile thread (here 4 tiles,
+    positive inputs: one DAC pass, 4 solves on 2 threads) solves its tiles one after the
+    other in the calling thread, each on the Newton solver's own kernel threads, with
+    the serial loop's products bit for bit; at ``_JOBS_PER_THREAD = 1`` (the path before)
+    the same layer goes to the pool."""
+    x = np.abs(rng.normal(size=(40, 20)))
+    net = _nonlinear_net(rng, tile_threads=2).prepare(np.abs(rng.normal(size=(5, 20))))
+    al = net.layers["fc"]
+    assert al.n_crossbars == 4 and N._JOBS_PER_THREAD == 4
+    want = _products(al, x, serial=True)
+    seen = []
+    solve_currents = N._Tile.currents
+
+    def recording(self, V, threads=None):
+        seen.append((threading.current_thread().name, threads))
+        return solve_currents(self, V, threads)
+
+    monkeypatch.setattr(N._Tile, "currents", recording)
+    np.testing.assert_array_equal(al.products(x), want)
+    assert seen == [(threading.current_thread().name, None)] * 4
+    if N._threads_may_share_kernels():
+        seen.clear()
+        monkeypatch.setattr(N, "_JOBS_PER_THREAD", 1)
+        np.testing.assert_array_equal(al.products(x), want)
+        assert len(seen) == 4 and all(name.startswith("xbarsolve-tile") and th == 1 for name, th in seen)
+
+
 @pytest.mark.parametrize("extra", [dict(adc_bits=5), dict(adc_bits=6, dac_bits=4, scheme="differential")])
 def test_linear_tiles_with_an_adc_on_threads_equal_serial(rng, monkeypatch, extra):
     """Linear tiles with a quantizing ADC (no fold) run their pipelines on the tile threads:

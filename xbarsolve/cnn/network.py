@@ -225,6 +225,13 @@ _SHARE_TRANSFER = True
 #: the others go to the pool (the path before; now only until Numba's threading layer has
 #: started), kept to time against.
 _FIRST_JOB_ALONE = False
+#: Fewest solves (a tile for one DAC pass) per tile thread for a nonlinear layer to use
+#: the thread pool; a layer with fewer solves them one after the other, each on all the
+#: Newton solver's kernel threads.  Whole tiles on threads leave a thread idle for up to
+#: a tile's time at the end of the layer, and two tiles' chunks at once share the cache:
+#: ResNet-20's layers of 3 and 5 tiles ran 0.90x faster this way (sinh, 64x64 tiles, two
+#: threads), the MNIST CNN's (1, 8 and 90 tiles) as fast.  1 is the path before.
+_JOBS_PER_THREAD = 4
 
 
 def _threads_may_share_kernels() -> bool:
@@ -525,15 +532,17 @@ class AnalogMatrix:
     def _solve_tiles(self, parts) -> list[list[np.ndarray]] | None:
         """Nonlinear tiles: the column currents (A) of every tile for every DAC pass
         ``parts``, the Newton solves side by side on :attr:`tile_threads` threads (one
-        kernel thread each; the compiled kernels release the GIL).  None when every tile
-        is linear or the tile-by-tile pipeline is asked for (:attr:`_serial_tiles`).  The
-        pipeline after the solves stays in tile order, so read noise draws as before."""
+        kernel thread each; the compiled kernels release the GIL), or one after the other
+        on the solver's kernel threads where the layer has fewer than
+        ``_JOBS_PER_THREAD`` solves per thread.  None when every tile is linear or the
+        tile-by-tile pipeline is asked for (:attr:`_serial_tiles`).  The pipeline after
+        the solves stays in tile order, so read noise draws as before."""
         if self._serial_tiles or all(t.T is not None for t in self.tiles):
             return None
         from ..solve.linear import single_thread_blas
 
-        n = min(self._tile_thread_count(), len(self.tiles))
         jobs = [(k, j) for k in range(len(self.tiles)) for j in range(len(parts))]
+        n = min(self._tile_thread_count(), max(1, len(jobs) // _JOBS_PER_THREAD))
         currents = [[None] * len(parts) for _ in self.tiles]
 
         def run(job):
@@ -707,9 +716,11 @@ class AnalogNetwork:
         ``calibration/cnn``); None disables caching.
     tile_threads : int or None
         Threads that evaluate the tiles of a layer side by side (>= 1; 1 = one after the
-        other): the Newton solves of nonlinear tiles, and the pipelines of linear tiles
-        with a quantizing ADC; None: the Newton solver's default thread count, which is 1
-        on an oversubscribed machine.  Results do not depend on it.
+        other): the Newton solves of nonlinear tiles (in layers with at least 4 solves
+        per thread; the others solve their tiles one after the other, each on the Newton
+        solver's kernel threads), and the pipelines of linear tiles with a quantizing
+        ADC; None: the Newton solver's default thread count, which is 1 on an
+        oversubscribed machine.  Results do not depend on it.
 
     Examples
     --------
