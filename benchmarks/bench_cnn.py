@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from xbarsolve.cnn import AnalogConfig, AnalogNetwork  # noqa: E402
 from xbarsolve.cnn.datasets import cifar10_keras_input, data_dir, load_cifar10, load_mnist, mnist_input  # noqa: E402
 from xbarsolve.cnn.models import load_keras_h5, mnist_cnn4  # noqa: E402
+from xbarsolve.solve import _newton_kernels as _nk  # noqa: E402
 
 
 def _time_per_image(net, X, batch, repeat=3):
@@ -152,7 +153,9 @@ def main(argv=None) -> int:
 #: The Newton paths of ``--tile-profile``: (module, flag, value) settings.
 PATHS = {"before": (("xbarsolve.solve._lines", "_LAST_PASS", False), ("xbarsolve.solve.newton", "_SKIP_ZERO", False)),
          "now": (),
-         "gemm start": (("xbarsolve.solve._lines", "_START", "gemm"),)}
+         "gemm start": (("xbarsolve.solve._lines", "_START", "gemm"),),
+         "p chains before": tuple(("xbarsolve.solve._newton_kernels", name, kernel) for name, kernel in
+                                  zip(("lines_p", "lines_pre_p"), _nk.p_chains_before()))}
 
 
 @contextlib.contextmanager

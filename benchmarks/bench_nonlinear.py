@@ -42,7 +42,10 @@ For each size and batch (1 and 256 vectors) the table gives
   subsection on the pass kernels); ``rhs-f64``, the sweeps' right-hand sides and the
   middle nodes' ``m0`` stored in float64 (``_lines._SINGLE_RHS = False``; now float32);
   ``cell-loops``, the two-terminal residual kernel with its loops per cell
-  (``_newton_kernels.cell_loops()``; now per P chain, ``_ROW_LOOPS``);
+  (``_newton_kernels.cell_loops()``; now per P chain, ``_ROW_LOOPS``); ``p-chains-before``,
+  the P chains' pass kernels with float64 pivots computed in the forward substitution's
+  loop (``_newton_kernels.p_chains_before()``; now in the cell Jacobian's precision, in
+  a loop of their own: ``_P_PIVOTS_FIRST``);
 * times are medians over ``--passes`` interleaved passes (default, chord, compared path,
   then again), so that a drift of the shared machine's speed affects every column alike;
 * ``SciPy``: plain Newton on the full nodal system with a sparse LU of the Jacobian per
@@ -108,6 +111,8 @@ COMPARE = {"before": ((_lines, "_PASSES", 1), (_lines, "_SINGLE", False)),
            "two-passes-mid": ((_lines, "_PASSES_MID", None),),
            "rhs-f64": ((_lines, "_SINGLE_RHS", False),),
            "cell-loops": ((_nk, "evaluate_2t", _nk.cell_loops()),),
+           "p-chains-before": tuple((_nk, name, kernel) for name, kernel in zip(("lines_p", "lines_pre_p"),
+                                                                                _nk.p_chains_before())),
            "before-kernels": ((_lines, "_S_BLOCKS", 8), (_lines, "_SCRATCH", np.float64), (_lines, "_SKIP_I_COL", False),
                               (_nk, "evaluate_3t", _nk.separate_exponentials()), (_lines, "_PASSES_MID", None))}
 

@@ -185,6 +185,33 @@ def test_float32_pass_data_takes_the_same_sweeps_to_the_same_currents(rng, tr, f
 
 
 @pytest.mark.parametrize("tr", [None, "level1"])
+def test_float32_p_chain_pivots_take_the_same_sweeps_to_the_same_currents(rng, tr, monkeypatch):
+    """The P chains' pivots in the cell Jacobian's float32, computed before the forward
+    substitution (``_newton_kernels._P_PIVOTS_FIRST``, the default), against the kernels
+    before (``p_chains_before()``: float64 pivots): the same sweeps on arrays whose P
+    chains are long or short (576 x 16 and 16 x 576 in ladder form: 16 and 576 nodes per
+    P chain), currents that agree to the solver's tolerance and reach the NumPy Newton
+    twin's.  (The split loops themselves are checked in float64, where they give the
+    pivots of the loop before exactly: ``test_gauss_seidel_passes_match_numpy``.)"""
+    assert nk._P_PIVOTS_FIRST
+    before = nk.p_chains_before()
+    for shape in ((576, 16), (16, 576)):
+        xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, shape), r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
+                           device=xs.devices.Sinh(a=2.0), transistor=None if tr is None else TRANSISTORS[tr])
+        V = rng.uniform(0.0, 0.4, (40, shape[0]))
+        now = xs.solve(xbar, V, iteration="lines", chunk_size=20)
+        with monkeypatch.context() as mp:
+            mp.setattr(nk, "lines_p", before[0])
+            mp.setattr(nk, "lines_pre_p", before[1])
+            old = xs.solve(xbar, V, iteration="lines", chunk_size=20)
+        assert now.converged.all() and old.converged.all()
+        np.testing.assert_array_equal(now.iterations, old.iterations)
+        assert rel(now.currents, old.currents) < 1e-9
+        ref, *_ = naive_newton(xbar, V[:1])
+        assert rel(now.currents[:1], ref) < 1e-9
+
+
+@pytest.mark.parametrize("tr", [None, "level1"])
 def test_single_rhs_evaluation_rounds_only_what_it_stores(rng, tr):
     """``single_rhs``: ``rP``, ``rS`` and ``m0`` are the float64 evaluation's rounded to
     float32, and the residual norms are the float64 ones (taken before rounding)."""

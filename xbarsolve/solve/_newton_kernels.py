@@ -778,20 +778,57 @@ def column_deliveries(xP, xS, xM, G, vgc, pd, pt, top_is_P, has_mid, out):  # pr
                     o[t] = cur[t]
 
 
+#: The P chains' solve with its reciprocal pivots in the precision of the cell Jacobian
+#: ``eP`` (float32 in the line relaxation, like the S chains' pivots:
+#: :data:`._lines._SCRATCH`) and computed for the whole chain before the forward
+#: substitution, in loops of their own.  Either alone gained nothing; together the loops
+#: run in 16-wide float32 lanes (lines_pre_p on a 64 x 51 tile, 80 vectors, one thread:
+#: 1.0 against 1.8 ns per cell and vector).  Compile-time constant; False is the path
+#: before (float64 pivots, one loop for both).
+_P_PIVOTS_FIRST = True
+
+
+@njit(**NJIT_SIMD, inline="always")
+def _p_pivots(e):  # pragma: no cover - compiled
+    """Scratch for one P chain's reciprocal pivots, shaped like its cell Jacobian ``e``
+    (q, k): of its dtype (``_P_PIVOTS_FIRST``), else float64."""
+    if _P_PIVOTS_FIRST:
+        return np.empty_like(e)
+    return np.empty(e.shape)
+
+
 @njit(**NJIT_SIMD, inline="always")
 def _p_chain_solve(d, e, wp, src, r, inv):  # pragma: no cover - compiled
     """``r = tridiag(-wp, d + e, -wp)^-1 src`` along one P chain (q nodes, k vectors;
     ``src`` may be ``r``), with the reciprocal pivots in the scratch ``inv`` (q, k)."""
     q, k = r.shape
-    for t in range(k):
-        inv[0, t] = 1.0 / (d[0] + e[0, t])
-        r[0, t] = src[0, t]
-    for b in range(1, q):
-        wb = wp[b - 1]
-        d0 = d[b]
+    if _P_PIVOTS_FIRST:
         for t in range(k):
-            r[b, t] = src[b, t] + wb * r[b - 1, t] * inv[b - 1, t]
-            inv[b, t] = 1.0 / (d0 + e[b, t] - wb * wb * inv[b - 1, t])
+            inv[0, t] = 1.0 / (d[0] + e[0, t])
+        for b in range(1, q):
+            wb = wp[b - 1]
+            ww = wb * wb
+            d0 = d[b]
+            ip, ib, eb = inv[b - 1], inv[b], e[b]
+            for t in range(k):
+                ib[t] = 1.0 / (d0 + eb[t] - ww * ip[t])
+        for t in range(k):
+            r[0, t] = src[0, t]
+        for b in range(1, q):
+            wb = wp[b - 1]
+            rp, rb, sb, ip = r[b - 1], r[b], src[b], inv[b - 1]
+            for t in range(k):
+                rb[t] = sb[t] + wb * rp[t] * ip[t]
+    else:
+        for t in range(k):
+            inv[0, t] = 1.0 / (d[0] + e[0, t])
+            r[0, t] = src[0, t]
+        for b in range(1, q):
+            wb = wp[b - 1]
+            d0 = d[b]
+            for t in range(k):
+                r[b, t] = src[b, t] + wb * r[b - 1, t] * inv[b - 1, t]
+                inv[b, t] = 1.0 / (d0 + e[b, t] - wb * wb * inv[b - 1, t])
     for t in range(k):
         r[q - 1, t] *= inv[q - 1, t]
     for b in range(q - 2, -1, -1):
@@ -826,7 +863,7 @@ def lines_p(p_diag, eP, wp, rP, w, rS):  # pragma: no cover - compiled
     coupling ``w dP`` of each cell to the S right-hand sides ``rS``."""
     p, q, k = rP.shape
     for a in prange(p):
-        inv = np.empty((q, k))
+        inv = _p_pivots(eP[a])
         r = rP[a]
         _p_chain_solve(p_diag[a], eP[a], wp[a], r, r, inv)
         ws = w[a]
@@ -890,7 +927,7 @@ def lines_pre_p(p_diag, eP, wp, src, w, rS, out, zS):  # pragma: no cover - comp
     from an earlier pass) and ``rS`` are left as they are."""
     p, q, k = src.shape
     for a in prange(p):
-        inv = np.empty((q, k))
+        inv = _p_pivots(eP[a])
         r = out[a]
         _p_chain_solve(p_diag[a], eP[a], wp[a], src[a], r, inv)
         ws = w[a]
@@ -1037,6 +1074,16 @@ def cell_loops():
     """:func:`evaluate_2t` with its loops per cell (module flag ``_ROW_LOOPS`` off: the
     kernel before the row loops)."""
     return _variant("cell_loops", {"_ROW_LOOPS": False}, (("evaluate_2t", NJIT_SIMD_PARALLEL),), "evaluate_2t")
+
+
+def p_chains_before():
+    """:func:`lines_p` and :func:`lines_pre_p` with the P chains' pivots in float64 and
+    computed in the forward substitution's loop (module flag ``_P_PIVOTS_FIRST`` off:
+    the kernels before)."""
+    kernels = (("_p_pivots", dict(NJIT_SIMD, inline="always")), ("_p_chain_solve", dict(NJIT_SIMD, inline="always")),
+               ("lines_p", NJIT_SIMD_PARALLEL), ("lines_pre_p", NJIT_SIMD_PARALLEL))
+    return tuple(_variant(f"p_chains_before_{entry}", {"_P_PIVOTS_FIRST": False}, kernels, entry)
+                 for entry in ("lines_p", "lines_pre_p"))
 
 
 @njit(**NJIT_PARALLEL)
