@@ -783,9 +783,12 @@ def column_deliveries(xP, xS, xM, G, vgc, pd, pt, top_is_P, has_mid, out):  # pr
 #: :data:`._lines._SCRATCH`) and computed for the whole chain before the forward
 #: substitution, in loops of their own.  Either alone gained nothing; together the loops
 #: run in 16-wide float32 lanes (lines_pre_p on a 64 x 51 tile, 80 vectors, one thread:
-#: 1.0 against 1.8 ns per cell and vector).  Compile-time constant; False is the path
-#: before (float64 pivots, one loop for both).
+#: 1.0 against 1.8 ns per cell and vector).  From ``_P_SPLIT_MIN`` vectors: on fewer
+#: the second loop's overhead per node costs more than it saves (one vector: 1.05-1.09x
+#: the solve time).  Compile-time constant; False is the path before (float64 pivots,
+#: one loop for both).
 _P_PIVOTS_FIRST = True
+_P_SPLIT_MIN = 8
 
 
 @njit(**NJIT_SIMD, inline="always")
@@ -802,7 +805,7 @@ def _p_chain_solve(d, e, wp, src, r, inv):  # pragma: no cover - compiled
     """``r = tridiag(-wp, d + e, -wp)^-1 src`` along one P chain (q nodes, k vectors;
     ``src`` may be ``r``), with the reciprocal pivots in the scratch ``inv`` (q, k)."""
     q, k = r.shape
-    if _P_PIVOTS_FIRST:
+    if _P_PIVOTS_FIRST and k >= _P_SPLIT_MIN:
         for t in range(k):
             inv[0, t] = 1.0 / (d[0] + e[0, t])
         for b in range(1, q):
