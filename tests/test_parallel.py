@@ -105,6 +105,19 @@ def _nonlinear_net(rng, tile_threads):
     return AnalogNetwork(model, cfg, tile_threads=tile_threads)
 
 
+def _record_solves(monkeypatch) -> list:
+    """Record (thread name, ``threads``) of every tile solve from here on."""
+    seen = []
+    solve_currents = N._Tile.currents
+
+    def recording(self, V, threads=None):
+        seen.append((threading.current_thread().name, threads))
+        return solve_currents(self, V, threads)
+
+    monkeypatch.setattr(N._Tile, "currents", recording)
+    return seen
+
+
 def test_nonlinear_tiles_on_threads_equal_serial(rng, monkeypatch):
     """Nonlinear tiles solved side by side on two threads give the serial loop's products
     bit for bit, and the solves really ran on the pool's threads, every one of them once
@@ -115,14 +128,7 @@ def test_nonlinear_tiles_on_threads_equal_serial(rng, monkeypatch):
     al = net.layers["fc"]
     assert al.n_crossbars == 4 and all(t.T is None for t in al.tiles)
     want = _products(al, x, serial=True)
-    seen = []
-    solve_currents = N._Tile.currents
-
-    def recording(self, V, threads=None):
-        seen.append((threading.current_thread().name, threads))
-        return solve_currents(self, V, threads)
-
-    monkeypatch.setattr(N._Tile, "currents", recording)
+    seen = _record_solves(monkeypatch)
     got = al.products(x)
     np.testing.assert_array_equal(got, want)
     assert len(seen) == 8  # 4 tiles x 2 passes
@@ -148,14 +154,7 @@ def test_nonlinear_layer_with_few_solves_per_thread_solves_tiles_in_turn(rng, mo
     al = net.layers["fc"]
     assert al.n_crossbars == 4 and N._JOBS_PER_THREAD == 4
     want = _products(al, x, serial=True)
-    seen = []
-    solve_currents = N._Tile.currents
-
-    def recording(self, V, threads=None):
-        seen.append((threading.current_thread().name, threads))
-        return solve_currents(self, V, threads)
-
-    monkeypatch.setattr(N._Tile, "currents", recording)
+    seen = _record_solves(monkeypatch)
     np.testing.assert_array_equal(al.products(x), want)
     assert seen == [(threading.current_thread().name, None)] * 4
     if N._threads_may_share_kernels():
