@@ -1056,13 +1056,15 @@ def _recompiled(kernels, g: dict) -> dict:
     return g
 
 
-def _variant(key: str, flags: dict, kernels, entry: str):
+def _variant(key: str, flags: dict, kernels, entry: str | tuple[str, ...]):
     """The ``kernels`` ((name, options), callers after callees) recompiled with the module
     flags ``flags`` (the paths before, for the benchmark's comparison); returns the
-    kernel ``entry``, compiled on its first call and memoised per process."""
+    kernel ``entry`` (a tuple of them for a tuple of names), compiled on its first call
+    and memoised per process."""
     fn = _SPECIALISED.get(key)
     if fn is None:
-        fn = _SPECIALISED[key] = _recompiled(kernels, dict(globals(), **flags))[entry]
+        g = _recompiled(kernels, dict(globals(), **flags))
+        fn = _SPECIALISED[key] = tuple(g[e] for e in entry) if isinstance(entry, tuple) else g[entry]
     return fn
 
 
@@ -1085,8 +1087,7 @@ def p_chains_before():
     the kernels before)."""
     kernels = (("_p_pivots", dict(NJIT_SIMD, inline="always")), ("_p_chain_solve", dict(NJIT_SIMD, inline="always")),
                ("lines_p", NJIT_SIMD_PARALLEL), ("lines_pre_p", NJIT_SIMD_PARALLEL))
-    return tuple(_variant(f"p_chains_before_{entry}", {"_P_PIVOTS_FIRST": False}, kernels, entry)
-                 for entry in ("lines_p", "lines_pre_p"))
+    return _variant("p_chains_before", {"_P_PIVOTS_FIRST": False}, kernels, ("lines_p", "lines_pre_p"))
 
 
 @njit(**NJIT_PARALLEL)
