@@ -188,16 +188,17 @@ def test_float32_pass_data_takes_the_same_sweeps_to_the_same_currents(rng, tr, f
 def test_float32_p_chain_pivots_take_the_same_sweeps_to_the_same_currents(rng, tr, monkeypatch):
     """The P chains' pivots in the cell Jacobian's float32, computed before the forward
     substitution (``_newton_kernels._P_PIVOTS_FIRST``, the default), against the kernels
-    before (``p_chains_before()``: float64 pivots): the same sweeps on arrays whose P
-    chains are long or short (576 x 16 and 16 x 576 in ladder form: 16 and 576 nodes per
-    P chain), currents that agree to the solver's tolerance and reach the NumPy Newton
-    twin's.  (The split loops themselves are checked in float64, where they give the
+    before (``p_chains_before()``: float64 pivots): the same sweeps in both ladder
+    orientations (576 x 16, 16 x 576: P chains of 16 nodes, S chains of 576) and on a
+    square array (P chains as long as the S chains, 160 nodes), currents that agree to
+    the solver's tolerance and reach the NumPy Newton twin's.  (The split loops themselves are checked in float64, where they give the
     pivots of the loop before exactly: ``test_gauss_seidel_passes_match_numpy``.)"""
     assert nk._P_PIVOTS_FIRST
     before = nk.p_chains_before()
-    for shape in ((576, 16), (16, 576)):
+    for shape in ((576, 16), (16, 576), (160, 160)):
         xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, shape), r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
                            device=xs.devices.Sinh(a=2.0), transistor=None if tr is None else TRANSISTORS[tr])
+        assert _net._net(xbar).q == min(shape)  # the P chains' length
         V = rng.uniform(0.0, 0.4, (40, shape[0]))
         now = xs.solve(xbar, V, iteration="lines", chunk_size=20)
         with monkeypatch.context() as mp:
