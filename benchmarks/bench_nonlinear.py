@@ -45,7 +45,8 @@ For each size and batch (1 and 256 vectors) the table gives
   (``_newton_kernels.cell_loops()``; now per P chain, ``_ROW_LOOPS``); ``p-chains-before``,
   the P chains' pass kernels with float64 pivots computed in the forward substitution's
   loop (``_newton_kernels.p_chains_before()``; now in the cell Jacobian's precision, in
-  a loop of their own: ``_P_PIVOTS_FIRST``);
+  a loop of their own: ``_P_PIVOTS_FIRST``); ``chunk-32``, cells with a middle node
+  iterated 32 vectors at a time like two-terminal ones (``_threads._MID_CHUNK``; now 64);
 * times are medians over ``--passes`` interleaved passes (default, chord, compared path,
   then again), so that a drift of the shared machine's speed affects every column alike;
 * ``SciPy``: plain Newton on the full nodal system with a sparse LU of the Jacobian per
@@ -76,7 +77,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import xbarsolve as xs  # noqa: E402
 from naive_newton import naive_newton  # noqa: E402
-from xbarsolve.solve import _lines, _net, newton  # noqa: E402
+from xbarsolve.solve import _lines, _net, _threads, newton  # noqa: E402
 from xbarsolve.solve import _newton_kernels as _nk  # noqa: E402
 
 SIZES = [(64, 64), (144, 16), (288, 32), (576, 64), (128, 128)]
@@ -111,6 +112,7 @@ COMPARE = {"before": ((_lines, "_PASSES", 1), (_lines, "_SINGLE", False)),
            "two-passes-mid": ((_lines, "_PASSES_MID", None),),
            "rhs-f64": ((_lines, "_SINGLE_RHS", False),),
            "cell-loops": ((_nk, "evaluate_2t", _nk.cell_loops()),),
+           "chunk-32": ((_threads, "_MID_CHUNK", 32),),
            "p-chains-before": tuple((_nk, name, kernel) for name, kernel in zip(("lines_p", "lines_pre_p"),
                                                                                 _nk.p_chains_before())),
            "before-kernels": ((_lines, "_S_BLOCKS", 8), (_lines, "_SCRATCH", np.float64), (_lines, "_SKIP_I_COL", False),

@@ -630,3 +630,22 @@ def test_zero_ohm_branches_agree_with_ngspice(require_ngspice, rng, tr):
     np.testing.assert_allclose(ours.v_top, ref.v_top, rtol=0, atol=1e-9)
     if tr is not None:
         np.testing.assert_allclose(ours.v_mid, ref.v_mid, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("tr, chunks", [(None, [42, 42, 16]), ("level1", [64, 36])])
+def test_default_chunks_are_64_vectors_with_a_middle_node(rng, tr, chunks, monkeypatch):
+    """The default chunk (``_threads.chunk_size``): 32 vectors for two-terminal cells, 64
+    (``_MID_CHUNK``) for cells with a middle node, more for small arrays (``2**18 /
+    cells``), the requested size when one is given; the solver iterates in those chunks
+    (a 96 x 64 array: 2**18 / 6144 cells = 42)."""
+    from xbarsolve.solve import _threads, newton
+
+    assert _threads.chunk_size(None, 576 * 64) == 32 and _threads.chunk_size(None, 576 * 64, True) == 64
+    assert _threads.chunk_size(None, 64 * 51) == 80 and _threads.chunk_size(None, 64 * 51, True) == 80
+    assert _threads.chunk_size(7, 576 * 64, True) == 7
+    xbar = random_array(rng, 96, 64, xs.devices.Sinh(a=2.0), None if tr is None else TRANSISTORS[tr])
+    seen = []
+    lines = newton._lines
+    monkeypatch.setattr(newton, "_lines", lambda net, x, *a: (seen.append(x[0].shape[2]), lines(net, x, *a))[1])
+    res = xs.solve(xbar, rng.uniform(0.0, 0.4, (100, 96)))
+    assert res.converged.all() and seen == chunks

@@ -139,7 +139,7 @@ def solve_newton(
     if net is None:
         net = xbar._cache["newton"] = _net(xbar)
     m, n = xbar.shape
-    chunk = min(_threads.chunk_size(options.chunk_size, xbar.G.size), V.shape[0])
+    chunk = min(_threads.chunk_size(options.chunk_size, xbar.G.size, net.has_mid), V.shape[0])
     _memory.require(16 * chunk * m * n + 2 * _memory.factorization_doubles(max(m, n), min(m, n))
                     + (3 * m * n * V.shape[0] if full else 0),
                     f"Newton on a {m}x{n} array ({chunk} vectors at a time{', full results' if full else ''})",
@@ -203,7 +203,7 @@ def _chunks(net: _Net, V: np.ndarray, full: bool, opts: NewtonOptions, vtol_k, i
     per-vector converged, iterations, residual and failure reasons (by vector)."""
     iteration = opts.iteration
     lines_iterations, chord_iterations = opts.lines_iterations, opts.chord_iterations
-    chunk_size = _threads.chunk_size(opts.chunk_size, net.G.size)
+    chunk_size = _threads.chunk_size(opts.chunk_size, net.G.size, net.has_mid)
     k_all = V.shape[0]
     p, q = net.p, net.q
     # node potentials of the whole batch only when asked for (they are 3 m n doubles a vector)
