@@ -635,14 +635,15 @@ def test_zero_ohm_branches_agree_with_ngspice(require_ngspice, rng, tr):
 @pytest.mark.parametrize("tr, chunks", [(None, [42, 42, 16]), ("level1", [64, 36])])
 def test_default_chunks_are_64_vectors_with_a_middle_node(rng, tr, chunks, monkeypatch):
     """The default chunk (``_threads.chunk_size``): 32 vectors for two-terminal cells, 64
-    (``_MID_CHUNK``) for cells with a middle node, more for small arrays (``2**18 /
-    cells``), the requested size when one is given; the solver iterates in those chunks
-    (a 96 x 64 array: 2**18 / 6144 cells = 42)."""
+    (``_MID_CHUNK``) for cells with a middle node up to ``_MID_CELLS`` cells, more for
+    small arrays (``2**18 / cells``), the requested size when one is given; the solver
+    iterates in those chunks (a 96 x 64 array: 2**18 / 6144 cells = 42)."""
     from xbarsolve.solve import _threads, newton
 
     assert _threads.chunk_size(None, 576 * 64) == 32 and _threads.chunk_size(None, 576 * 64, True) == 64
     assert _threads.chunk_size(None, 64 * 51) == 80 and _threads.chunk_size(None, 64 * 51, True) == 80
     assert _threads.chunk_size(7, 576 * 64, True) == 7
+    assert _threads.chunk_size(None, 256 * 256, True) == 64 and _threads.chunk_size(None, 512 * 256, True) == 32
     xbar = random_array(rng, 96, 64, xs.devices.Sinh(a=2.0), None if tr is None else TRANSISTORS[tr])
     seen = []
     lines = newton._lines

@@ -17,17 +17,20 @@ from .linear import _blas_controller
 #: scratch per chain fits the L1 cache up to 64 x 64 values since their pivots are
 #: float32.  Interleaved solves, two threads, 64 against 32 vectors: 576 x 64 0.84, 64 x
 #: 576 0.82, 288 x 32 0.83, 128 x 128 0.95, 256 x 256 0.99.  Two-terminal cells keep 32
-#: (128 x 128: 64 was 1.08x slower, 256 x 256 1.10x).  32 is the path before.
+#: (128 x 128: 64 was 1.08x slower, 256 x 256 1.10x), and so do arrays of more than
+#: ``_MID_CELLS`` cells, where no gain was measured and the chunk's memory doubles
+#: (1024 x 1024: 8 GiB by the solver's estimate).  32 is the path before.
 _MID_CHUNK = 64
+_MID_CELLS = 2**16
 
 
 def chunk_size(requested: int | None, cells: int, has_mid: bool = False) -> int:
     """Vectors iterated together: ``requested``, or by default 32 (``_MID_CHUNK`` for
-    cells with a middle node), or more for small arrays (``2**18 / cells`` vectors; see
-    :class:`~xbarsolve.solve.options.NewtonOptions`)."""
+    cells with a middle node on arrays of up to ``_MID_CELLS`` cells), or more for small
+    arrays (``2**18 / cells`` vectors; see :class:`~xbarsolve.solve.options.NewtonOptions`)."""
     if requested is not None:
         return int(requested)
-    return max(_MID_CHUNK if has_mid else 32, 2**18 // cells)
+    return max(_MID_CHUNK if (has_mid and cells <= _MID_CELLS) else 32, 2**18 // cells)
 
 
 def default_threads() -> int:
