@@ -334,16 +334,21 @@ def _sinh_rows(e, gk, aa, cur, dd):  # pragma: no cover - compiled
 def _device_rows(code, pd, g, v, cur, dd, lo, hi):  # pragma: no cover - compiled
     """A built-in device's current ``cur[t]`` (A) and ``dd[t] = dI/dV`` (S) at the cell
     voltages ``v[t]`` of a batch (``lo``, ``hi``: int64 scratch of :func:`_exp_rows`)."""
-    k = v.size
+    if code == 1.0 and pd[0] != 0.0:  # the sinh law's exponentials, into cur
+        _exp_rows(v, pd[0], cur, lo, hi)
+    _law_rows(code, pd, g, cur, v, cur, dd)
+
+
+@njit(inline="always", **NJIT_SIMD)
+def _law_rows(code, pd, g, e, v, cur, dd):  # pragma: no cover - compiled
+    """:func:`_device_rows` once the sinh law's exponentials ``e[t] = exp(a v[t])`` are
+    computed (read only for that law; ``e`` and ``cur`` may be ``v``)."""
     if code == 1.0 and pd[0] != 0.0:  # Sinh: I = G p1 sinh(a v)
-        aa = pd[0]
-        gk = 0.5 * g * pd[1]
-        _exp_rows(v, aa, cur, lo, hi)
-        _sinh_rows(cur, gk, aa, cur, dd)
+        _sinh_rows(e, 0.5 * g * pd[1], pd[0], cur, dd)
     elif code == 2.0:  # Poly
         _poly_rows(pd, g, v, cur, dd)
     else:  # Linear (or sinh with a = 0)
-        for t in range(k):
+        for t in range(v.size):
             cur[t] = g * v[t]
             dd[t] = g
 
@@ -432,14 +437,7 @@ def _evaluate_2t_block(a, xP, xS, srcP, srcS, wp, tp0, tp1, c, ts0, ts1, G, pd, 
                 _exp_core(v, aa, e, lo, hi, flo, fhi)
         dd = D[a, b]
         cur = v[o:o + k]  # the cell's voltages, overwritten with its currents
-        if sinh:  # I = G p1 sinh(a v) from the exponentials
-            _sinh_rows(e[o:o + k], 0.5 * g * pd[1], aa, cur, dd)
-        elif code == 2.0:  # Poly
-            _poly_rows(pd, g, cur, cur, dd)
-        else:  # Linear (or sinh with a = 0)
-            for t in range(k):
-                dd[t] = g
-                cur[t] = g * cur[t]
+        _law_rows(code, pd, g, e[o:o + k], cur, cur, dd)
         xp = xP[a, b]
         xs = xS[a, b]
         xpl = xP[a, bl]
