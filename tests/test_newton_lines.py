@@ -170,18 +170,29 @@ def test_float32_pass_data_takes_the_same_sweeps_to_the_same_currents(rng, tr, f
     NumPy Newton twin's."""
     assert getattr(_lines, flag) == now
     for shape in ((576, 16), (16, 576)):
-        xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, shape), r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
-                           device=xs.devices.Sinh(a=2.0), transistor=None if tr is None else TRANSISTORS[tr])
-        V = rng.uniform(0.0, 0.4, (40, shape[0]))
+        xbar, V = _wire_array(rng, shape, tr)
         got = {}
         for value in (before, now):
             monkeypatch.setattr(_lines, flag, value)
             got[value] = xs.solve(xbar, V, iteration="lines", rtol=1e-10)
-            assert got[value].converged.all()
-        np.testing.assert_array_equal(got[now].iterations, got[before].iterations)
-        assert rel(got[now].currents, got[before].currents) < 1e-9
-        ref, *_ = naive_newton(xbar, V[:1])
-        assert rel(got[now].currents[:1], ref) < 1e-9
+        _assert_same_sweeps_and_currents(xbar, V, got[now], got[before])
+
+
+def _wire_array(rng, shape, tr):
+    """A sinh array on 1-ohm wires and drivers (with the transistor ``tr``) and 40 inputs."""
+    xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, shape), r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
+                       device=xs.devices.Sinh(a=2.0), transistor=None if tr is None else TRANSISTORS[tr])
+    return xbar, rng.uniform(0.0, 0.4, (40, shape[0]))
+
+
+def _assert_same_sweeps_and_currents(xbar, V, now, before):
+    """Both solves converged in the same sweeps to currents within 1e-9 of each other, and
+    ``now``'s reach the NumPy Newton twin's."""
+    assert now.converged.all() and before.converged.all()
+    np.testing.assert_array_equal(now.iterations, before.iterations)
+    assert rel(now.currents, before.currents) < 1e-9
+    ref, *_ = naive_newton(xbar, V[:1])
+    assert rel(now.currents[:1], ref) < 1e-9
 
 
 @pytest.mark.parametrize("tr", [None, "level1"])
@@ -191,25 +202,20 @@ def test_float32_p_chain_pivots_take_the_same_sweeps_to_the_same_currents(rng, t
     before (``p_chains_before()``: float64 pivots): the same sweeps in both ladder
     orientations (576 x 16, 16 x 576: P chains of 16 nodes, S chains of 576) and on a
     square array (P chains as long as the S chains, 160 nodes), currents that agree to
-    the solver's tolerance and reach the NumPy Newton twin's.  (The split loops themselves are checked in float64, where they give the
-    pivots of the loop before exactly: ``test_gauss_seidel_passes_match_numpy``.)"""
+    the solver's tolerance and reach the NumPy Newton twin's.  (The split loops
+    themselves are checked in float64, where they give the pivots of the loop before
+    exactly: ``test_gauss_seidel_passes_match_numpy``.)"""
     assert nk._P_PIVOTS_FIRST
     before = nk.p_chains_before()
     for shape in ((576, 16), (16, 576), (160, 160)):
-        xbar = xs.Crossbar(rng.uniform(1 / 300e3, 1 / 15e3, shape), r_row=1.0, r_col=1.0, r_in=1.0, r_out=1.0,
-                           device=xs.devices.Sinh(a=2.0), transistor=None if tr is None else TRANSISTORS[tr])
+        xbar, V = _wire_array(rng, shape, tr)
         assert _net._net(xbar).q == min(shape)  # the P chains' length
-        V = rng.uniform(0.0, 0.4, (40, shape[0]))
         now = xs.solve(xbar, V, iteration="lines", chunk_size=20)
         with monkeypatch.context() as mp:
             mp.setattr(nk, "lines_p", before[0])
             mp.setattr(nk, "lines_pre_p", before[1])
             old = xs.solve(xbar, V, iteration="lines", chunk_size=20)
-        assert now.converged.all() and old.converged.all()
-        np.testing.assert_array_equal(now.iterations, old.iterations)
-        assert rel(now.currents, old.currents) < 1e-9
-        ref, *_ = naive_newton(xbar, V[:1])
-        assert rel(now.currents[:1], ref) < 1e-9
+        _assert_same_sweeps_and_currents(xbar, V, now, old)
 
 
 @pytest.mark.parametrize("tr", [None, "level1"])

@@ -69,9 +69,9 @@ class NewtonOptions:
         ``16 * chunk_size * m * n`` doubles.  The default is 32 (64 for cells with a
         middle node, a transistor that is not a short, on arrays of up to 65536 cells:
         their residual kernel's fixed cost per cell is amortised over more vectors,
-        0.82-0.95x the time on 576 x 64, 288 x 32 and 128 x 128), or more for small arrays (``2**18 / (m n)`` vectors,
-        ~260k cells; measured 13 % faster than ``2**17`` and ``2**19`` on the MNIST
-        CNN's tiles): 32 keeps a chunk's arrays near the size of the L3 cache for
+        0.82-0.95x the time on 576 x 64, 288 x 32 and 128 x 128), or more for small
+        arrays (``2**18 / (m n)`` vectors, ~260k cells; measured 13 % faster than
+        ``2**17`` and ``2**19`` on the MNIST CNN's tiles): 32 keeps a chunk's arrays near the size of the L3 cache for
         two-terminal cells (64 was 1.08-1.10x slower on 128 x 128 and 256 x 256) and the
         block GEMMs (q x q times q x 32) below OpenBLAS's threading threshold; on small
         arrays (a 25 x 21 tile) the per-chunk Python overhead of a few hundred
